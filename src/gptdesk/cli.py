@@ -1,0 +1,337 @@
+"""The `gptdesk` command: generate, tokens, models (and the window when run bare)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from types import FrameType
+from typing import Any, TextIO
+
+from gptdesk import __version__
+from gptdesk.errors import GptDeskError, SettingsError
+from gptdesk.i18n import Text, current_language, set_language
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+_SETTING_TYPES: dict[str, Callable[[str], Any]] = {
+    "temperature": float,
+    "top_k": int,
+    "top_p": float,
+    "num_beams": int,
+    "num_return_sequences": int,
+    "repetition_penalty": float,
+    "no_repeat_ngram_size": int,
+    "max_new_tokens": int,
+    "max_length": int,
+    "min_new_tokens": int,
+    "min_length": int,
+    "seed": int,
+}
+
+
+def _t(en: str, ru: str) -> str:
+    return Text(en, ru).get()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from gptdesk.presets import PRESETS
+    from gptdesk.settings import FIELD_HELP
+
+    parser = argparse.ArgumentParser(
+        prog="gptdesk",
+        description=_t(
+            "GPT Desk: a workbench for GPT-2-family language models (ruGPT-3 first).",
+            "GPT Desk: рабочее место для языковых моделей семейства GPT-2 (прежде всего ruGPT-3).",
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"gptdesk {__version__}")
+    parser.add_argument("--lang", choices=("ru", "en"), help=_t("language of messages", "язык сообщений"))
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    gen = sub.add_parser(
+        "generate",
+        help=_t("continue a prompt and stream the text", "продолжить затравку, печатая текст по мере генерации"),
+        description=_t(
+            "Continue PROMPT with a model and print the text as it is generated. Ctrl+C stops.",
+            "Продолжить ЗАТРАВКУ моделью, печатая текст по мере генерации. Ctrl+C останавливает.",
+        ),
+    )
+    gen.add_argument("prompt", help=_t("the prompt; '-' reads it from standard input", "затравка; «-» — читать из stdin"))
+    _model_options(gen)
+    gen.add_argument(
+        "--preset",
+        default="balanced",
+        help=_t("settings preset: ", "набор настроек: ")
+        + "; ".join(f"{p.id} ({p.when.get()})" for p in PRESETS.values()),
+    )
+    for name, kind in _SETTING_TYPES.items():
+        flag = "--" + name.replace("_", "-")
+        gen.add_argument(flag, type=kind, default=None, help=FIELD_HELP[name].help.get())
+    sample = gen.add_mutually_exclusive_group()
+    sample.add_argument("--sample", dest="do_sample", action="store_true", default=None, help=FIELD_HELP["do_sample"].help.get())
+    sample.add_argument("--greedy", dest="do_sample", action="store_false", help=_t("do_sample off", "do_sample выключен"))
+    gen.add_argument("--stop", action="append", default=None, help=FIELD_HELP["stop"].help.get())
+    gen.add_argument("--json", action="store_true", help=_t("print one JSON result at the end", "вывести итог одним JSON"))
+    gen.add_argument("--show-tokens", action="store_true", help=_t("print the prompt's tokens first", "сначала вывести токены затравки"))
+    gen.set_defaults(func=cmd_generate)
+
+    tok = sub.add_parser(
+        "tokens",
+        help=_t("show how a text splits into tokens", "показать, как текст делится на токены"),
+    )
+    tok.add_argument("text", help=_t("the text; '-' reads standard input", "текст; «-» — читать из stdin"))
+    tok.add_argument("--model", default=None, help=_t("model (default: embedded)", "модель (по умолчанию встроенная)"))
+    tok.add_argument("--json", action="store_true")
+    tok.set_defaults(func=cmd_tokens)
+
+    mod = sub.add_parser("models", help=_t("list known models", "список известных моделей"))
+    mod.add_argument("--json", action="store_true")
+    mod.set_defaults(func=cmd_models)
+    return parser
+
+
+def _model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model",
+        default=None,
+        help=_t(
+            "catalog name, hub id or folder (default: the embedded model); see `gptdesk models`",
+            "имя из каталога, id на хабе или папка (по умолчанию встроенная); см. `gptdesk models`",
+        ),
+    )
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"))
+
+
+def _read(value: str) -> str:
+    return sys.stdin.read() if value == "-" else value
+
+
+def _settings_from_args(args: argparse.Namespace) -> Any:
+    from gptdesk.presets import get_preset
+
+    overrides: dict[str, Any] = {k: getattr(args, k) for k in _SETTING_TYPES if getattr(args, k) is not None}
+    if args.do_sample is not None:
+        overrides["do_sample"] = args.do_sample
+    if args.stop is not None:
+        overrides["stop"] = [s.encode().decode("unicode_escape") if "\\" in s else s for s in args.stop]
+    return get_preset(args.preset).settings(**overrides)
+
+
+class _CtrlC:
+    """First Ctrl+C stops the generation at the next token; a second one aborts."""
+
+    def __init__(self, cancel: threading.Event) -> None:
+        self.cancel = cancel
+        self.previous: Any = None
+
+    def __enter__(self) -> _CtrlC:
+        self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.cancel.is_set():
+            raise KeyboardInterrupt
+        self.cancel.set()
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGINT, self.previous)
+
+
+def cmd_generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from gptdesk.engine import Finished, Notice, TokenEvent, load_engine
+
+    prompt = _read(args.prompt)
+    settings = _settings_from_args(args)
+    engine = load_engine(args.model, device=args.device, dtype=args.dtype)
+    try:
+        if args.show_tokens:
+            _print_tokens(engine.tokenize(prompt), out)
+        cancel = threading.Event()
+        notices: list[str] = []
+        finished: Finished | None = None
+        current_seq = -1
+        with _CtrlC(cancel):
+            for event in engine.stream(prompt, settings, cancel):
+                if isinstance(event, Notice):
+                    notices.append(event.text.get())
+                    print("! " + event.text.get(), file=err, flush=True)
+                elif isinstance(event, TokenEvent):
+                    if args.json:
+                        continue
+                    if event.sequence != current_seq:
+                        # The prompt is echoed so the output reads as one text, as generate() returns it.
+                        current_seq = event.sequence
+                        if settings.num_return_sequences > 1:
+                            print(f"\n--- {_t('variant', 'вариант')} {current_seq + 1} ---", file=out)
+                        out.write(prompt)
+                    out.write(event.text)
+                    out.flush()
+                elif isinstance(event, Finished):
+                    finished = event
+        assert finished is not None
+        info = engine.info
+        if args.json:
+            result = {
+                "model": info.model_id,
+                "revision": info.revision,
+                "engine": info.engine,
+                "device": info.device,
+                "dtype": info.dtype,
+                "prompt": prompt,
+                "text": finished.text,
+                "texts": finished.texts,
+                "finish_reason": finished.finish_reason,
+                "finish_reasons": finished.finish_reasons,
+                "seed": finished.seed,
+                "settings": settings.model_dump(),
+                "prompt_tokens": finished.prompt_tokens,
+                "prompt_truncated_tokens": finished.prompt_truncated_tokens,
+                "generated_tokens": finished.generated_tokens[0] if finished.generated_tokens else 0,
+                "generated_tokens_per_sequence": finished.generated_tokens,
+                "timings": {
+                    "time_to_first_token_s": finished.timings.first_token,
+                    "total_s": finished.timings.total,
+                    "tokens_per_second": finished.timings.tokens_per_second,
+                },
+                "notices": notices,
+            }
+            json.dump(result, out, ensure_ascii=False, indent=1)
+            out.write("\n")
+        else:
+            out.write("\n")
+            tps = finished.timings.tokens_per_second
+            ttft = finished.timings.first_token
+            print(
+                _t(
+                    f"[{finished.generated_tokens[0]} tokens, {tps or 0:.1f} tok/s, first token {ttft or 0:.2f} s, "
+                    f"seed {finished.seed}, {finished.finish_reason}; {info.model_id} on {info.device} {info.dtype}]",
+                    f"[{finished.generated_tokens[0]} токенов, {tps or 0:.1f} ток/с, первый токен {ttft or 0:.2f} с, "
+                    f"seed {finished.seed}, {finished.finish_reason}; {info.model_id} на {info.device} {info.dtype}]",
+                ),
+                file=err,
+            )
+        return EXIT_INTERRUPTED if finished.finish_reason == "cancelled" else EXIT_OK
+    finally:
+        engine.close()
+
+
+def _print_tokens(pieces: Sequence[Any], out: TextIO) -> None:
+    width = max((len(str(p.id)) for p in pieces), default=2)
+    print(f"{'#':>4}  {'id':>{width}}  {_t('piece', 'фрагмент')}", file=out)
+    for n, p in enumerate(pieces):
+        shown = p.text.replace("\n", "\\n")
+        print(f"{n:>4}  {p.id:>{width}}  «{shown}»", file=out)
+    print(_t(f"{len(pieces)} tokens", f"токенов: {len(pieces)}"), file=out)
+
+
+def cmd_tokens(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from gptdesk.engine.tokens import load_tokenizer, tokenize
+    from gptdesk.models.locate import resolve
+
+    text = _read(args.text)
+    resolved = resolve(args.model, allow_download=True)
+    pieces = tokenize(load_tokenizer(resolved.path), text)
+    if args.json:
+        json.dump([{"id": p.id, "piece": p.text} for p in pieces], out, ensure_ascii=False)
+        out.write("\n")
+    else:
+        _print_tokens(pieces, out)
+    return EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from gptdesk.estimate import available_memory, estimate, format_bytes
+    from gptdesk.models.catalog import CATALOG
+    from gptdesk.models.locate import find_local
+
+    free = available_memory()
+    rows = []
+    for entry in CATALOG:
+        local = find_local(entry.id)
+        ram = {
+            dt: estimate(entry.shape, dtype=dt, prompt_tokens=64, max_new_tokens=100).total_bytes
+            for dt in ("float32", "bfloat16")
+        }
+        rows.append(
+            {
+                "id": entry.id,
+                "name": entry.short,
+                "aliases": list(entry.aliases),
+                "params": entry.n_params,
+                "download_bytes": entry.download_bytes,
+                "ram_bytes": ram,
+                "fits": {dt: v <= free for dt, v in ram.items()},
+                "licence": entry.licence,
+                "local_path": str(local) if local else None,
+                "title": entry.title.get(),
+            }
+        )
+    if args.json:
+        json.dump({"available_memory_bytes": free, "models": rows}, out, ensure_ascii=False, indent=1)
+        out.write("\n")
+        return EXIT_OK
+    header = _t(
+        f"{'name':<14} {'params':>7} {'download':>9} {'RAM fp32':>9} {'RAM bf16':>9}  {'here':<5} id",
+        f"{'имя':<14} {'парам.':>7} {'загрузка':>9} {'ОЗУ fp32':>9} {'ОЗУ bf16':>9}  {'есть':<5} id",
+    )
+    print(header, file=out)
+    for r in rows:
+        fits = "" if r["fits"]["float32"] else "!"
+        present = _t("yes", "да") if r["local_path"] else _t("no", "нет")
+        print(
+            f"{r['name']:<14} {r['params'] / 1e6:>6.0f}M {format_bytes(r['download_bytes']):>9} "
+            f"{format_bytes(r['ram_bytes']['float32']) + fits:>9} {format_bytes(r['ram_bytes']['bfloat16']):>9}  "
+            f"{present:<5} {r['id']}",
+            file=out,
+        )
+    print(
+        _t(
+            f"Free memory now: {format_bytes(free)}. '!' marks a model that does not fit in float32.",
+            f"Свободно памяти: {format_bytes(free)}. «!» — модель не помещается во float32.",
+        ),
+        file=out,
+    )
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.lang:
+        set_language(args.lang)
+    if args.command is None:
+        parser.print_help(out)
+        return EXIT_OK
+    func: Callable[[argparse.Namespace, TextIO, TextIO], int] = args.func
+    try:
+        return func(args, out, err)
+    except SettingsError as exc:
+        print(_t("Invalid settings:", "Неверные настройки:"), file=err)
+        for issue in exc.issues:
+            print("  - " + issue.text.get(), file=err)
+        return exc.exit_code
+    except GptDeskError as exc:
+        print(_t("Error: ", "Ошибка: ") + exc.message(current_language()), file=err)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(_t("\nInterrupted.", "\nПрервано."), file=err)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: say so plainly, with the type, and exit with the internal code
+        print(
+            _t(
+                f"Internal error ({type(exc).__name__}: {exc}). Please report it with the command you ran.",
+                f"Внутренняя ошибка ({type(exc).__name__}: {exc}). Сообщите о ней вместе с командой.",
+            ),
+            file=err,
+        )
+        return EXIT_INTERNAL

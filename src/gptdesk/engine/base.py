@@ -1,0 +1,151 @@
+"""The Engine protocol and the events it streams."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+from gptdesk.i18n import Text
+from gptdesk.settings import GenerationSettings
+
+FinishReason = Literal["length", "eos", "stop", "cancelled"]
+#: Reports loading progress: a message and a fraction in [0, 1] (None when unknown).
+ProgressCallback = Callable[[Text, float | None], None]
+
+
+@dataclass(frozen=True)
+class TokenPiece:
+    """One token of a text: its id and its piece as readable text."""
+
+    id: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """A token the model also considered at a step, with its log-probability."""
+
+    token_id: int
+    text: str
+    logprob: float
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    """One generated token: the text it adds, its id, log-probability and alternatives.
+
+    `text` is what this token adds to the output; a token that ends in the middle of a UTF-8
+    character adds "" and the next one carries the whole character, so joining `text` over the
+    events always gives the decoded output. `piece` is the token on its own, for display.
+    """
+
+    text: str
+    token_id: int
+    piece: str
+    logprob: float | None = None
+    alternatives: tuple[Alternative, ...] = ()
+    sequence: int = 0  # which returned sequence (num_return_sequences > 1) this token belongs to
+    # token_id is -1 for text released at the very end without a new token (a held-back tail).
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something the user should know about this generation (a truncated prompt, a warning)."""
+
+    code: str
+    text: Text
+
+
+@dataclass
+class Timings:
+    """Wall-clock figures of one generation, in seconds."""
+
+    load_prompt: float = 0.0  # tokenizing and preparing
+    first_token: float | None = None  # from the start of generation to the first token
+    total: float = 0.0
+    generated_tokens: int = 0
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        """Decode speed, excluding the first token (whose time is the prompt's prefill)."""
+        if self.first_token is None or self.generated_tokens < 2:
+            return None
+        decode = self.total - self.first_token
+        return (self.generated_tokens - 1) / decode if decode > 0 else None
+
+
+@dataclass
+class Finished:
+    """The last event of a stream: the full result."""
+
+    texts: list[str]
+    finish_reasons: list[FinishReason]
+    prompt_tokens: int
+    generated_tokens: list[int]
+    seed: int
+    timings: Timings
+    prompt_truncated_tokens: int = 0
+    tokens: list[list[TokenEvent]] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return self.texts[0] if self.texts else ""
+
+    @property
+    def finish_reason(self) -> FinishReason:
+        return self.finish_reasons[0] if self.finish_reasons else "length"
+
+
+StreamEvent = TokenEvent | Notice | Finished
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What is loaded: identity, shape and where it runs."""
+
+    model_id: str  # as the user named it (catalog id, hub id or folder)
+    source: str  # the folder it was read from
+    revision: str  # hub commit, or a digest of a local folder's files
+    engine: str
+    device: str
+    dtype: str
+    n_params: int
+    n_layer: int
+    n_embd: int
+    n_head: int
+    n_positions: int
+    vocab_size: int
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A loaded model that streams tokens. Heavy: use as a context manager or call close()."""
+
+    name: str
+    info: ModelInfo
+
+    def tokenize(self, text: str) -> list[TokenPiece]: ...
+
+    def stream(
+        self,
+        prompt: str,
+        settings: GenerationSettings,
+        cancel: threading.Event | None = None,
+        *,
+        top_alternatives: int = 0,
+    ) -> Iterator[StreamEvent]: ...
+
+    def close(self) -> None: ...
+
+
+def run_to_end(events: Iterator[StreamEvent]) -> Finished:
+    """Consume a stream and return its Finished event."""
+    finished: Finished | None = None
+    for event in events:
+        if isinstance(event, Finished):
+            finished = event
+    if finished is None:  # pragma: no cover - every engine ends with Finished
+        raise RuntimeError("the engine's stream ended without a Finished event")
+    return finished

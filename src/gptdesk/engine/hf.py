@@ -1,0 +1,670 @@
+"""The reference engine: Hugging Face transformers' generate() on torch, exactly as the hobby script ran it."""
+
+from __future__ import annotations
+
+import queue
+import random
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gptdesk.engine.base import (
+    Alternative,
+    Finished,
+    FinishReason,
+    ModelInfo,
+    Notice,
+    ProgressCallback,
+    StreamEvent,
+    Timings,
+    TokenEvent,
+    TokenPiece,
+)
+from gptdesk.engine.tokens import IncrementalDecoder, load_tokenizer, piece_text, tokenize
+from gptdesk.errors import (
+    EmptyPromptError,
+    EngineError,
+    GptDeskError,
+    InvalidInputError,
+    ModelCorruptError,
+    SettingIssue,
+    SettingsError,
+)
+from gptdesk.estimate import ModelShape, check_affordable, estimate
+from gptdesk.i18n import Text
+from gptdesk.models.locate import ResolvedModel, read_config, resolve, weight_files
+from gptdesk.settings import GenerationSettings
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def cpu_has_native_bf16() -> bool:
+    """True where the CPU computes bfloat16 natively (AVX-512 BF16 or AMX); elsewhere it is emulated."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def pick_device(device: str) -> str:
+    import torch
+
+    if device not in DEVICES:
+        raise InvalidInputError(
+            Text(
+                f"device = '{device}' is unknown: use one of {', '.join(DEVICES)}.",
+                f"device = «{device}» неизвестно: используйте одно из {', '.join(DEVICES)}.",
+            )
+        )
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InvalidInputError(
+            Text(
+                "device = 'cuda' was asked for, but this computer has no CUDA GPU that torch can use. "
+                "Use device 'cpu' or 'auto'.",
+                "Запрошено device = «cuda», но на этом компьютере нет GPU CUDA, доступного torch. "
+                "Используйте «cpu» или «auto».",
+            )
+        )
+    return device
+
+
+def pick_dtype(dtype: str, device: str) -> str:
+    if dtype not in DTYPES:
+        raise InvalidInputError(
+            Text(
+                f"dtype = '{dtype}' is unknown: use one of {', '.join(DTYPES)}.",
+                f"dtype = «{dtype}» неизвестен: используйте один из {', '.join(DTYPES)}.",
+            )
+        )
+    if dtype != "auto":
+        return dtype
+    if device == "cuda":
+        import torch
+
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    # On a CPU float32 is exact and fast; bfloat16 halves memory but is emulated on most CPUs.
+    return "float32"
+
+
+@dataclass
+class PreparedPrompt:
+    """A prompt ready for generate(): its ids and the resolved lengths."""
+
+    ids: list[int]
+    min_new: int
+    max_new: int
+    notices: list[Notice]
+    truncated: int  # tokens cut from the left to fit the context
+
+
+class _Cancelled(threading.Event):
+    """Set by the user's Stop, by a stop string, or by a consumer that walked away."""
+
+
+def _stopping_criteria(cancel: threading.Event, stop_flag: threading.Event) -> Any:
+    import torch
+    from transformers import StoppingCriteria
+
+    class CancelCriterion(StoppingCriteria):
+        """Stop at the next token boundary once Stop is pressed (style: gpt4all m_stopGenerating)."""
+
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            stop = cancel.is_set() or stop_flag.is_set()
+            return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+
+    return CancelCriterion()
+
+
+class _Recorder:
+    """A logits processor that keeps the step's log-probabilities for the streamer.
+
+    It runs after repetition penalty, no-repeat n-grams and min-length (which ban tokens) and
+    before temperature, top-k and top-p, so it shows the model's own distribution under the
+    constraints, not the sampling distribution's truncated tail.
+    """
+
+    def __init__(self) -> None:
+        self.logprobs: Any = None
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        self.logprobs = torch.log_softmax(scores[0].float(), dim=-1)
+        return scores
+
+
+class TransformersEngine:
+    """GPT-2-family models through transformers' generate(); the semantics every other engine matches."""
+
+    name = "transformers"
+
+    def __init__(self, model: Any, tokenizer: Any, info: ModelInfo, shape: ModelShape) -> None:
+        self._model = model
+        self._tokenizer = tokenizer
+        self.info = info
+        self.shape = shape
+        self._lock = threading.Lock()  # one generation at a time per loaded model
+
+    # -- loading ---------------------------------------------------------------------------------
+
+    @classmethod
+    def load(
+        cls,
+        name: str | Path | None = None,
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        progress: ProgressCallback | None = None,
+        check_memory: bool = True,
+        allow_download: bool = True,
+    ) -> TransformersEngine:
+        """Load a model by catalog name, hub id or folder (None: the embedded model)."""
+
+        def report(en: str, ru: str, fraction: float | None) -> None:
+            if progress is not None:
+                progress(Text(en, ru), fraction)
+
+        report("Looking for the model", "Поиск модели", 0.0)
+        resolved = resolve(name, allow_download=allow_download)
+        return cls.load_resolved(resolved, device=device, dtype=dtype, progress=progress, check_memory=check_memory)
+
+    @classmethod
+    def load_resolved(
+        cls,
+        resolved: ResolvedModel,
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        progress: ProgressCallback | None = None,
+        check_memory: bool = True,
+    ) -> TransformersEngine:
+        import torch
+        from transformers import GPT2LMHeadModel
+
+        def report(en: str, ru: str, fraction: float | None) -> None:
+            if progress is not None:
+                progress(Text(en, ru), fraction)
+
+        config = read_config(resolved.path)
+        shape = ModelShape.from_config(config)
+        dev = pick_device(device)
+        dt = pick_dtype(dtype, dev)
+        if check_memory:
+            # Weights plus a short generation must fit before anything is read from disk.
+            check_affordable(estimate(shape, dtype=dt, prompt_tokens=16, max_new_tokens=16), weights_loaded=False)
+        report("Reading the tokenizer", "Чтение токенизатора", 0.1)
+        tokenizer = load_tokenizer(resolved.path)
+        report("Reading the weights", "Чтение весов", 0.2)
+        try:
+            model = GPT2LMHeadModel.from_pretrained(resolved.path, dtype=getattr(torch, dt))
+        except Exception as exc:  # safetensors, torch and transformers each raise their own types
+            files = ", ".join(p.name for p in weight_files(resolved.path))
+            raise ModelCorruptError(
+                Text(
+                    f"The weights in {resolved.path} ({files}) cannot be loaded: {exc}. The files may be "
+                    "incomplete or damaged; download or copy the model again.",
+                    f"Веса в {resolved.path} ({files}) не загружаются: {exc}. Файлы, возможно, неполные "
+                    "или повреждены; скачайте или скопируйте модель заново.",
+                )
+            ) from exc
+        model.to(dev)
+        model.eval()
+        report("Ready", "Готово", 1.0)
+        info = ModelInfo(
+            model_id=resolved.model_id,
+            source=str(resolved.path),
+            revision=resolved.revision,
+            engine=cls.name,
+            device=dev,
+            dtype=dt,
+            n_params=int(sum(p.numel() for p in model.parameters())),
+            n_layer=shape.n_layer,
+            n_embd=shape.n_embd,
+            n_head=shape.n_head,
+            n_positions=shape.n_positions,
+            vocab_size=shape.vocab_size,
+        )
+        return cls(model, tokenizer, info, shape)
+
+    def close(self) -> None:
+        self._model = None
+        self._tokenizer = None
+
+    def __enter__(self) -> TransformersEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- tokens ----------------------------------------------------------------------------------
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._tokenizer
+
+    def tokenize(self, text: str) -> list[TokenPiece]:
+        return tokenize(self._tokenizer, text)
+
+    def piece(self, token_id: int) -> str:
+        return piece_text(self._tokenizer, token_id)
+
+    # -- generation ------------------------------------------------------------------------------
+
+    def prepare(self, prompt: str, settings: GenerationSettings) -> PreparedPrompt:
+        """Prompt ids (cut to fit the context), min and max new tokens, and notices to show."""
+        if not prompt.strip():
+            raise EmptyPromptError(
+                Text(
+                    "The prompt is empty. Type the beginning of a text for the model to continue, "
+                    "e.g. «Москва — столица».",
+                    "Затравка пуста. Введите начало текста, которое модель продолжит, например "
+                    "«Москва — столица».",
+                )
+            )
+        ids = [int(i) for i in self._tokenizer(prompt, add_special_tokens=False)["input_ids"]]
+        min_new, max_new = settings.resolve_lengths(len(ids))
+        ctx = self.info.n_positions
+        notices = [Notice("settings_warning", issue.text) for issue in settings.warnings()]
+        if max_new >= ctx:
+            raise SettingsError(
+                [
+                    SettingIssue(
+                        "max_new_tokens",
+                        Text(
+                            f"max_new_tokens = {max_new} leaves no room for the prompt: this model's "
+                            f"context holds {ctx} tokens in all. Use at most {ctx - 1}, or fewer to keep "
+                            "more of the prompt.",
+                            f"max_new_tokens = {max_new} не оставляет места для затравки: контекст "
+                            f"этой модели — {ctx} токенов всего. Укажите не больше {ctx - 1} или меньше, "
+                            "чтобы сохранить больше затравки.",
+                        ),
+                    )
+                ]
+            )
+        cut = 0
+        if len(ids) + max_new > ctx:
+            keep = ctx - max_new
+            cut = len(ids) - keep
+            ids = ids[cut:]
+            notices.append(
+                Notice(
+                    "prompt_truncated",
+                    Text(
+                        f"The prompt has {keep + cut} tokens, but the model's context is {ctx} tokens and "
+                        f"{max_new} are kept for the answer: the first {cut} tokens were dropped.",
+                        f"В затравке {keep + cut} токенов, а контекст модели — {ctx} токенов, из них "
+                        f"{max_new} отведены под ответ: первые {cut} токенов отброшены.",
+                    ),
+                )
+            )
+        return PreparedPrompt(ids, min_new, max_new, notices, cut)
+
+    def generate_kwargs(self, settings: GenerationSettings, min_new: int, max_new: int) -> dict[str, Any]:
+        """The generate() arguments for these settings, as the hobby script would pass them."""
+        kwargs: dict[str, Any] = {
+            "do_sample": settings.do_sample,
+            "num_beams": settings.num_beams,
+            "num_return_sequences": settings.num_return_sequences,
+            "max_new_tokens": max_new,
+            "min_new_tokens": min_new,
+            "repetition_penalty": settings.repetition_penalty,
+            "no_repeat_ngram_size": settings.no_repeat_ngram_size,
+            "pad_token_id": self._pad_id(),
+            "eos_token_id": self._tokenizer.eos_token_id,
+        }
+        if settings.do_sample:
+            kwargs.update(temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p)
+        else:
+            # Neutral values, so that the model's generation_config cannot sneak sampling knobs in.
+            kwargs.update(temperature=1.0, top_k=0, top_p=1.0)
+        return kwargs
+
+    def _pad_id(self) -> int:
+        pad = self._tokenizer.pad_token_id
+        if pad is None:
+            pad = self._tokenizer.eos_token_id
+        return int(pad) if pad is not None else 0
+
+    def stream(
+        self,
+        prompt: str,
+        settings: GenerationSettings,
+        cancel: threading.Event | None = None,
+        *,
+        top_alternatives: int = 0,
+    ) -> Iterator[StreamEvent]:
+        """Yield notices, then tokens as they are generated, then one Finished event."""
+        if self._model is None:
+            raise EngineError(Text("The engine is closed.", "Движок закрыт."))
+        started = time.perf_counter()
+        prep = self.prepare(prompt, settings)
+        cost = estimate(
+            self.shape,
+            dtype=self.info.dtype,
+            prompt_tokens=len(prep.ids),
+            max_new_tokens=prep.max_new,
+            num_beams=settings.num_beams,
+            num_return_sequences=settings.num_return_sequences,
+            do_sample=settings.do_sample,
+        )
+        check_affordable(cost, weights_loaded=True)
+        yield from prep.notices
+        seed = settings.seed if settings.seed is not None else random.randrange(2**31)
+        single = settings.num_beams == 1 and settings.num_return_sequences == 1
+        run = self._stream_single if single else self._generate_batch
+        for event in run(prep, settings, seed, cancel, top_alternatives, started):
+            if isinstance(event, Finished):
+                event.prompt_truncated_tokens = prep.truncated
+            yield event
+
+    def _run_generate(
+        self,
+        ids: list[int],
+        kwargs: dict[str, Any],
+        seed: int,
+        extra: dict[str, Any],
+        out: queue.Queue[tuple[str, Any]],
+    ) -> None:
+        """Body of the generation thread: generate(), then report the result or the failure."""
+        import torch
+        from transformers import set_seed
+
+        try:
+            with self._lock, torch.inference_mode():
+                set_seed(seed)
+                input_ids = torch.tensor([ids], device=self._model.device)
+                result = self._model.generate(
+                    input_ids, attention_mask=torch.ones_like(input_ids), **kwargs, **extra
+                )
+            out.put(("done", result))
+        except BaseException as exc:  # reported to the consumer, which raises it in its thread
+            out.put(("error", exc))
+
+    def _stream_single(
+        self,
+        prep: PreparedPrompt,
+        settings: GenerationSettings,
+        seed: int,
+        cancel: threading.Event | None,
+        top_n: int,
+        started: float,
+    ) -> Iterator[StreamEvent]:
+        from transformers import LogitsProcessorList, StoppingCriteriaList
+        from transformers.generation.streamers import BaseStreamer
+
+        ids, min_new, max_new = prep.ids, prep.min_new, prep.max_new
+        user_cancel = cancel or threading.Event()
+        stop_flag = _Cancelled()
+        recorder = _Recorder()
+        out: queue.Queue[tuple[str, Any]] = queue.Queue()
+
+        class QueueStreamer(BaseStreamer):  # type: ignore[misc]
+            """Hands each new token, with its log-probabilities, to the consuming thread."""
+
+            def __init__(self) -> None:
+                self.prompt_seen = False
+
+            def put(self, value: Any) -> None:
+                if not self.prompt_seen:  # generate() first pushes the prompt itself
+                    self.prompt_seen = True
+                    return
+                token = int(value.reshape(-1)[0])
+                out.put(("token", (token, recorder.logprobs)))
+
+            def end(self) -> None:
+                pass
+
+        kwargs = self.generate_kwargs(settings, min_new, max_new)
+        extra = {
+            "streamer": QueueStreamer(),
+            "logits_processor": LogitsProcessorList([recorder]),
+            "stopping_criteria": StoppingCriteriaList([_stopping_criteria(user_cancel, stop_flag)]),
+        }
+        thread = threading.Thread(
+            target=self._run_generate, args=(ids, kwargs, seed, extra, out), name="gptdesk-generate", daemon=True
+        )
+        gen_start = time.perf_counter()
+        thread.start()
+        timings = Timings(load_prompt=gen_start - started)
+        decoder = IncrementalDecoder(self._tokenizer)
+        stops = _StopMatcher(settings.stop)
+        events: list[TokenEvent] = []
+        text_parts: list[str] = []
+        reason: FinishReason = "length"
+        eos = self._tokenizer.eos_token_id
+        try:
+            while True:
+                kind, payload = out.get()
+                if kind == "error":
+                    raise _wrap_failure(payload)
+                if kind == "done":
+                    break
+                token, logprobs = payload
+                if timings.first_token is None:
+                    timings.first_token = time.perf_counter() - gen_start
+                timings.generated_tokens += 1
+                if stop_flag.is_set():
+                    continue  # a token generated after a stop string: not part of the output
+                if token == eos:
+                    reason = "eos"
+                    piece_released = stops.release(decoder.flush(), final=True)
+                else:
+                    piece_released = stops.release(decoder.push(token))
+                if stops.matched:
+                    stop_flag.set()
+                    reason = "stop"
+                lp, alts = _logprob_and_alternatives(self, logprobs, token, top_n)
+                event = TokenEvent(
+                    text=piece_released,
+                    token_id=token,
+                    piece=self.piece(token),
+                    logprob=lp,
+                    alternatives=alts,
+                )
+                events.append(event)
+                text_parts.append(piece_released)
+                yield event
+        except GeneratorExit:
+            stop_flag.set()  # the consumer walked away: stop generating at the next token
+            thread.join()
+            raise
+        finally:
+            stop_flag.set()
+            thread.join()
+        if reason not in ("eos", "stop"):
+            tail = stops.release(decoder.flush(), final=True)
+            if tail:  # a held-back tail (a partial stop string or UTF-8 character) at the very end
+                tail_event = TokenEvent(text=tail, token_id=-1, piece="")
+                text_parts.append(tail)
+                events.append(tail_event)
+                yield tail_event
+            if user_cancel.is_set() and timings.generated_tokens < max_new:
+                reason = "cancelled"
+        timings.total = time.perf_counter() - gen_start
+        yield Finished(
+            texts=["".join(text_parts)],
+            finish_reasons=[reason],
+            prompt_tokens=len(ids),
+            generated_tokens=[timings.generated_tokens],
+            seed=seed,
+            timings=timings,
+            tokens=[events],
+        )
+
+    def _generate_batch(
+        self,
+        prep: PreparedPrompt,
+        settings: GenerationSettings,
+        seed: int,
+        cancel: threading.Event | None,
+        top_n: int,
+        started: float,
+    ) -> Iterator[StreamEvent]:
+        """Beam search or several sequences: generate all, then emit each sequence's tokens."""
+        from transformers import StoppingCriteriaList
+
+        ids, min_new, max_new = prep.ids, prep.min_new, prep.max_new
+        user_cancel = cancel or threading.Event()
+        stop_flag = _Cancelled()
+        out: queue.Queue[tuple[str, Any]] = queue.Queue()
+        kwargs = self.generate_kwargs(settings, min_new, max_new)
+        extra = {"stopping_criteria": StoppingCriteriaList([_stopping_criteria(user_cancel, stop_flag)])}
+        gen_start = time.perf_counter()
+        thread = threading.Thread(
+            target=self._run_generate, args=(ids, kwargs, seed, extra, out), name="gptdesk-generate", daemon=True
+        )
+        thread.start()
+        try:
+            kind, payload = out.get()
+        except GeneratorExit:
+            stop_flag.set()
+            thread.join()
+            raise
+        thread.join()
+        if kind == "error":
+            raise _wrap_failure(payload)
+        sequences = payload[:, len(ids) :].tolist()
+        eos = self._tokenizer.eos_token_id
+        pad = self._pad_id()
+        timings = Timings(load_prompt=gen_start - started)
+        timings.first_token = timings.total = time.perf_counter() - gen_start
+        texts: list[str] = []
+        reasons: list[FinishReason] = []
+        counts: list[int] = []
+        all_events: list[list[TokenEvent]] = []
+        for seq_index, seq in enumerate(sequences):
+            # Sequences that ended early are padded after their EOS; cut there.
+            reason: FinishReason = "length"
+            if eos is not None and eos in seq:
+                seq = seq[: seq.index(eos) + 1]
+                reason = "eos"
+            elif pad != eos and seq and seq[-1] == pad:
+                while seq and seq[-1] == pad:
+                    seq.pop()
+            logprobs = self._score(ids, seq) if seq else None
+            decoder = IncrementalDecoder(self._tokenizer)
+            stops = _StopMatcher(settings.stop)
+            events: list[TokenEvent] = []
+            for step, token in enumerate(seq):
+                if token == eos:
+                    released = stops.release(decoder.flush(), final=True)
+                else:
+                    released = stops.release(decoder.push(token))
+                lp, alts = _logprob_and_alternatives(self, logprobs[step] if logprobs is not None else None, token, top_n)
+                events.append(TokenEvent(released, token, self.piece(token), lp, alts, seq_index))
+                if stops.matched:
+                    reason = "stop"
+                    break
+            if reason == "length":
+                tail = stops.release(decoder.flush(), final=True)
+                if tail:
+                    events.append(TokenEvent(tail, -1, "", None, (), seq_index))
+            if user_cancel.is_set() and reason == "length" and len(seq) < max_new:
+                reason = "cancelled"
+            yield from events
+            texts.append("".join(e.text for e in events))
+            reasons.append(reason)
+            counts.append(len([e for e in events if e.token_id >= 0]))
+            all_events.append(events)
+        timings.generated_tokens = max(counts, default=0)
+        yield Finished(
+            texts=texts,
+            finish_reasons=reasons,
+            prompt_tokens=len(ids),
+            generated_tokens=counts,
+            seed=seed,
+            timings=timings,
+            tokens=all_events,
+        )
+
+    def _score(self, prompt_ids: list[int], seq: list[int]) -> Any:
+        """Log-probabilities of each generated position under the model (one forward pass)."""
+        import torch
+
+        with self._lock, torch.inference_mode():
+            full = torch.tensor([prompt_ids + seq], device=self._model.device)
+            logits = self._model(full).logits[0, len(prompt_ids) - 1 : -1].float()
+            return torch.log_softmax(logits, dim=-1)
+
+
+def _logprob_and_alternatives(
+    engine: TransformersEngine, logprobs: Any, token: int, top_n: int
+) -> tuple[float | None, tuple[Alternative, ...]]:
+    if logprobs is None:
+        return None, ()
+    import torch
+
+    lp = float(logprobs[token])
+    if top_n <= 0:
+        return lp, ()
+    values, indices = torch.topk(logprobs, top_n)
+    alts = tuple(
+        Alternative(int(i), engine.piece(int(i)), float(v)) for v, i in zip(values.tolist(), indices.tolist(), strict=True)
+    )
+    return lp, alts
+
+
+def _wrap_failure(exc: BaseException) -> BaseException:
+    if isinstance(exc, GptDeskError):
+        return exc
+    if isinstance(exc, MemoryError):
+        from gptdesk.errors import InsufficientMemoryError
+
+        return InsufficientMemoryError(
+            Text(
+                "The computer ran out of memory during generation. Use fewer beams or sequences, "
+                "fewer new tokens, or load the model in bfloat16.",
+                "Во время генерации закончилась память. Уменьшите число лучей или вариантов, "
+                "число новых токенов или загрузите модель в bfloat16.",
+            )
+        )
+    wrapped = EngineError(
+        Text(
+            f"Generation failed inside transformers: {type(exc).__name__}: {exc}",
+            f"Генерация завершилась ошибкой в transformers: {type(exc).__name__}: {exc}",
+        )
+    )
+    wrapped.__cause__ = exc
+    return wrapped
+
+
+class _StopMatcher:
+    """Releases generated text, holding back a tail that may be the start of a stop string."""
+
+    def __init__(self, stops: list[str]) -> None:
+        self.stops = [s for s in stops if s]
+        self.pending = ""
+        self.matched: str | None = None
+
+    def release(self, new_text: str, *, final: bool = False) -> str:
+        if self.matched is not None:
+            return ""
+        self.pending += new_text
+        if not self.stops:
+            out, self.pending = self.pending, ""
+            return out
+        hits = [(self.pending.find(s), s) for s in self.stops if s in self.pending]
+        if hits:
+            at, stop = min(hits)
+            self.matched = stop
+            out, self.pending = self.pending[:at], ""
+            return out
+        if final:
+            out, self.pending = self.pending, ""
+            return out
+        hold = 0
+        for s in self.stops:
+            for k in range(min(len(s) - 1, len(self.pending)), 0, -1):
+                if self.pending.endswith(s[:k]):
+                    hold = max(hold, k)
+                    break
+        out = self.pending[: len(self.pending) - hold]
+        self.pending = self.pending[len(self.pending) - hold :]
+        return out

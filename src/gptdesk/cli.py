@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import signal
 import sys
@@ -14,6 +15,10 @@ from typing import Any, TextIO
 from gptdesk import __version__
 from gptdesk.errors import GptDeskError, SettingsError
 from gptdesk.i18n import Text, current_language, set_language
+
+#: Modules that add their own subcommands: each has `register(subparsers)`, whose parsers set
+#: `func(args, out, err) -> int`. Keeps each face's command next to its code, out of this file.
+SUBCOMMAND_MODULES: list[str] = []
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -63,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
             "Продолжить ЗАТРАВКУ моделью, печатая текст по мере генерации. Ctrl+C останавливает.",
         ),
     )
-    gen.add_argument("prompt", help=_t("the prompt; '-' reads it from standard input", "затравка; «-» — читать из stdin"))
+    gen.add_argument(
+        "prompt", help=_t("the prompt; '-' reads it from standard input", "затравка; «-» — читать из stdin")
+    )
     _model_options(gen)
     gen.add_argument(
         "--preset",
@@ -75,11 +82,21 @@ def build_parser() -> argparse.ArgumentParser:
         flag = "--" + name.replace("_", "-")
         gen.add_argument(flag, type=kind, default=None, help=FIELD_HELP[name].help.get())
     sample = gen.add_mutually_exclusive_group()
-    sample.add_argument("--sample", dest="do_sample", action="store_true", default=None, help=FIELD_HELP["do_sample"].help.get())
-    sample.add_argument("--greedy", dest="do_sample", action="store_false", help=_t("do_sample off", "do_sample выключен"))
+    sample.add_argument(
+        "--sample", dest="do_sample", action="store_true", default=None, help=FIELD_HELP["do_sample"].help.get()
+    )
+    sample.add_argument(
+        "--greedy", dest="do_sample", action="store_false", help=_t("do_sample off", "do_sample выключен")
+    )
     gen.add_argument("--stop", action="append", default=None, help=FIELD_HELP["stop"].help.get())
-    gen.add_argument("--json", action="store_true", help=_t("print one JSON result at the end", "вывести итог одним JSON"))
-    gen.add_argument("--show-tokens", action="store_true", help=_t("print the prompt's tokens first", "сначала вывести токены затравки"))
+    gen.add_argument(
+        "--json", action="store_true", help=_t("print one JSON result at the end", "вывести итог одним JSON")
+    )
+    gen.add_argument(
+        "--show-tokens",
+        action="store_true",
+        help=_t("print the prompt's tokens first", "сначала вывести токены затравки"),
+    )
     gen.set_defaults(func=cmd_generate)
 
     tok = sub.add_parser(
@@ -94,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     mod = sub.add_parser("models", help=_t("list known models", "список известных моделей"))
     mod.add_argument("--json", action="store_true")
     mod.set_defaults(func=cmd_models)
+    for module_name in SUBCOMMAND_MODULES:
+        importlib.import_module(module_name).register(sub)
     return parser
 
 
@@ -253,7 +272,7 @@ def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from gptdesk.models.locate import find_local
 
     free = available_memory()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for entry in CATALOG:
         local = find_local(entry.id)
         ram = {

@@ -199,7 +199,7 @@ def test_missing_folder(tmp_path: Path) -> None:
 
 def test_folder_without_config(tmp_path: Path) -> None:
     (tmp_path / "m").mkdir()
-    with pytest.raises(ModelCorruptError, match="no config.json"):
+    with pytest.raises(ModelCorruptError, match=r"no config\.json"):
         TransformersEngine.load(tmp_path / "m")
 
 

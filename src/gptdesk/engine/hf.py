@@ -187,6 +187,10 @@ class TransformersEngine:
     ) -> TransformersEngine:
         import torch
         from transformers import GPT2LMHeadModel
+        from transformers.utils import logging as hf_logging
+
+        # The library's own tqdm bar would write to the terminal behind the app's back.
+        hf_logging.disable_progress_bar()
 
         def report(en: str, ru: str, fraction: float | None) -> None:
             if progress is not None:
@@ -203,7 +207,7 @@ class TransformersEngine:
         tokenizer = load_tokenizer(resolved.path)
         report("Reading the weights", "Чтение весов", 0.2)
         try:
-            model = GPT2LMHeadModel.from_pretrained(resolved.path, dtype=getattr(torch, dt))
+            model: Any = GPT2LMHeadModel.from_pretrained(resolved.path, dtype=getattr(torch, dt))
         except Exception as exc:  # safetensors, torch and transformers each raise their own types
             files = ", ".join(p.name for p in weight_files(resolved.path))
             raise ModelCorruptError(
@@ -264,8 +268,7 @@ class TransformersEngine:
                 Text(
                     "The prompt is empty. Type the beginning of a text for the model to continue, "
                     "e.g. «Москва — столица».",
-                    "Затравка пуста. Введите начало текста, которое модель продолжит, например "
-                    "«Москва — столица».",
+                    "Затравка пуста. Введите начало текста, которое модель продолжит, например «Москва — столица».",
                 )
             )
         ids = [int(i) for i in self._tokenizer(prompt, add_special_tokens=False)["input_ids"]]
@@ -380,9 +383,7 @@ class TransformersEngine:
             with self._lock, torch.inference_mode():
                 set_seed(seed)
                 input_ids = torch.tensor([ids], device=self._model.device)
-                result = self._model.generate(
-                    input_ids, attention_mask=torch.ones_like(input_ids), **kwargs, **extra
-                )
+                result = self._model.generate(input_ids, attention_mask=torch.ones_like(input_ids), **kwargs, **extra)
             out.put(("done", result))
         except BaseException as exc:  # reported to the consumer, which raises it in its thread
             out.put(("error", exc))
@@ -405,7 +406,7 @@ class TransformersEngine:
         recorder = _Recorder()
         out: queue.Queue[tuple[str, Any]] = queue.Queue()
 
-        class QueueStreamer(BaseStreamer):  # type: ignore[misc]
+        class QueueStreamer(BaseStreamer):
             """Hands each new token, with its log-probabilities, to the consuming thread."""
 
             def __init__(self) -> None:
@@ -557,7 +558,9 @@ class TransformersEngine:
                     released = stops.release(decoder.flush(), final=True)
                 else:
                     released = stops.release(decoder.push(token))
-                lp, alts = _logprob_and_alternatives(self, logprobs[step] if logprobs is not None else None, token, top_n)
+                lp, alts = _logprob_and_alternatives(
+                    self, logprobs[step] if logprobs is not None else None, token, top_n
+                )
                 events.append(TokenEvent(released, token, self.piece(token), lp, alts, seq_index))
                 if stops.matched:
                     reason = "stop"
@@ -606,7 +609,8 @@ def _logprob_and_alternatives(
         return lp, ()
     values, indices = torch.topk(logprobs, top_n)
     alts = tuple(
-        Alternative(int(i), engine.piece(int(i)), float(v)) for v, i in zip(values.tolist(), indices.tolist(), strict=True)
+        Alternative(int(i), engine.piece(int(i)), float(v))
+        for v, i in zip(values.tolist(), indices.tolist(), strict=True)
     )
     return lp, alts
 

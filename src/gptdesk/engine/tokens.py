@@ -19,9 +19,7 @@ _SPECIALS = ("bos_token", "eos_token", "pad_token", "unk_token", "mask_token")
 def _byte_decoder() -> dict[str, int]:
     """The inverse of GPT-2's bytes_to_unicode: byte-level symbol -> byte value."""
     printable = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     )
     symbols = printable[:]
     n = 0

@@ -46,11 +46,30 @@ def hub_candidates(name: str) -> list[str]:
     return [name]
 
 
+def hub_cache_dir() -> Path:
+    """The standard Hugging Face cache, read from the environment now (not at import time)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "huggingface"
+    )
+    return Path(home).expanduser() / "hub"
+
+
+def hub_endpoint() -> str | None:
+    """HF_ENDPOINT (a mirror) as set now; None means huggingface_hub's default."""
+    return os.environ.get("HF_ENDPOINT") or None
+
+
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def local_snapshot(repo_id: str) -> Path | None:
     """The cached snapshot folder of a hub model, if its config is in the local cache."""
     from huggingface_hub import try_to_load_from_cache
 
-    found = try_to_load_from_cache(repo_id, "config.json")
+    found = try_to_load_from_cache(repo_id, "config.json", cache_dir=hub_cache_dir())
     if isinstance(found, str):
         return Path(found).parent
     return None
@@ -58,7 +77,8 @@ def local_snapshot(repo_id: str) -> Path | None:
 
 def find_local(name: str) -> Path | None:
     """A local copy of a catalog model or hub id under any of its names, or None."""
-    if find_entry(name) is not None and find_entry(name).id == EMBEDDED_ID:  # type: ignore[union-attr]
+    entry = find_entry(name)
+    if entry is not None and entry.id == EMBEDDED_ID:
         return EMBEDDED_PATH if (EMBEDDED_PATH / "config.json").exists() else None
     for candidate in hub_candidates(name):
         snap = local_snapshot(candidate)
@@ -102,7 +122,7 @@ def resolve(name: str | os.PathLike[str] | None, *, allow_download: bool = True)
         return ResolvedModel(EMBEDDED_ID, EMBEDDED_PATH, embedded_revision(), find_entry(EMBEDDED_ID))
     text = str(name).strip()
     path = Path(text).expanduser()
-    looks_like_path = path.is_absolute() or text.startswith((".", "~")) or os.sep in text and path.exists()
+    looks_like_path = path.is_absolute() or text.startswith((".", "~")) or (os.sep in text and path.exists())
     if path.is_dir() or looks_like_path:
         if not path.is_dir():
             raise ModelNotFoundError(
@@ -116,9 +136,8 @@ def resolve(name: str | os.PathLike[str] | None, *, allow_download: bool = True)
         check_folder(path)
         return ResolvedModel(str(path), path.resolve(), folder_digest(path), None)
     entry = find_entry(text)
-    if find_local(text) is not None:
-        snap = find_local(text)
-        assert snap is not None
+    snap = find_local(text)
+    if snap is not None:
         check_folder(snap)
         return ResolvedModel(entry.id if entry else text, snap, snap.name, entry)
     if not allow_download:
@@ -144,18 +163,24 @@ def download(name: str) -> Path:
         RepositoryNotFoundError,
     )
 
+    if hub_offline():
+        raise _offline_error(name)
     last_error: Exception | None = None
     for candidate in hub_candidates(name):
         try:
             files = _hub_file_list(candidate)
-            return Path(snapshot_download(candidate, allow_patterns=files))
+            return Path(
+                snapshot_download(candidate, allow_patterns=files, cache_dir=hub_cache_dir(), endpoint=hub_endpoint())
+            )
         except (RepositoryNotFoundError, GatedRepoError) as exc:
             last_error = exc
             continue
         except LocalEntryNotFoundError as exc:
             raise _offline_error(name) from exc
-        except OSError as exc:  # connection refused, DNS failure, timeouts
-            raise _offline_error(name) from exc
+        except Exception as exc:
+            if _is_connection_error(exc):
+                raise _offline_error(name) from exc
+            raise
     raise ModelNotFoundError(
         Text(
             f"No model '{name}' on the hub ({last_error}). Check the name, or see `gptdesk models`.",
@@ -168,11 +193,20 @@ def _hub_file_list(repo_id: str) -> list[str]:
     """The files to fetch: safetensors if the repo has them, else pytorch_model.bin, plus config."""
     from huggingface_hub import HfApi
 
-    names = {s.rfilename for s in (HfApi().model_info(repo_id, files_metadata=False).siblings or [])}
+    names = {
+        s.rfilename for s in (HfApi(endpoint=hub_endpoint()).model_info(repo_id, files_metadata=False).siblings or [])
+    }
     weights = [n for n in names if n.endswith(".safetensors") or n == "model.safetensors.index.json"]
     if not weights:
         weights = [n for n in names if n.startswith("pytorch_model") and (n.endswith(".bin") or n.endswith(".json"))]
     return [n for n in NEEDED_FILES if n in names] + sorted(weights)
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    """Connection refused, DNS failure or a timeout, from the OS or from httpx (whichever build)."""
+    if isinstance(exc, OSError | TimeoutError):
+        return True
+    return any(cls.__name__ in ("TransportError", "TimeoutException") for cls in type(exc).__mro__)
 
 
 def _offline_error(name: str) -> NetworkError:
@@ -194,8 +228,7 @@ def read_config(folder: Path) -> dict[str, Any]:
             Text(
                 f"{folder} is not a model folder: it has no config.json. Point to the folder that "
                 "holds config.json and the weights.",
-                f"{folder} — не папка модели: в ней нет config.json. Укажите папку, где лежат "
-                "config.json и веса.",
+                f"{folder} — не папка модели: в ней нет config.json. Укажите папку, где лежат config.json и веса.",
             )
         )
     try:

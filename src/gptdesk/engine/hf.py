@@ -324,9 +324,8 @@ class TransformersEngine:
         }
         if settings.do_sample:
             kwargs.update(temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p)
-        else:
-            # Neutral values, so that the model's generation_config cannot sneak sampling knobs in.
-            kwargs.update(temperature=1.0, top_k=0, top_p=1.0)
+        # Without sampling, temperature, top_k and top_p are not passed: generate() ignores them and
+        # warns that they are set.
         return kwargs
 
     def _pad_id(self) -> int:

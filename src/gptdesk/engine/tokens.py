@@ -90,9 +90,18 @@ def _special_tokens(folder: Path) -> dict[str, str]:
     return found
 
 
+def _special_ids(tokenizer: Any) -> frozenset[int]:
+    """The special token ids, computed once per tokenizer (the property rebuilds a list each call)."""
+    cached: frozenset[int] | None = getattr(tokenizer, "_gptdesk_special_ids", None)
+    if cached is None:
+        cached = frozenset(int(i) for i in tokenizer.all_special_ids)
+        tokenizer._gptdesk_special_ids = cached
+    return cached
+
+
 def token_bytes(tokenizer: Any, token_id: int) -> bytes:
     """The exact bytes a token stands for ('' for special tokens)."""
-    if token_id in tokenizer.all_special_ids:
+    if token_id in _special_ids(tokenizer):
         return b""
     symbol = tokenizer.convert_ids_to_tokens(token_id)
     if symbol is None:
@@ -106,13 +115,22 @@ def token_bytes(tokenizer: Any, token_id: int) -> bytes:
 
 def piece_text(tokenizer: Any, token_id: int) -> str:
     """A token as readable text: Cyrillic stays Cyrillic; a partial UTF-8 byte shows as <0xD0>."""
-    if token_id in tokenizer.all_special_ids:
-        return str(tokenizer.convert_ids_to_tokens(token_id))
-    raw = token_bytes(tokenizer, token_id)
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return _mixed(raw)
+    pieces: dict[int, str] | None = getattr(tokenizer, "_gptdesk_pieces", None)
+    if pieces is None:
+        pieces = tokenizer._gptdesk_pieces = {}
+    found = pieces.get(token_id)
+    if found is not None:
+        return found
+    if token_id in _special_ids(tokenizer):
+        text = str(tokenizer.convert_ids_to_tokens(token_id))
+    else:
+        raw = token_bytes(tokenizer, token_id)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = _mixed(raw)
+    pieces[token_id] = text
+    return text
 
 
 def _mixed(raw: bytes) -> str:

@@ -21,6 +21,9 @@ def _isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("GPTDESK_LANG", "en")
+    from gptdesk.i18n import set_language
+
+    set_language(None)  # a test (or `--lang`) may have fixed the language for the process
 
 
 def build_tiny_gpt2(folder: Path, *, n_positions: int = 64, seed: int = 0) -> Path:

@@ -10,7 +10,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -242,7 +242,10 @@ class _SourceWeights:
                 else:
                     import torch
 
-                    state = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+                    try:
+                        state = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+                    except RuntimeError:  # the legacy (pre-zip) format cannot be memory-mapped
+                        state = torch.load(file, map_location="cpu", weights_only=True)
                     for key, value in state.items():
                         self._bin[_strip(key)] = value
         except Exception as exc:  # safetensors and torch raise their own types on damaged files
@@ -358,16 +361,16 @@ def _plan(config: dict[str, Any], weights: _SourceWeights, quant: str, folder: P
         shape = weights.shape(source)
         if transpose:
             shape = shape[::-1]
-        if kind == "vector" or len(shape) < 2:
-            qtype = Q.F32
-        elif kind == "f32":
+        if kind == "vector" or len(shape) < 2 or kind == "f32":
             qtype = Q.F32
         else:
             qtype = embed_type if kind == "embedding" else matrix_type
             block, _ = gguf.GGML_QUANT_SIZES[qtype]
             if shape[-1] % block:  # rows that do not split into whole blocks stay in f16
                 qtype = Q.F16
-        plan.append(_Planned(gguf_name + (".weight" if source.endswith("weight") else ".bias"), source, transpose, qtype, shape))
+        plan.append(
+            _Planned(gguf_name + (".weight" if source.endswith("weight") else ".bias"), source, transpose, qtype, shape)
+        )
 
     add(names[T.TOKEN_EMBD], "wte.weight", kind="embedding")
     # Only one row is read per token, so it costs nothing to keep exact.
@@ -482,7 +485,11 @@ def convert(
     # A unique temporary name: two processes converting at once each write their own file, and the
     # cache only ever holds complete files (os.replace is atomic).
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.part")
-    ftype = {"f16": gguf.LlamaFileType.MOSTLY_F16, "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0, "q4_0": gguf.LlamaFileType.MOSTLY_Q4_0}
+    ftype = {
+        "f16": gguf.LlamaFileType.MOSTLY_F16,
+        "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
+        "q4_0": gguf.LlamaFileType.MOSTLY_Q4_0,
+    }
     writer = gguf.GGUFWriter(tmp, "gpt2")
     try:
         writer.add_name(model_id or folder.name)
@@ -509,7 +516,11 @@ def convert(
         writer.add_string("gptdesk.quant", quant)
         for item in plan:
             writer.add_tensor_info(
-                item.gguf_name, _byte_shape(item.shape, item.qtype), np.dtype(np.uint8), _nbytes(item.shape, item.qtype), item.qtype
+                item.gguf_name,
+                _byte_shape(item.shape, item.qtype),
+                np.dtype(np.uint8),
+                _nbytes(item.shape, item.qtype),
+                item.qtype,
             )
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
@@ -518,9 +529,7 @@ def convert(
         done = 0
         for item in plan:
             if cancel is not None and cancel.is_set():
-                raise ConversionCancelled(
-                    Text("The conversion was cancelled.", "Преобразование отменено.")
-                )
+                raise ConversionCancelled(Text("The conversion was cancelled.", "Преобразование отменено."))
             data = weights.load(item.source)
             if item.transpose:
                 data = np.ascontiguousarray(data.T)
@@ -547,8 +556,8 @@ def convert(
             "tensor_types": sorted({p.qtype.name for p in plan}),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        # The manifest goes first and the file second: a crash in between leaves a manifest that
-        # does not match the old file, which reads as stale, never a wrong file that reads as fresh.
+        # The old pair goes first, then the new manifest, then the new file: a crash in between
+        # leaves a manifest without its file, which reads as missing, never a wrong file as fresh.
         mtmp = manifest_path(tmp)
         mtmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
         invalidate(out)
@@ -590,6 +599,3 @@ def iter_cached(root: Path | None = None) -> Iterator[Path]:
     base = (root or cache_dir()) / "gguf"
     if base.is_dir():
         yield from sorted(base.glob("*/*.gguf"))
-
-
-ProgressFn = Callable[[Text, float | None], None]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gptdesk.errors import ModelCorruptError, ModelNotFoundError, NetworkError, UnsupportedModelError
+from gptdesk.errors import ModelCorruptError, ModelNotFoundError, UnsupportedModelError
 from gptdesk.i18n import Text
 from gptdesk.models.catalog import EMBEDDED_ID, CatalogEntry, find_entry
 
@@ -154,70 +154,14 @@ def resolve(name: str | os.PathLike[str] | None, *, allow_download: bool = True)
     return ResolvedModel(entry.id if entry else text, snap, snap.name, entry)
 
 
-def download(name: str) -> Path:
-    """Fetch the files a GPT-2 model needs from the hub into the standard cache."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import (
-        GatedRepoError,
-        LocalEntryNotFoundError,
-        RepositoryNotFoundError,
-    )
+def download(name: str, **options: Any) -> Path:
+    """Fetch the files a GPT-2 model needs from the hub into the standard cache (see models.download.pull).
 
-    if hub_offline():
-        raise _offline_error(name)
-    last_error: Exception | None = None
-    for candidate in hub_candidates(name):
-        try:
-            files = _hub_file_list(candidate)
-            return Path(
-                snapshot_download(candidate, allow_patterns=files, cache_dir=hub_cache_dir(), endpoint=hub_endpoint())
-            )
-        except (RepositoryNotFoundError, GatedRepoError) as exc:
-            last_error = exc
-            continue
-        except LocalEntryNotFoundError as exc:
-            raise _offline_error(name) from exc
-        except Exception as exc:
-            if _is_connection_error(exc):
-                raise _offline_error(name) from exc
-            raise
-    raise ModelNotFoundError(
-        Text(
-            f"No model '{name}' on the hub ({last_error}). Check the name, or see `gptdesk models`.",
-            f"Модели «{name}» нет на хабе ({last_error}). Проверьте имя или см. `gptdesk models`.",
-        )
-    )
+    `options` go to pull(): progress, cancel, hub settings, free_space, retry.
+    """
+    from gptdesk.models.download import pull
 
-
-def _hub_file_list(repo_id: str) -> list[str]:
-    """The files to fetch: safetensors if the repo has them, else pytorch_model.bin, plus config."""
-    from huggingface_hub import HfApi
-
-    names = {
-        s.rfilename for s in (HfApi(endpoint=hub_endpoint()).model_info(repo_id, files_metadata=False).siblings or [])
-    }
-    weights = [n for n in names if n.endswith(".safetensors") or n == "model.safetensors.index.json"]
-    if not weights:
-        weights = [n for n in names if n.startswith("pytorch_model") and (n.endswith(".bin") or n.endswith(".json"))]
-    return [n for n in NEEDED_FILES if n in names] + sorted(weights)
-
-
-def _is_connection_error(exc: BaseException) -> bool:
-    """Connection refused, DNS failure or a timeout, from the OS or from httpx (whichever build)."""
-    if isinstance(exc, OSError | TimeoutError):
-        return True
-    return any(cls.__name__ in ("TransportError", "TimeoutException") for cls in type(exc).__mro__)
-
-
-def _offline_error(name: str) -> NetworkError:
-    return NetworkError(
-        Text(
-            f"Cannot reach the model hub to download '{name}' (no network?). Connect and retry, set "
-            "HF_ENDPOINT to a mirror, or open a model folder that is already on this computer.",
-            f"Не удаётся связаться с хабом моделей, чтобы скачать «{name}» (нет сети?). Подключитесь "
-            "и повторите, задайте зеркало в HF_ENDPOINT или откройте папку модели на этом компьютере.",
-        )
-    )
+    return pull(name, **options)
 
 
 def read_config(folder: Path) -> dict[str, Any]:

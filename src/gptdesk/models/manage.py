@@ -1,0 +1,268 @@
+"""The models on this computer: the catalog and the Hugging Face cache, sizes, memory needs, deleting."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from gptdesk.errors import InvalidInputError, ModelNotFoundError
+from gptdesk.estimate import ModelShape, available_memory, estimate, fits_in_memory
+from gptdesk.i18n import Text
+from gptdesk.models.catalog import CATALOG, EMBEDDED_ID, CatalogEntry, find_entry
+from gptdesk.models.locate import EMBEDDED_PATH, SUPPORTED_MODEL_TYPES, hub_cache_dir, hub_candidates
+
+#: The dtypes whose memory the manager shows: full precision, half precision, and the quantized engine's.
+SHOWN_DTYPES: tuple[str, ...] = ("float32", "bfloat16", "q8_0")
+#: The generation the "RAM needed" figures are for: a short prompt and a paragraph of output.
+TYPICAL_PROMPT_TOKENS = 64
+TYPICAL_NEW_TOKENS = 100
+
+Status = Literal["embedded", "ready", "partial", "absent"]
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    """One model for the manager: what it is, what is on disk, and what it needs to run."""
+
+    id: str  # what resolve() and the engines accept: the catalog id, or the hub id
+    name: str  # a short name for the command line (the hub id for models outside the catalog)
+    title: Text
+    aliases: tuple[str, ...]
+    in_catalog: bool
+    licence: str
+    params: int | None
+    download_bytes: int | None  # what a download of the weights costs (catalog figure)
+    disk_bytes: int  # on disk now, partial files included, under every org name
+    partial_bytes: int  # of which in unfinished downloads
+    local_path: Path | None  # the usable folder (a cache snapshot or the embedded model)
+    ram_bytes: dict[str, int] = field(default_factory=dict)  # per dtype, for a typical generation
+    fits: dict[str, bool] = field(default_factory=dict)  # whether this machine has that memory now
+    repo_dirs: tuple[Path, ...] = ()
+
+    @property
+    def status(self) -> Status:
+        if self.id == EMBEDDED_ID:
+            return "embedded"
+        if self.local_path is not None:
+            return "ready"
+        if self.disk_bytes > 0:
+            return "partial"
+        return "absent"
+
+    def status_text(self) -> Text:
+        return {
+            "embedded": Text("built in", "встроена"),
+            "ready": Text("downloaded", "скачана"),
+            "partial": Text("partly downloaded", "скачана частично"),
+            "absent": Text("not downloaded", "не скачана"),
+        }[self.status]
+
+
+@dataclass(frozen=True)
+class CachedRepo:
+    """A model repository in the Hugging Face cache."""
+
+    repo_id: str
+    path: Path
+    snapshot: Path | None  # refs/main's snapshot, when it holds a config.json
+    disk_bytes: int
+    partial_bytes: int
+
+
+def repo_dir(repo_id: str, cache_dir: Path | None = None) -> Path:
+    return (cache_dir or hub_cache_dir()) / ("models--" + repo_id.replace("/", "--"))
+
+
+def scan_cache(cache_dir: Path | None = None) -> list[CachedRepo]:
+    """The model repositories in the cache, with their size on disk (read-only, never raises on a bad repo)."""
+    root = cache_dir or hub_cache_dir()
+    if not root.is_dir():
+        return []
+    repos: list[CachedRepo] = []
+    for path in sorted(root.glob("models--*")):
+        if not path.is_dir():
+            continue
+        repo_id = "/".join(path.name[len("models--") :].split("--"))
+        disk = partial = 0
+        for sub in ("blobs", "snapshots"):
+            for f in (path / sub).rglob("*") if (path / sub).is_dir() else ():
+                if f.is_symlink() or not f.is_file():
+                    continue
+                size = f.stat().st_size
+                disk += size
+                if f.name.endswith(".incomplete"):
+                    partial += size
+        repos.append(CachedRepo(repo_id, path, _snapshot(path), disk, partial))
+    return repos
+
+
+def _snapshot(path: Path) -> Path | None:
+    ref = path / "refs" / "main"
+    try:
+        commit = ref.read_text().strip()
+    except OSError:
+        return None
+    snap = path / "snapshots" / commit
+    return snap if (snap / "config.json").exists() else None
+
+
+def _shape_of(folder: Path) -> ModelShape | None:
+    """The GPT-2 shape in a folder's config.json, or None when it is not a GPT-2 model."""
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        if config.get("model_type") not in SUPPORTED_MODEL_TYPES:
+            return None
+        return ModelShape.from_config(config)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def memory_needs(shape: ModelShape, available: int) -> tuple[dict[str, int], dict[str, bool]]:
+    """RAM per dtype for a typical generation, and whether it fits the memory available now.
+
+    "Fits" is the test the engines apply before loading (estimate.check_affordable, with its 10%
+    margin), so a model shown as fitting is not refused at load time for lack of memory.
+    """
+    ram: dict[str, int] = {}
+    fits: dict[str, bool] = {}
+    for dtype in SHOWN_DTYPES:
+        cost = estimate(shape, dtype=dtype, prompt_tokens=TYPICAL_PROMPT_TOKENS, max_new_tokens=TYPICAL_NEW_TOKENS)
+        ram[dtype] = cost.total_bytes
+        fits[dtype] = fits_in_memory(cost, weights_loaded=False, available=available)
+    return ram, fits
+
+
+def list_models(cache_dir: Path | None = None, *, available: int | None = None) -> list[ModelRow]:
+    """The catalog (downloaded or not), then every other GPT-2 model in the cache."""
+    free = available_memory() if available is None else available
+    repos = {r.repo_id.lower(): r for r in scan_cache(cache_dir)}
+    rows: list[ModelRow] = []
+    claimed: set[str] = set()
+    for entry in CATALOG:
+        rows.append(_catalog_row(entry, repos, claimed, free))
+    for key, repo in repos.items():
+        if key in claimed:
+            continue
+        shape = _shape_of(repo.snapshot) if repo.snapshot is not None else None
+        if shape is None and not (repo.snapshot is None and repo.partial_bytes > 0):
+            continue  # another tool's model that GPT Desk cannot run: not ours to show
+        ram, fits = memory_needs(shape, free) if shape is not None else ({}, {})
+        rows.append(
+            ModelRow(
+                id=repo.repo_id,
+                name=repo.repo_id,
+                title=Text(repo.repo_id, repo.repo_id),
+                aliases=(),
+                in_catalog=False,
+                licence="",
+                params=shape.param_count if shape is not None else None,
+                download_bytes=None,
+                disk_bytes=repo.disk_bytes,
+                partial_bytes=repo.partial_bytes,
+                local_path=repo.snapshot,
+                ram_bytes=ram,
+                fits=fits,
+                repo_dirs=(repo.path,),
+            )
+        )
+    return rows
+
+
+def _catalog_row(entry: CatalogEntry, repos: dict[str, CachedRepo], claimed: set[str], free: int) -> ModelRow:
+    ram, fits = memory_needs(entry.shape, free)
+    dirs: tuple[Path, ...] = ()
+    if entry.id == EMBEDDED_ID:
+        present = (EMBEDDED_PATH / "config.json").exists()
+        disk = sum(p.stat().st_size for p in EMBEDDED_PATH.iterdir() if p.is_file()) if present else 0
+        partial, local = 0, EMBEDDED_PATH if present else None
+    else:
+        found = [repos[c.lower()] for c in hub_candidates(entry.id) if c.lower() in repos]
+        claimed.update(r.repo_id.lower() for r in found)
+        disk = sum(r.disk_bytes for r in found)
+        partial = sum(r.partial_bytes for r in found)
+        local = next((r.snapshot for r in found if r.snapshot is not None), None)
+        dirs = tuple(r.path for r in found)
+    return ModelRow(
+        id=entry.id,
+        name=entry.short,
+        title=entry.title,
+        aliases=entry.aliases,
+        in_catalog=True,
+        licence=entry.licence,
+        params=entry.n_params,
+        download_bytes=entry.download_bytes,
+        disk_bytes=disk,
+        partial_bytes=partial,
+        local_path=local,
+        ram_bytes=ram,
+        fits=fits,
+        repo_dirs=dirs,
+    )
+
+
+def find_row(name: str, rows: list[ModelRow]) -> ModelRow | None:
+    """The row for a catalog name, alias or hub id."""
+    entry = find_entry(name)
+    key = (entry.id if entry else name.strip()).lower()
+    return next((r for r in rows if r.id.lower() == key), None)
+
+
+def local_model_names(cache_dir: Path | None = None) -> list[str]:
+    """Models that work without the network: the embedded one and every complete GPT-2 download."""
+    try:
+        rows = list_models(cache_dir, available=0)
+    except OSError:
+        return [EMBEDDED_ID]
+    return [r.name for r in rows if r.local_path is not None]
+
+
+def delete_model(name: str, cache_dir: Path | None = None) -> int:
+    """Delete a downloaded model (every org name it is cached under, partial files included); returns bytes freed."""
+    text = name.strip()
+    entry = find_entry(text)
+    if entry is not None and entry.id == EMBEDDED_ID:
+        raise InvalidInputError(
+            Text(
+                "The embedded model ships inside GPT Desk and cannot be deleted. Name a downloaded model "
+                "(see `gptdesk models`).",
+                "Встроенная модель входит в GPT Desk, удалить её нельзя. Укажите скачанную модель "
+                "(см. `gptdesk models`).",
+            )
+        )
+    root = cache_dir or hub_cache_dir()
+    dirs = [repo_dir(c, root) for c in hub_candidates(text)]
+    found = [d for d in dirs if d.is_dir()]
+    if not found:
+        raise ModelNotFoundError(
+            Text(
+                f"'{text}' is not in the model cache ({root}), so there is nothing to delete. `gptdesk models` "
+                "lists what is there; a model folder of your own is yours to delete.",
+                f"«{text}» нет в кэше моделей ({root}), удалять нечего. Что там есть, покажет `gptdesk models`; "
+                "свою папку с моделью удалите сами.",
+            )
+        )
+    freed = 0
+    for repo in scan_cache(root):
+        if repo.path in found:
+            freed += repo.disk_bytes
+    for d in found:
+        shutil.rmtree(d)
+        shutil.rmtree(root / ".locks" / d.name, ignore_errors=True)
+    return freed
+
+
+__all__ = [
+    "SHOWN_DTYPES",
+    "CachedRepo",
+    "ModelRow",
+    "delete_model",
+    "find_row",
+    "list_models",
+    "local_model_names",
+    "memory_needs",
+    "repo_dir",
+    "scan_cache",
+]

@@ -167,10 +167,13 @@ def test_invalid_arguments() -> None:
 
 
 def test_seconds_per_token_memory_then_compute_bound() -> None:
+    from gptdesk.estimate import LAYER_OVERHEAD_S, STEP_OVERHEAD_S
+
+    step = STEP_OVERHEAD_S + LAYER_OVERHEAD_S * RUGPT3_LARGE.n_layer
     greedy = cost(do_sample=False)
-    assert greedy.seconds_per_token == pytest.approx(greedy.weights_bytes / 20e9)
+    assert greedy.seconds_per_token == pytest.approx(step + greedy.weights_bytes / 20e9)
     wide = cost(num_beams=16, do_sample=False)
-    assert wide.seconds_per_token == pytest.approx(2 * RUGPT3_LARGE.param_count * 16 / 50e9)
+    assert wide.seconds_per_token == pytest.approx(step + 2 * RUGPT3_LARGE.param_count * 16 / 50e9)
     fast = cost(do_sample=False, bandwidth_gbs=100.0)
     assert fast.seconds_per_token < greedy.seconds_per_token
 

@@ -53,6 +53,13 @@ DEFAULT_BANDWIDTH_GBS = 20.0
 #: Sustained matrix-multiply throughput of a typical laptop CPU (a few cores, float32).
 DEFAULT_GFLOPS = 50.0
 
+#: Fixed cost of one decoding step in transformers' generate() on a CPU (Python, processors,
+#: stopping checks) and per layer (a dozen small kernels). Small models are bound by this, not by
+#: bandwidth: measured 16 ms/token for the embedded 7-layer model and ~50 ms for a 12-layer gpt2
+#: shape on this project's 2-core machine.
+STEP_OVERHEAD_S = 0.005
+LAYER_OVERHEAD_S = 0.0015
+
 #: float32 copies of the (rows x vocab) scores alive at once in one decoding step. Greedy and beam
 #: search: the float32 logits copy, log-softmax, and the running-score sum (beam) or argmax.
 #: Sampling adds the processors' copies (top-k/top-p sort values, their int64 indices, the mask)
@@ -225,7 +232,8 @@ def estimate(
 
     bandwidth = (bandwidth_gbs or DEFAULT_BANDWIDTH_GBS) * 1e9
     flops = (gflops or DEFAULT_GFLOPS) * 1e9
-    seconds = max(weights / bandwidth, 2 * shape.param_count * rows / flops)
+    overhead_s = STEP_OVERHEAD_S + LAYER_OVERHEAD_S * shape.n_layer
+    seconds = overhead_s + max(weights / bandwidth, 2 * shape.param_count * rows / flops)
 
     return CostEstimate(
         weights_bytes=int(weights),
@@ -433,7 +441,52 @@ def _suggestions(cost: CostEstimate, *, weights_loaded: bool, budget: float) -> 
                     "загрузите модель в bfloat16 (≈ {size:ru})",
                 ).format(size=_Bilingual(need(half)))
             )
+    if not weights_loaded:
+        # The model is not loaded yet, so a quantized engine or a smaller model are options too.
+        if DTYPE_BYTES[cost.dtype] > DTYPE_BYTES["q8_0"]:
+            for quant in ("q8_0", "q4_0"):
+                quantized = redo(dtype=quant)
+                if need(quantized) <= budget:
+                    options.append(
+                        Text(
+                            "the quantized engine (llamacpp, {q}: ≈ {size})",
+                            "квантованный движок (llamacpp, {q}: ≈ {size:ru})",
+                        ).format(q=quant, size=_Bilingual(need(quantized)))
+                    )
+                    break
+        smaller = _smaller_model(cost, budget)
+        if smaller is not None:
+            options.append(
+                Text("a smaller model: {name} (≈ {size})", "модель поменьше: {name} (≈ {size:ru})").format(
+                    name=smaller[0], size=_Bilingual(smaller[1])
+                )
+            )
     return options
+
+
+def _smaller_model(cost: CostEstimate, budget: float) -> tuple[str, int] | None:
+    """The biggest catalog model smaller than this one that fits `budget` with the same settings."""
+    from gptdesk.models.catalog import CATALOG  # the catalog imports this module: import late
+
+    best: tuple[int, str, int] | None = None
+    for entry in CATALOG:
+        params = entry.shape.param_count
+        if params >= cost.shape.param_count:
+            continue
+        candidate = estimate(
+            entry.shape,
+            dtype=cost.dtype,
+            prompt_tokens=cost.prompt_tokens,
+            max_new_tokens=cost.max_new_tokens,
+            num_beams=cost.num_beams,
+            num_return_sequences=cost.num_return_sequences,
+            do_sample=cost.do_sample,
+            overhead_bytes=cost.overhead_bytes,
+        )
+        total = candidate.total_bytes
+        if total <= budget and (best is None or params > best[0]):
+            best = (params, entry.short, total)
+    return (best[1], best[2]) if best is not None else None
 
 
 __all__ = [

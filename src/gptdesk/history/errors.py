@@ -74,7 +74,10 @@ def classify(exc: BaseException, path: Path, action: Text) -> HistoryError:
                 f"Диск заполнен: историю не удалось сохранить ({detail}).",
             )
             + where
-            + Text(" Free some disk space; the text on screen is kept.", " Освободите место на диске; текст на экране сохранён."),
+            + Text(
+                " Free some disk space; the text on screen is kept.",
+                " Освободите место на диске; текст на экране сохранён.",
+            ),
             "full",
         )
     if primary in (_BUSY, _LOCKED):
@@ -112,7 +115,8 @@ def classify(exc: BaseException, path: Path, action: Text) -> HistoryError:
             + where
             + Text(
                 " Move it away (GPT Desk will start a new one) and keep it if you want to try to recover it.",
-                " Переместите его в другое место (GPT Desk начнёт новую историю) и сохраните, если хотите его восстановить.",
+                " Переместите его в другое место (GPT Desk начнёт новую историю) и сохраните, "
+                "если хотите его восстановить.",
             ),
             "corrupt",
         )
@@ -123,7 +127,10 @@ def classify(exc: BaseException, path: Path, action: Text) -> HistoryError:
                 f"Диск сообщил об ошибке ввода-вывода в файле истории ({detail}).",
             )
             + where
-            + Text(" Check the disk, or point GPTDESK_DATA_DIR elsewhere.", " Проверьте диск или укажите другую папку в GPTDESK_DATA_DIR."),
+            + Text(
+                " Check the disk, or point GPTDESK_DATA_DIR elsewhere.",
+                " Проверьте диск или укажите другую папку в GPTDESK_DATA_DIR.",
+            ),
             "io",
         )
     return HistoryBugError(

@@ -1,0 +1,93 @@
+"""The history schema as ordered, recorded migrations (style: simonw/llm llm/migrations.py)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+Migration = Callable[[sqlite3.Connection], None]
+
+MIGRATIONS: list[tuple[str, Migration]] = []
+
+
+def migration(func: Migration) -> Migration:
+    """Append a migration; its function name is recorded once it has run. Never rename or reorder."""
+    MIGRATIONS.append((func.__name__, func))
+    return func
+
+
+@migration
+def m001_generations(db: sqlite3.Connection) -> None:
+    db.execute(
+        """
+        CREATE TABLE generations (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            created_at TEXT NOT NULL,        -- ISO 8601, UTC
+            updated_at TEXT NOT NULL,
+            status TEXT NOT NULL,            -- running, finished, cancelled, failed, interrupted
+            pid INTEGER,                     -- the process writing a running generation
+            prompt TEXT NOT NULL,
+            output TEXT NOT NULL DEFAULT '', -- the first (or only) sequence, as it grows
+            settings TEXT NOT NULL,          -- GenerationSettings as JSON, as the user set them
+            seed INTEGER,                    -- the seed actually used
+            model_id TEXT,
+            model_revision TEXT,
+            model_source TEXT,
+            engine TEXT,
+            device TEXT,
+            dtype TEXT,
+            versions TEXT NOT NULL,          -- library versions as JSON
+            finish_reason TEXT,
+            prompt_tokens INTEGER,
+            generated_tokens INTEGER,
+            first_token_s REAL,
+            total_s REAL,
+            tokens_per_second REAL,
+            error TEXT
+        )
+        """
+    )
+    db.execute("CREATE INDEX generations_created ON generations (created_at)")
+
+
+@migration
+def m002_variants_and_lineage(db: sqlite3.Connection) -> None:
+    # Several returned sequences (num_return_sequences > 1) and where a generation came from:
+    # a fresh prompt, a continuation of an earlier one, or a reproduction with the same seed.
+    db.execute("ALTER TABLE generations ADD COLUMN variants TEXT")  # JSON list of texts, or NULL
+    db.execute("ALTER TABLE generations ADD COLUMN kind TEXT NOT NULL DEFAULT 'new'")
+    db.execute("ALTER TABLE generations ADD COLUMN parent_id INTEGER REFERENCES generations (id) ON DELETE SET NULL")
+
+
+def applied(db: sqlite3.Connection) -> list[str]:
+    """Names of the migrations recorded in this database, in the order they ran."""
+    db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    return [row[0] for row in db.execute("SELECT name FROM _migrations ORDER BY rowid")]
+
+
+def migrate(db: sqlite3.Connection, *, upto: str | None = None) -> list[str]:
+    """Run the migrations this database lacks, each in its own transaction; return their names.
+
+    `upto` stops after the named migration (tests use it to build an older database).
+    """
+    ran: list[str] = []
+    for name, func in MIGRATIONS:
+        # BEGIN IMMEDIATE takes the write lock first, so two processes opening the same new
+        # database cannot both run a migration: the second waits, then sees it recorded.
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if name not in applied(db):
+                func(db)
+                db.execute(
+                    "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)",
+                    (name, datetime.now(UTC).isoformat(timespec="seconds")),
+                )
+                ran.append(name)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        if name == upto:
+            break
+    return ran

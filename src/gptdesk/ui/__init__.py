@@ -1,0 +1,1 @@
+"""The Qt window (PySide6). Importing this package imports no Qt; see gptdesk.ui.app."""

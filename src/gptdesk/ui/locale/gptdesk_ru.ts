@@ -1,0 +1,566 @@
+<?xml version="1.0" encoding="utf-8"?>
+<!DOCTYPE TS>
+<TS version="2.1" language="ru_RU">
+<context>
+    <name>HistoryPanel</name>
+    <message>
+        <source>running</source>
+        <translation>идёт</translation>
+    </message>
+    <message>
+        <source>finished</source>
+        <translation>готово</translation>
+    </message>
+    <message>
+        <source>stopped</source>
+        <translation>остановлено</translation>
+    </message>
+    <message>
+        <source>failed</source>
+        <translation>ошибка</translation>
+    </message>
+    <message>
+        <source>interrupted</source>
+        <translation>прервано</translation>
+    </message>
+    <message>
+        <source>&amp;Search history:</source>
+        <translation>&amp;Поиск по истории:</translation>
+    </message>
+    <message>
+        <source>Words from the prompt, the text or the model</source>
+        <translation>Слова из затравки, текста или имя модели</translation>
+    </message>
+    <message>
+        <source>Search history</source>
+        <translation>Поиск по истории</translation>
+    </message>
+    <message>
+        <source>Past generations</source>
+        <translation>Прошлые генерации</translation>
+    </message>
+    <message>
+        <source>&amp;Open</source>
+        <translation>&amp;Открыть</translation>
+    </message>
+    <message>
+        <source>Show this generation&apos;s prompt, text and settings</source>
+        <translation>Показать затравку, текст и параметры этой генерации</translation>
+    </message>
+    <message>
+        <source>Open generation</source>
+        <translation>Открыть генерацию</translation>
+    </message>
+    <message>
+        <source>&amp;Reproduce</source>
+        <translation>&amp;Повторить</translation>
+    </message>
+    <message>
+        <source>Run it again with the same model, settings and seed</source>
+        <translation>Запустить снова с той же моделью, параметрами и зерном</translation>
+    </message>
+    <message>
+        <source>Reproduce generation</source>
+        <translation>Повторить генерацию</translation>
+    </message>
+    <message>
+        <source>E&amp;xport</source>
+        <translation>&amp;Экспорт</translation>
+    </message>
+    <message>
+        <source>Save one generation or the whole history to a file</source>
+        <translation>Сохранить одну генерацию или всю историю в файл</translation>
+    </message>
+    <message>
+        <source>Export</source>
+        <translation>Экспорт</translation>
+    </message>
+    <message>
+        <source>plain text</source>
+        <translation>простой текст</translation>
+    </message>
+    <message>
+        <source>This generation as {fmt}…</source>
+        <translation>Эту генерацию в формате {fmt}…</translation>
+    </message>
+    <message>
+        <source>All shown as {fmt}…</source>
+        <translation>Все показанные в формате {fmt}…</translation>
+    </message>
+</context>
+<context>
+    <name>MainWindow</name>
+    <message>
+        <source>GPT Desk</source>
+        <extracomment>Alternatives asked of the engine for every generated token (the inspector shows them).</extracomment>
+        <translation>GPT Desk</translation>
+    </message>
+    <message>
+        <source>&amp;Prompt (Ctrl+Enter generates, Esc stops):</source>
+        <translation>&amp;Затравка (Ctrl+Enter — генерировать, Esc — остановить):</translation>
+    </message>
+    <message>
+        <source>Type the beginning of a text, e.g. «Жили-были старик со старухой», and press Ctrl+Enter.</source>
+        <translation>Введите начало текста, например «Жили-были старик со старухой», и нажмите Ctrl+Enter.</translation>
+    </message>
+    <message>
+        <source>Prompt</source>
+        <translation>Затравка</translation>
+    </message>
+    <message>
+        <source>The text the model continues. Ctrl+Enter generates.</source>
+        <translation>Текст, который продолжит модель. Ctrl+Enter запускает генерацию.</translation>
+    </message>
+    <message>
+        <source>&amp;Output:</source>
+        <translation>&amp;Результат:</translation>
+    </message>
+    <message>
+        <source>Co&amp;ntinue</source>
+        <translation>Пр&amp;одолжить</translation>
+    </message>
+    <message>
+        <source>Continue the shown text from where it stopped (Ctrl+Shift+Enter)</source>
+        <translation>Продолжить показанный текст с места остановки (Ctrl+Shift+Enter)</translation>
+    </message>
+    <message>
+        <source>Continue</source>
+        <translation>Продолжить</translation>
+    </message>
+    <message>
+        <source>&amp;Copy</source>
+        <translation>&amp;Копировать</translation>
+    </message>
+    <message>
+        <source>Copy the shown text to the clipboard (Ctrl+Shift+C)</source>
+        <translation>Скопировать показанный текст в буфер обмена (Ctrl+Shift+C)</translation>
+    </message>
+    <message>
+        <source>Copy output</source>
+        <translation>Копировать результат</translation>
+    </message>
+    <message>
+        <source>C&amp;lear</source>
+        <translation>О&amp;чистить</translation>
+    </message>
+    <message>
+        <source>Clear the output and the generated tokens (Ctrl+Shift+L)</source>
+        <translation>Очистить результат и сгенерированные токены (Ctrl+Shift+L)</translation>
+    </message>
+    <message>
+        <source>Clear output</source>
+        <translation>Очистить результат</translation>
+    </message>
+    <message>
+        <source>Parameters</source>
+        <translation>Параметры</translation>
+    </message>
+    <message>
+        <source>Tokens</source>
+        <translation>Токены</translation>
+    </message>
+    <message>
+        <source>History</source>
+        <translation>История</translation>
+    </message>
+    <message>
+        <source>&amp;File</source>
+        <translation>&amp;Файл</translation>
+    </message>
+    <message>
+        <source>&amp;Export all history</source>
+        <translation>&amp;Экспорт всей истории</translation>
+    </message>
+    <message>
+        <source>&amp;Generation</source>
+        <translation>&amp;Генерация</translation>
+    </message>
+    <message>
+        <source>&amp;View</source>
+        <translation>&amp;Вид</translation>
+    </message>
+    <message>
+        <source>&amp;Language</source>
+        <translation>&amp;Язык</translation>
+    </message>
+    <message>
+        <source>&amp;Generate</source>
+        <translation>&amp;Сгенерировать</translation>
+    </message>
+    <message>
+        <source>&amp;Stop</source>
+        <translation>О&amp;становить</translation>
+    </message>
+    <message>
+        <source>&amp;Copy output</source>
+        <translation>&amp;Копировать результат</translation>
+    </message>
+    <message>
+        <source>C&amp;lear output</source>
+        <translation>О&amp;чистить результат</translation>
+    </message>
+    <message>
+        <source>&amp;Open model folder…</source>
+        <translation>&amp;Открыть папку модели…</translation>
+    </message>
+    <message>
+        <source>Connect to a &amp;remote server…</source>
+        <translation>Подключиться к &amp;удалённому серверу…</translation>
+    </message>
+    <message>
+        <source>&amp;Quit</source>
+        <translation>&amp;Выход</translation>
+    </message>
+    <message>
+        <source>Go to the &amp;prompt</source>
+        <translation>Перейти к &amp;затравке</translation>
+    </message>
+    <message>
+        <source>Go to the &amp;model list</source>
+        <translation>Перейти к списку &amp;моделей</translation>
+    </message>
+    <message>
+        <source>&amp;Search history</source>
+        <translation>&amp;Поиск по истории</translation>
+    </message>
+    <message>
+        <source>plain text</source>
+        <translation>простой текст</translation>
+    </message>
+    <message>
+        <source>As {fmt}…</source>
+        <translation>В формате {fmt}…</translation>
+    </message>
+    <message>
+        <source>The model in use</source>
+        <translation>Используемая модель</translation>
+    </message>
+    <message>
+        <source>Where it runs</source>
+        <translation>Где она работает</translation>
+    </message>
+    <message>
+        <source>Number format of the weights</source>
+        <translation>Формат чисел весов</translation>
+    </message>
+    <message>
+        <source>Memory used by GPT Desk</source>
+        <translation>Память, занятая GPT Desk</translation>
+    </message>
+    <message>
+        <source>Tokens per second while generating</source>
+        <translation>Токенов в секунду во время генерации</translation>
+    </message>
+    <message>
+        <source>Time to the first token</source>
+        <translation>Время до первого токена</translation>
+    </message>
+    <message>
+        <source>Tokens generated so far</source>
+        <translation>Сгенерировано токенов</translation>
+    </message>
+    <message>
+        <source>Model loading progress</source>
+        <translation>Ход загрузки модели</translation>
+    </message>
+    <message>
+        <source>Stop generating (Esc)</source>
+        <translation>Остановить генерацию (Esc)</translation>
+    </message>
+    <message>
+        <source>Stop</source>
+        <translation>Остановить</translation>
+    </message>
+    <message>
+        <source>Continue the prompt with the model (Ctrl+Enter)</source>
+        <translation>Продолжить затравку моделью (Ctrl+Enter)</translation>
+    </message>
+    <message>
+        <source>Generate</source>
+        <translation>Сгенерировать</translation>
+    </message>
+    <message>
+        <source>Loading {model}…</source>
+        <translation>Загрузка {model}…</translation>
+    </message>
+    <message>
+        <source>Choose a model folder</source>
+        <translation>Выберите папку модели</translation>
+    </message>
+    <message>
+        <source>Model: loading…</source>
+        <translation>Модель: загрузка…</translation>
+    </message>
+    <message>
+        <source>Model: none</source>
+        <translation>Модель: нет</translation>
+    </message>
+    <message>
+        <source>Model: {name}</source>
+        <translation>Модель: {name}</translation>
+    </message>
+    <message>
+        <source>Device: {device}</source>
+        <translation>Устройство: {device}</translation>
+    </message>
+    <message>
+        <source>RAM: {size}</source>
+        <translation>ОЗУ: {size}</translation>
+    </message>
+    <message>
+        <source>Stopping…</source>
+        <translation>Остановка…</translation>
+    </message>
+    <message>
+        <source>Stopped after {n} tokens.</source>
+        <translation>Остановлено; токенов: {n}.</translation>
+    </message>
+    <message>
+        <source>Tokens: {n}</source>
+        <translation>Токенов: {n}</translation>
+    </message>
+    <message>
+        <source>{v} tok/s</source>
+        <translation>{v} ток/с</translation>
+    </message>
+    <message>
+        <source>First token: {s} s</source>
+        <translation>Первый токен: {s} с</translation>
+    </message>
+    <message>
+        <source>The settings are invalid: see the Parameters panel</source>
+        <translation>Параметры заданы неверно: см. панель «Параметры»</translation>
+    </message>
+    <message>
+        <source>Load a model to see the cost.</source>
+        <translation>Загрузите модель, чтобы увидеть стоимость.</translation>
+    </message>
+    <message>
+        <source>The model runs on the server; its memory is not counted here.</source>
+        <translation>Модель работает на сервере; её память здесь не учитывается.</translation>
+    </message>
+    <message>
+        <source>Fix the settings to see the cost.</source>
+        <translation>Исправьте параметры, чтобы увидеть стоимость.</translation>
+    </message>
+    <message>
+        <source>{n} prompt tokens, up to {m} new. </source>
+        <translation>Токенов в затравке: {n}, новых — до {m}. </translation>
+    </message>
+    <message>
+        <source>This does not fit in the free memory: Generate will refuse it.</source>
+        <translation>Это не помещается в свободную память: генерация будет отклонена.</translation>
+    </message>
+    <message>
+        <source>Copied {n} characters.</source>
+        <translation>Скопировано символов: {n}.</translation>
+    </message>
+    <message>
+        <source>Generation #{id} of {when}, model {model}, seed {seed}.</source>
+        <translation>Генерация №{id} от {when}, модель {model}, зерно {seed}.</translation>
+    </message>
+    <message>
+        <source>Export history</source>
+        <translation>Экспорт истории</translation>
+    </message>
+    <message>
+        <source>Exported {n} generations to {path}.</source>
+        <translation>Генераций экспортировано: {n}, файл {path}.</translation>
+    </message>
+</context>
+<context>
+    <name>MessageBar</name>
+    <message>
+        <source>Message</source>
+        <translation>Сообщение</translation>
+    </message>
+    <message>
+        <source>Dismiss the message</source>
+        <translation>Закрыть сообщение</translation>
+    </message>
+</context>
+<context>
+    <name>ModelPicker</name>
+    <message>
+        <source>works offline</source>
+        <translation>работает без сети</translation>
+    </message>
+    <message>
+        <source>on this computer</source>
+        <translation>на этом компьютере</translation>
+    </message>
+    <message>
+        <source>download {size}</source>
+        <translation>скачать {size}</translation>
+    </message>
+    <message>
+        <source>Open folder…</source>
+        <translation>Открыть папку…</translation>
+    </message>
+    <message>
+        <source>Load a GPT-2 model saved in a folder on this computer</source>
+        <translation>Загрузить модель GPT-2 из папки на этом компьютере</translation>
+    </message>
+    <message>
+        <source>Remote server…</source>
+        <translation>Удалённый сервер…</translation>
+    </message>
+    <message>
+        <source>Use a model on an OpenAI-compatible server (vLLM, llama.cpp, Ollama, GPT Desk)</source>
+        <translation>Использовать модель на сервере, совместимом с OpenAI (vLLM, llama.cpp, Ollama, GPT Desk)</translation>
+    </message>
+    <message>
+        <source>&amp;Model:</source>
+        <translation>&amp;Модель:</translation>
+    </message>
+    <message>
+        <source>Model</source>
+        <translation>Модель</translation>
+    </message>
+    <message>
+        <source>The model that writes the text; choosing another loads it</source>
+        <translation>Модель, которая пишет текст; выбор другой загружает её</translation>
+    </message>
+</context>
+<context>
+    <name>OutputPane</name>
+    <message>
+        <source>Output</source>
+        <translation>Результат</translation>
+    </message>
+    <message>
+        <source>Variant {n}</source>
+        <translation>Вариант {n}</translation>
+    </message>
+    <message>
+        <source>Generated text</source>
+        <translation>Сгенерированный текст</translation>
+    </message>
+    <message>
+        <source>The prompt in grey, then the text the model wrote</source>
+        <translation>Затравка серым, затем текст, написанный моделью</translation>
+    </message>
+    <message>
+        <source>The generated text appears here as the model writes it.</source>
+        <translation>Здесь появляется текст по мере того, как модель его пишет.</translation>
+    </message>
+</context>
+<context>
+    <name>ParametersPanel</name>
+    <message>
+        <source>&amp;Preset:</source>
+        <extracomment>Fields in the order they are shown, with the kind of editor each gets.</extracomment>
+        <translation>&amp;Набор настроек:</translation>
+    </message>
+    <message>
+        <source>Custom</source>
+        <translation>Свои значения</translation>
+    </message>
+    <message>
+        <source>Your own values</source>
+        <translation>Ваши собственные значения</translation>
+    </message>
+    <message>
+        <source>Preset</source>
+        <translation>Набор настроек</translation>
+    </message>
+    <message>
+        <source>Estimated cost:</source>
+        <translation>Оценка затрат:</translation>
+    </message>
+</context>
+<context>
+    <name>RemoteDialog</name>
+    <message>
+        <source>The URL must start with http:// or https://</source>
+        <translation>Адрес должен начинаться с http:// или https://</translation>
+    </message>
+    <message>
+        <source>Remote server</source>
+        <translation>Удалённый сервер</translation>
+    </message>
+    <message>
+        <source>Connect to a server that speaks the OpenAI completions protocol: vLLM, TGI, llama.cpp server, Ollama or another GPT Desk.</source>
+        <translation>Подключение к серверу с протоколом OpenAI completions: vLLM, TGI, сервер llama.cpp, Ollama или другой GPT Desk.</translation>
+    </message>
+    <message>
+        <source>Server &amp;URL:</source>
+        <translation>&amp;Адрес сервера:</translation>
+    </message>
+    <message>
+        <source>M&amp;odel (empty: the server&apos;s default):</source>
+        <translation>М&amp;одель (пусто — по умолчанию на сервере):</translation>
+    </message>
+    <message>
+        <source>API &amp;key (optional):</source>
+        <translation>&amp;Ключ API (необязательно):</translation>
+    </message>
+    <message>
+        <source>Server URL</source>
+        <translation>Адрес сервера</translation>
+    </message>
+    <message>
+        <source>Model name on the server</source>
+        <translation>Имя модели на сервере</translation>
+    </message>
+    <message>
+        <source>API key</source>
+        <translation>Ключ API</translation>
+    </message>
+</context>
+<context>
+    <name>TokenInspector</name>
+    <message>
+        <source>Prompt tokens: {n}</source>
+        <translation>Токены затравки: {n}</translation>
+    </message>
+    <message>
+        <source>Generated tokens: {n} (variant {k}); colour shows probability</source>
+        <translation>Сгенерированные токены: {n} (вариант {k}); цвет показывает вероятность</translation>
+    </message>
+    <message>
+        <source>Top alternatives (click a generated token)</source>
+        <translation>Лучшие альтернативы (щёлкните сгенерированный токен)</translation>
+    </message>
+    <message>
+        <source>Top alternatives for “{piece}”</source>
+        <translation>Лучшие альтернативы для «{piece}»</translation>
+    </message>
+    <message>
+        <source>probability</source>
+        <translation>вероятность</translation>
+    </message>
+    <message>
+        <source>alternatives</source>
+        <translation>альтернативы</translation>
+    </message>
+    <message>
+        <source>Prompt tokens</source>
+        <translation>Токены затравки</translation>
+    </message>
+    <message>
+        <source>Each token of the prompt with its id</source>
+        <translation>Каждый токен затравки с его номером</translation>
+    </message>
+    <message>
+        <source>Generated tokens</source>
+        <translation>Сгенерированные токены</translation>
+    </message>
+    <message>
+        <source>Each generated token shaded by its probability; select one to see the alternatives</source>
+        <translation>Каждый сгенерированный токен окрашен по вероятности; выберите токен, чтобы увидеть альтернативы</translation>
+    </message>
+    <message>
+        <source>Top alternatives</source>
+        <translation>Лучшие альтернативы</translation>
+    </message>
+    <message>
+        <source>Token</source>
+        <translation>Токен</translation>
+    </message>
+    <message>
+        <source>Probability</source>
+        <translation>Вероятность</translation>
+    </message>
+</context>
+</TS>

@@ -1,0 +1,172 @@
+"""A scripted engine implementing the Engine protocol, with a configurable delay per token."""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from collections.abc import Iterator, Sequence
+
+from gptdesk.engine.base import (
+    Alternative,
+    Finished,
+    FinishReason,
+    ModelInfo,
+    Notice,
+    StreamEvent,
+    Timings,
+    TokenEvent,
+    TokenPiece,
+)
+from gptdesk.errors import EmptyPromptError, EngineError
+from gptdesk.i18n import Text
+from gptdesk.settings import GenerationSettings
+
+#: Pieces the fake model writes: Cyrillic, spaces and punctuation, like a Russian GPT-2.
+SCRIPT: tuple[str, ...] = (
+    " Жили",
+    "-",
+    "были",
+    " старик",
+    " со",
+    " старухой",
+    " у",
+    " самого",
+    " синего",
+    " моря",
+    ".",
+)
+
+
+class FakeEngine:
+    """Writes `script` token by token (cycling), sleeping `delay` seconds per token as a model computes.
+
+    Greedy decoding (do_sample off) writes the script in order; sampling picks pieces with a
+    generator seeded by the settings' seed, so the same seed gives the same text. Cancellation is
+    checked after each token, like transformers' stopping criteria.
+    """
+
+    name = "fake"
+
+    def __init__(
+        self,
+        script: Sequence[str] = SCRIPT,
+        *,
+        delay: float = 0.0,
+        model_id: str = "fake-model",
+        revision: str = "fake-rev-1",
+        fail_after: int | None = None,
+        notice: Text | None = None,
+    ) -> None:
+        self.script = list(script)
+        self.delay = delay
+        self.fail_after = fail_after
+        self.notice = notice
+        self.calls: list[tuple[str, GenerationSettings]] = []
+        self.closed = False
+        self.cancel_seen_at: float | None = None  # when the engine noticed Stop
+        self.info = ModelInfo(
+            model_id=model_id,
+            source="(scripted)",
+            revision=revision,
+            engine="fake",
+            device="cpu",
+            dtype="float32",
+            n_params=10_000,
+            n_layer=2,
+            n_embd=32,
+            n_head=2,
+            n_positions=512,
+            vocab_size=len(self.script) + 10,
+        )
+
+    def _id(self, piece: str) -> int:
+        return self.script.index(piece) + 10 if piece in self.script else 1
+
+    def tokenize(self, text: str) -> list[TokenPiece]:
+        words: list[str] = []
+        for i, word in enumerate(text.split(" ")):
+            if i == 0:
+                if word:
+                    words.append(word)
+            else:
+                words.append(" " + word)
+        return [TokenPiece(self._id(w), w) for w in words]
+
+    def stream(
+        self,
+        prompt: str,
+        settings: GenerationSettings,
+        cancel: threading.Event | None = None,
+        *,
+        top_alternatives: int = 0,
+    ) -> Iterator[StreamEvent]:
+        if self.closed:
+            raise EngineError(Text("The engine is closed.", "Движок закрыт."))
+        if not prompt.strip():
+            raise EmptyPromptError(Text("The prompt is empty.", "Затравка пуста."))
+        self.calls.append((prompt, settings))
+        started = time.perf_counter()
+        _min_new, max_new = settings.resolve_lengths(len(self.tokenize(prompt)))
+        seed = settings.seed if settings.seed is not None else random.randrange(2**31)
+        if self.notice is not None:
+            yield Notice("test_notice", self.notice)
+        timings = Timings()
+        texts: list[str] = []
+        reasons: list[FinishReason] = []
+        counts: list[int] = []
+        all_events: list[list[TokenEvent]] = []
+        for sequence in range(settings.num_return_sequences):
+            rng = random.Random(seed * 1000 + sequence)
+            events: list[TokenEvent] = []
+            reason: FinishReason = "length"
+            for step in range(max_new):
+                if self.fail_after is not None and step == self.fail_after:
+                    raise EngineError(Text("Scripted failure.", "Запланированный сбой."))
+                if self.delay:
+                    time.sleep(self.delay)
+                # Greedy: the script in order; sampling: pieces drawn with the seeded generator.
+                piece = rng.choice(self.script) if settings.do_sample else self.script[step % len(self.script)]
+                probs = sorted((rng.random() for _ in range(5)), reverse=True)
+                total = sum(probs) * 1.25
+                alternatives = tuple(
+                    Alternative(self._id(p), p, math.log(q / total))
+                    for p, q in zip([piece, *[s for s in self.script if s != piece][:4]], probs, strict=False)
+                )
+                event = TokenEvent(
+                    text=piece,
+                    token_id=self._id(piece),
+                    piece=piece,
+                    logprob=alternatives[0].logprob,
+                    alternatives=alternatives[:top_alternatives],
+                    sequence=sequence,
+                )
+                if timings.first_token is None:
+                    timings.first_token = time.perf_counter() - started
+                events.append(event)
+                yield event
+                if cancel is not None and cancel.is_set():
+                    self.cancel_seen_at = time.perf_counter()
+                    reason = "cancelled"
+                    break
+            texts.append("".join(e.text for e in events))
+            reasons.append(reason)
+            counts.append(len(events))
+            all_events.append(events)
+            if reason == "cancelled":
+                break
+        timings.generated_tokens = max(counts, default=0)
+        timings.total = time.perf_counter() - started
+        yield Finished(
+            texts=texts,
+            finish_reasons=reasons,
+            prompt_tokens=len(self.tokenize(prompt)),
+            generated_tokens=counts,
+            seed=seed,
+            timings=timings,
+            tokens=all_events,
+        )
+
+    def close(self) -> None:
+        self.closed = True

@@ -147,3 +147,18 @@ def test_the_picker_says_which_catalog_models_are_here(qtbot: Any, make_window: 
     assert texts[0].endswith("— works offline")
     assert any("ruGPT-3 Large" in t and "download 3.0 GB" in t for t in texts)  # nothing cached in the test
     assert "Open folder…" in texts and "Remote server…" in texts
+
+
+def test_the_model_manager_opens_from_the_menu_and_its_choice_loads(
+    qtbot: Any, make_window: Any, monkeypatch: Any
+) -> None:
+    window = make_window(FakeEngine(model_id="old-model"))
+    chosen: list[str | None] = []
+    monkeypatch.setattr(window, "load_model", lambda name, **kw: chosen.append(name) or True)
+    assert window.act_manage_models in window.file_menu.actions()
+    window.act_manage_models.trigger()
+    dialog = window.model_manager
+    qtbot.waitUntil(dialog.isVisible, timeout=5000)
+    dialog.select("embedded")
+    dialog.use_button.click()
+    assert chosen == ["embedded"]

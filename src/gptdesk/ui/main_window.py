@@ -310,6 +310,7 @@ class MainWindow(QMainWindow):
         self.act_clear = self._action(self.clear_output, "Ctrl+Shift+L")
         self.act_open_folder = self._action(lambda: self._on_model_requested("folder", None), "Ctrl+O")
         self.act_remote = self._action(lambda: self._on_model_requested("remote", None), "Ctrl+Shift+O")
+        self.act_manage_models = self._action(self.open_model_manager, "Ctrl+Shift+M")
         self.act_quit = self._action(self.close, QKeySequence.StandardKey.Quit)
         self.act_focus_prompt = self._action(self._focus_prompt, "Ctrl+L")
         self.act_focus_model = self._action(self.model_picker.combo.setFocus, "Ctrl+M")
@@ -328,6 +329,7 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         bar = self.menuBar()
         self.file_menu = bar.addMenu("")
+        self.file_menu.addAction(self.act_manage_models)
         self.file_menu.addAction(self.act_open_folder)
         self.file_menu.addAction(self.act_remote)
         self.export_menu = self.file_menu.addMenu("")
@@ -427,6 +429,7 @@ class MainWindow(QMainWindow):
         self.act_clear.setText(self.tr("C&lear output"))
         self.act_open_folder.setText(self.tr("&Open model folder…"))
         self.act_remote.setText(self.tr("Connect to a &remote server…"))
+        self.act_manage_models.setText(self.tr("&Models: download and manage…"))
         self.act_quit.setText(self.tr("&Quit"))
         self.act_focus_prompt.setText(self.tr("Go to the &prompt"))
         self.act_focus_model.setText(self.tr("Go to the &model list"))
@@ -516,6 +519,19 @@ class MainWindow(QMainWindow):
             entry = find_entry(name or EMBEDDED_ID)
             key = entry.id if entry is not None else name
         return self.load_engine(load, kind=kind, key=key, label=label or str(name or EMBEDDED_ID))
+
+    def open_model_manager(self) -> None:
+        """The model manager (download, delete, use); choosing a model there loads it here."""
+        from gptdesk.ui.model_manager import ModelManagerDialog
+
+        dialog = ModelManagerDialog(self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.model_chosen.connect(self._on_model_chosen)
+        self.model_manager = dialog
+        dialog.show()
+
+    def _on_model_chosen(self, name: str) -> None:
+        self.load_model(name)
 
     def connect_remote(self, url: str, model: str | None = None, api_key: str | None = None) -> bool:
         """Use a model on an OpenAI-compatible server (gptdesk.engine.remote, imported when needed)."""
@@ -931,6 +947,7 @@ class MainWindow(QMainWindow):
         self.model_picker.setEnabled(not busy and not self.loading)
         self.act_open_folder.setEnabled(not busy and not self.loading)
         self.act_remote.setEnabled(not busy and not self.loading)
+        self.act_manage_models.setEnabled(not busy and not self.loading)
         self.history.reproduce_button.setEnabled(
             not busy and not self.loading and self.history.selected_id() is not None
         )

@@ -208,6 +208,10 @@
         <translation>Подключиться к &amp;удалённому серверу…</translation>
     </message>
     <message>
+        <source>&amp;Models: download and manage…</source>
+        <translation>&amp;Модели: загрузка и управление…</translation>
+    </message>
+    <message>
         <source>&amp;Quit</source>
         <translation>&amp;Выход</translation>
     </message>

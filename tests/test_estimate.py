@@ -50,8 +50,9 @@ def test_gpt2_param_count_is_exact() -> None:
 
 @pytest.mark.parametrize("shape", [GPT2, RUGPT3_SMALL, RUGPT3_LARGE], ids=["gpt2", "small", "large"])
 def test_full_size_param_counts_match_transformers(shape: ModelShape) -> None:
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
+    import torch
+    import transformers
+
     config = transformers.GPT2Config(
         n_layer=shape.n_layer,
         n_embd=shape.n_embd,
@@ -75,7 +76,8 @@ def test_rugpt3_param_counts(shape: ModelShape, millions: int) -> None:
 
 @pytest.mark.parametrize("n_inner", [None, 48])
 def test_tiny_param_count_matches_transformers(n_inner: int | None) -> None:
-    transformers = pytest.importorskip("transformers")
+    import transformers
+
     config = transformers.GPT2Config(n_layer=2, n_embd=32, n_head=4, n_positions=64, vocab_size=99, n_inner=n_inner)
     model = transformers.GPT2LMHeadModel(config)
     shape = ModelShape.from_config(config)

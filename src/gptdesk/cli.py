@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -18,7 +19,7 @@ from gptdesk.i18n import Text, current_language, set_language
 
 #: Modules that add their own subcommands: each has `register(subparsers)`, whose parsers set
 #: `func(args, out, err) -> int`. Keeps each face's command next to its code, out of this file.
-SUBCOMMAND_MODULES: list[str] = []
+SUBCOMMAND_MODULES: list[str] = ["gptdesk.ui.command", "gptdesk.models.cli", "gptdesk.server.cli", "gptdesk.bench"]
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -73,6 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _model_options(gen)
     gen.add_argument(
+        "--engine",
+        default="auto",
+        choices=("auto", "transformers", "llamacpp"),
+        help=_t(
+            "auto: llama.cpp (fast, quantized) on a CPU when installed, transformers for beam search and GPUs; "
+            "transformers: the reference engine; llamacpp: always llama.cpp",
+            "auto: llama.cpp (быстрый, квантованный) на процессоре, если установлен, transformers для "
+            "лучевого поиска и GPU; transformers: эталонный движок; llamacpp: всегда llama.cpp",
+        ),
+    )
+    gen.add_argument(
         "--preset",
         default="balanced",
         help=_t("settings preset: ", "набор настроек: ")
@@ -97,6 +109,25 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help=_t("print the prompt's tokens first", "сначала вывести токены затравки"),
     )
+    gen.add_argument(
+        "--remote",
+        metavar="URL",
+        default=None,
+        help=_t(
+            "generate on an OpenAI-compatible server instead (gptdesk serve, vLLM, llama.cpp server, Ollama), "
+            "e.g. http://127.0.0.1:8000; --model then names the server's model (default: the first it serves)",
+            "генерировать на сервере, совместимом с OpenAI (gptdesk serve, vLLM, llama.cpp server, Ollama), "
+            "например http://127.0.0.1:8000; тогда --model — модель на сервере (по умолчанию первая)",
+        ),
+    )
+    gen.add_argument(
+        "--api-key",
+        default=None,
+        help=_t(
+            "the --remote server's API key (default: $GPTDESK_API_KEY)",
+            "ключ API сервера --remote (по умолчанию $GPTDESK_API_KEY)",
+        ),
+    )
     gen.set_defaults(func=cmd_generate)
 
     tok = sub.add_parser(
@@ -108,9 +139,6 @@ def build_parser() -> argparse.ArgumentParser:
     tok.add_argument("--json", action="store_true")
     tok.set_defaults(func=cmd_tokens)
 
-    mod = sub.add_parser("models", help=_t("list known models", "список известных моделей"))
-    mod.add_argument("--json", action="store_true")
-    mod.set_defaults(func=cmd_models)
     for module_name in SUBCOMMAND_MODULES:
         importlib.import_module(module_name).register(sub)
     return parser
@@ -169,7 +197,11 @@ def cmd_generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     prompt = _read(args.prompt)
     settings = _settings_from_args(args)
-    engine = load_engine(args.model, device=args.device, dtype=args.dtype)
+    if args.remote:
+        api_key = args.api_key or os.environ.get("GPTDESK_API_KEY") or None
+        engine = load_engine(args.model, engine="remote", base_url=args.remote, api_key=api_key)
+    else:
+        engine = load_engine(args.model, engine=args.engine, device=args.device, dtype=args.dtype)
     try:
         if args.show_tokens:
             _print_tokens(engine.tokenize(prompt), out)
@@ -231,9 +263,11 @@ def cmd_generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             print(
                 _t(
                     f"[{finished.generated_tokens[0]} tokens, {tps or 0:.1f} tok/s, first token {ttft or 0:.2f} s, "
-                    f"seed {finished.seed}, {finished.finish_reason}; {info.model_id} on {info.device} {info.dtype}]",
+                    f"seed {finished.seed}, {finished.finish_reason}; {info.model_id} on {info.engine} "
+                    f"{info.device} {info.dtype}]",
                     f"[{finished.generated_tokens[0]} токенов, {tps or 0:.1f} ток/с, первый токен {ttft or 0:.2f} с, "
-                    f"seed {finished.seed}, {finished.finish_reason}; {info.model_id} на {info.device} {info.dtype}]",
+                    f"seed {finished.seed}, {finished.finish_reason}; {info.model_id} на {info.engine} "
+                    f"{info.device} {info.dtype}]",
                 ),
                 file=err,
             )
@@ -266,61 +300,6 @@ def cmd_tokens(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
-def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from gptdesk.estimate import available_memory, estimate, format_bytes
-    from gptdesk.models.catalog import CATALOG
-    from gptdesk.models.locate import find_local
-
-    free = available_memory()
-    rows: list[dict[str, Any]] = []
-    for entry in CATALOG:
-        local = find_local(entry.id)
-        ram = {
-            dt: estimate(entry.shape, dtype=dt, prompt_tokens=64, max_new_tokens=100).total_bytes
-            for dt in ("float32", "bfloat16")
-        }
-        rows.append(
-            {
-                "id": entry.id,
-                "name": entry.short,
-                "aliases": list(entry.aliases),
-                "params": entry.n_params,
-                "download_bytes": entry.download_bytes,
-                "ram_bytes": ram,
-                "fits": {dt: v <= free for dt, v in ram.items()},
-                "licence": entry.licence,
-                "local_path": str(local) if local else None,
-                "title": entry.title.get(),
-            }
-        )
-    if args.json:
-        json.dump({"available_memory_bytes": free, "models": rows}, out, ensure_ascii=False, indent=1)
-        out.write("\n")
-        return EXIT_OK
-    header = _t(
-        f"{'name':<14} {'params':>7} {'download':>9} {'RAM fp32':>9} {'RAM bf16':>9}  {'here':<5} id",
-        f"{'имя':<14} {'парам.':>7} {'загрузка':>9} {'ОЗУ fp32':>9} {'ОЗУ bf16':>9}  {'есть':<5} id",
-    )
-    print(header, file=out)
-    for r in rows:
-        fits = "" if r["fits"]["float32"] else "!"
-        present = _t("yes", "да") if r["local_path"] else _t("no", "нет")
-        print(
-            f"{r['name']:<14} {r['params'] / 1e6:>6.0f}M {format_bytes(r['download_bytes']):>9} "
-            f"{format_bytes(r['ram_bytes']['float32']) + fits:>9} {format_bytes(r['ram_bytes']['bfloat16']):>9}  "
-            f"{present:<5} {r['id']}",
-            file=out,
-        )
-    print(
-        _t(
-            f"Free memory now: {format_bytes(free)}. '!' marks a model that does not fit in float32.",
-            f"Свободно памяти: {format_bytes(free)}. «!» — модель не помещается во float32.",
-        ),
-        file=out,
-    )
-    return EXIT_OK
-
-
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
@@ -329,8 +308,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     if args.lang:
         set_language(args.lang)
     if args.command is None:
-        parser.print_help(out)
-        return EXIT_OK
+        # Bare `gptdesk` opens the window; gptdesk.ui.command imports Qt only when it runs.
+        from gptdesk.ui.command import cmd_gui
+
+        args.func = cmd_gui
     func: Callable[[argparse.Namespace, TextIO, TextIO], int] = args.func
     try:
         return func(args, out, err)

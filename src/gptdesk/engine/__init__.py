@@ -20,6 +20,7 @@ from gptdesk.engine.base import (
 )
 
 __all__ = [
+    "ENGINES",
     "Alternative",
     "Engine",
     "Finished",
@@ -35,18 +36,36 @@ __all__ = [
 ]
 
 
+#: Engines load_engine knows: "auto" is llama.cpp on a CPU when installed, else transformers.
+ENGINES = ("auto", "transformers", "llamacpp", "remote")
+
+
 def load_engine(name: str | Path | None = None, *, engine: str = "transformers", **options: Any) -> Engine:
     """Load a model (None: the embedded one) with the named engine."""
     if engine == "transformers":
         from gptdesk.engine.hf import TransformersEngine
 
         return TransformersEngine.load(name, **options)
+    if engine == "llamacpp":
+        from gptdesk.engine.llamacpp import LlamaCppEngine
+
+        return LlamaCppEngine.load(name, **options)
+    if engine == "auto":
+        from gptdesk.engine.llamacpp import load_auto
+
+        return load_auto(name, **options)
+    if engine == "remote":
+        # An OpenAI-compatible server (vLLM, llama.cpp server, Ollama, gptdesk serve): `name` is its model
+        # (None: the first it serves); options are base_url (required), api_key and timeout.
+        from gptdesk.engine.remote import connect_remote
+
+        return connect_remote(name, **options)
     from gptdesk.errors import InvalidInputError
     from gptdesk.i18n import Text
 
     raise InvalidInputError(
         Text(
-            f"engine = '{engine}' is unknown: use 'transformers'.",
-            f"engine = «{engine}» неизвестен: используйте «transformers».",
+            f"engine = '{engine}' is unknown: use one of {', '.join(ENGINES)}.",
+            f"engine = «{engine}» неизвестен: используйте один из {', '.join(ENGINES)}.",
         )
     )

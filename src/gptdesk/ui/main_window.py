@@ -510,9 +510,11 @@ class MainWindow(QMainWindow):
         def load(progress: Progress) -> Engine:
             progress(Text("Starting the engine", "Запуск движка"), None)
             warm_up()
-            from gptdesk.engine.hf import TransformersEngine
+            from gptdesk.engine import load_engine
 
-            return TransformersEngine.load(name, progress=progress)
+            # "auto": the quantized llama.cpp engine on a CPU when installed, else transformers;
+            # beam search falls back to transformers with a notice.
+            return load_engine(name, engine="auto", progress=progress)
 
         key: object = name
         if kind == "catalog":

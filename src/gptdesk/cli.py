@@ -201,6 +201,7 @@ def cmd_generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         api_key = args.api_key or os.environ.get("GPTDESK_API_KEY") or None
         engine = load_engine(args.model, engine="remote", base_url=args.remote, api_key=api_key)
     else:
+        _fetch_if_missing(args.model, err)
         engine = load_engine(args.model, engine=args.engine, device=args.device, dtype=args.dtype)
     try:
         if args.show_tokens:
@@ -274,6 +275,31 @@ def cmd_generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return EXIT_INTERRUPTED if finished.finish_reason == "cancelled" else EXIT_OK
     finally:
         engine.close()
+
+
+def _fetch_if_missing(name: str | None, err: TextIO) -> None:
+    """A hub model used for the first time is downloaded here with a progress bar, not silently."""
+    from pathlib import Path
+
+    from gptdesk.models.catalog import EMBEDDED_ID, find_entry
+    from gptdesk.models.locate import find_local
+
+    if not name or Path(name).expanduser().exists():
+        return
+    entry = find_entry(name)
+    if (entry is not None and entry.id == EMBEDDED_ID) or find_local(name) is not None:
+        return
+    if entry is None and "/" not in name:
+        return  # neither a catalog name nor a hub id: resolve() explains
+    from gptdesk.models.cli import TerminalProgress
+    from gptdesk.models.download import pull
+
+    print(
+        _t(f"{name} is not on this computer yet: downloading it.", f"{name} ещё нет на компьютере: скачиваю."), file=err
+    )
+    cancel = threading.Event()
+    with _CtrlC(cancel):
+        pull(name, progress=TerminalProgress(err), cancel=cancel)
 
 
 def _print_tokens(pieces: Sequence[Any], out: TextIO) -> None:

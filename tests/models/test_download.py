@@ -553,3 +553,20 @@ def test_the_terminal_bar_redraws_one_line() -> None:
     text = stream.getvalue()
     assert text.count("\r") == 3 and text.endswith("\n") and text.count("\n") == 1
     assert "50.0%" in text and "5.0 MB/s" in text and "ETA 4 min 40 s" in text and "1.6 GB/3.0 GB" in text
+
+
+def test_generate_downloads_a_missing_model_with_progress_first(hub: FakeHub, tiny_model_dir: Path) -> None:
+    import io
+
+    from gptdesk.cli import main
+
+    hub.add_repo(REPO_ID, tiny_model_dir)
+    out, err = io.StringIO(), io.StringIO()
+    code = main(
+        ["generate", "Привет", "--model", "rugpt3small", "--engine", "transformers", "--max-new-tokens", "3"], out, err
+    )
+    assert code == 0, err.getvalue()
+    assert "downloading it" in err.getvalue()
+    assert "100.0%" in err.getvalue()  # the terminal progress reached the end
+    assert out.getvalue().startswith("Привет")
+    assert find_local("rugpt3small") is not None

@@ -287,10 +287,11 @@ def _fetch_if_missing(name: str | None, err: TextIO) -> None:
     if not name or Path(name).expanduser().exists():
         return
     entry = find_entry(name)
+    looks_like_hub_id = name.count("/") == 1 and not name.startswith(("/", ".", "~"))
+    if entry is None and not looks_like_hub_id:
+        return  # a folder path or an unknown name: resolve() explains
     if (entry is not None and entry.id == EMBEDDED_ID) or find_local(name) is not None:
         return
-    if entry is None and "/" not in name:
-        return  # neither a catalog name nor a hub id: resolve() explains
     from gptdesk.models.cli import TerminalProgress
     from gptdesk.models.download import pull
 

@@ -69,7 +69,10 @@ def local_snapshot(repo_id: str) -> Path | None:
     """The cached snapshot folder of a hub model, if its config is in the local cache."""
     from huggingface_hub import try_to_load_from_cache
 
-    found = try_to_load_from_cache(repo_id, "config.json", cache_dir=hub_cache_dir())
+    try:
+        found = try_to_load_from_cache(repo_id, "config.json", cache_dir=hub_cache_dir())
+    except ValueError:  # not a valid repo id (HFValidationError), so not in the cache either
+        return None
     if isinstance(found, str):
         return Path(found).parent
     return None

@@ -93,6 +93,24 @@ class NetworkError(ModelError):
     http_status = 503
 
 
+class DownloadCancelled(ModelError):
+    """The user cancelled a download; verified files and the partial file stay for the next try."""
+
+    exit_code = 130
+
+
+class ConversionCancelled(ModelError):
+    """The user cancelled a GGUF conversion; nothing was left in the cache."""
+
+
+class DiskSpaceError(GptDeskError):
+    """The cache's disk has no room for the download (checked before it starts, or hit while writing)."""
+
+    exit_code = 4
+    http_status = 507
+    error_type = "insufficient_resources"
+
+
 class InsufficientMemoryError(GptDeskError):
     """The estimate says the machine cannot afford this; the message suggests what to change."""
 

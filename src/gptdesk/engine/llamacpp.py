@@ -358,7 +358,6 @@ class LlamaCppEngine:
         self.load_seconds = 0.0
         self.converted_now = False
         self._lock = threading.Lock()  # one generation at a time per loaded model
-        self._pieces: dict[int, str] = {}
 
     # -- loading ---------------------------------------------------------------------------------
 
@@ -495,11 +494,7 @@ class LlamaCppEngine:
         return tokenize(self._tokenizer, text)
 
     def piece(self, token_id: int) -> str:
-        # Cached: the tokenizer's special-token lookups cost more than a whole step's sampling.
-        text = self._pieces.get(token_id)
-        if text is None:
-            text = self._pieces[token_id] = piece_text(self._tokenizer, token_id)
-        return text
+        return piece_text(self._tokenizer, token_id)  # cached per tokenizer in engine.tokens
 
     @property
     def threads(self) -> int:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from gptdesk.engine.base import ProgressCallback
-from gptdesk.errors import InvalidInputError, ModelCorruptError, ModelError, UnsupportedModelError
+from gptdesk.errors import ConversionCancelled, InvalidInputError, ModelCorruptError, ModelError, UnsupportedModelError
 from gptdesk.i18n import Text
 from gptdesk.models.locate import ResolvedModel, read_config, weight_files
 
@@ -53,10 +53,6 @@ class ConvertedModel:
     reused: bool  # True: taken from the cache; False: converted just now
     seconds: float  # time spent converting (0 when reused) or checking the cached file
     manifest: dict[str, Any]
-
-
-class ConversionCancelled(ModelError):
-    """The user cancelled a conversion; nothing was left in the cache."""
 
 
 # -- where converted files live -----------------------------------------------------------------

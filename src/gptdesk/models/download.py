@@ -18,7 +18,8 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 from gptdesk.errors import (
-    GptDeskError,
+    DiskSpaceError,
+    DownloadCancelled,
     InvalidInputError,
     ModelCorruptError,
     ModelError,
@@ -46,20 +47,6 @@ _HEX40 = re.compile(r"^[0-9a-f]{40}$")
 
 Phase = Literal["check", "download", "verify", "retry", "done"]
 FreeSpace = Callable[[Path], int]
-
-
-class DownloadCancelled(ModelError):
-    """The user cancelled a download; verified files and the partial file stay for the next try."""
-
-    exit_code = 130
-
-
-class DiskSpaceError(GptDeskError):
-    """The cache's disk has no room for the download (checked before it starts, or hit while writing)."""
-
-    exit_code = 4
-    http_status = 507
-    error_type = "insufficient_resources"
 
 
 # -- settings ------------------------------------------------------------------------------------

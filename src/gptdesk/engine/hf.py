@@ -261,6 +261,24 @@ class TransformersEngine:
 
     # -- generation ------------------------------------------------------------------------------
 
+    def next_logits(self, ids: list[int]) -> Any:
+        """The model's raw scores (a float32 numpy vector) for the token after `ids` (for scoring and the lab)."""
+        import torch
+
+        if self._model is None:
+            raise EngineError(Text("The engine is closed.", "Движок закрыт."))
+        if not ids or len(ids) >= self.info.n_positions:
+            raise InvalidInputError(
+                Text(
+                    f"{len(ids)} token ids: give between 1 and {self.info.n_positions - 1}.",
+                    f"{len(ids)} токенов: нужно от 1 до {self.info.n_positions - 1}.",
+                )
+            )
+        with self._lock, torch.inference_mode():
+            full = torch.tensor([ids], device=self._model.device)
+            return self._model(full).logits[0, -1].float().cpu().numpy()
+
+
     def prepare(self, prompt: str, settings: GenerationSettings) -> PreparedPrompt:
         """Prompt ids (cut to fit the context), min and max new tokens, and notices to show."""
         if not prompt.strip():

@@ -98,7 +98,18 @@ class Finished:
         return self.finish_reasons[0] if self.finish_reasons else "length"
 
 
-StreamEvent = TokenEvent | Notice | Finished
+@dataclass(frozen=True)
+class LeadingBeam:
+    """While a beam search runs: the best hypothesis so far. It may change completely from one step
+    to the next, so a consumer replaces what it shows rather than appending to it."""
+
+    text: str  # the hypothesis's generated text so far (decoded, stop strings applied)
+    token_ids: tuple[int, ...]
+    score: float  # its beam score: sum of log-probabilities / length ** length_penalty
+    step: int  # generation steps taken so far
+
+
+StreamEvent = TokenEvent | Notice | LeadingBeam | Finished
 
 
 @dataclass(frozen=True)

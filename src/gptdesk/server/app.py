@@ -23,17 +23,19 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gptdesk import __version__
-from gptdesk.engine.base import Engine, Finished, Notice, TokenEvent
+from gptdesk.engine.base import Engine, Finished, LeadingBeam, Notice, TokenEvent
 from gptdesk.errors import GptDeskError
 from gptdesk.i18n import Lang, Text
 from gptdesk.models.catalog import find_entry
-from gptdesk.server.config import ServerConfig
+from gptdesk.server.config import ServerConfig, host_allowed, origin_allowed
 from gptdesk.server.errors import (
     AuthenticationError,
+    ForbiddenError,
     MethodNotAllowedError,
     NotFoundError,
     RequestError,
     RequestTooLargeError,
+    UnsupportedMediaTypeError,
     error_body,
     internal_error,
     negotiate_language,
@@ -45,6 +47,7 @@ from gptdesk.server.protocol import (
     Completion,
     CompletionRequest,
     ErrorResponse,
+    LeadingBeamOut,
     Logprobs,
     ModelCard,
     ModelList,
@@ -69,6 +72,10 @@ log = logging.getLogger("gptdesk.server")
 #: Bodies up to this size are read to the end before a 413, so that the client sees the answer
 #: rather than a reset connection; beyond it the connection is simply closed after the answer.
 _DRAIN_LIMIT = 64 << 20
+
+#: The most digits a JSON integer may have: every parameter fits in far fewer (a seed has at most 10), and
+#: Python refuses to read more than 4300 at all.
+_MAX_INT_DIGITS = 64
 
 #: How GPT Desk's finish reasons read in the OpenAI protocol.
 FINISH_REASONS: dict[str, str] = {"eos": "stop", "stop": "stop", "length": "length", "cancelled": "cancelled"}
@@ -101,15 +108,20 @@ def create_app(engine: Engine, config: ServerConfig | None = None) -> FastAPI:
     app.state.config = config
     app.state.engine = engine
     names = _model_names(engine, served)
-    app.add_middleware(_Guard, api_key=config.api_key)
+    app.add_middleware(_Guard, config=config)
 
     errors: dict[int | str, dict[str, Any]] = {
         400: {"model": ErrorResponse, "description": "Invalid request: the message names the parameter and the fix."},
         404: {"model": ErrorResponse, "description": "The model is not served here."},
+        403: {"model": ErrorResponse, "description": "The Host or Origin header is not this server's."},
         413: {"model": ErrorResponse, "description": "The request body is too large."},
     }
     if config.api_key is not None:
         errors[401] = {"model": ErrorResponse, "description": "Missing or wrong API key."}
+    post_errors: dict[int | str, dict[str, Any]] = {
+        **errors,
+        415: {"model": ErrorResponse, "description": "The body is not sent as application/json."},
+    }
 
     # -- error handlers ------------------------------------------------------------------------------
 
@@ -204,7 +216,7 @@ def create_app(engine: Engine, config: ServerConfig | None = None) -> FastAPI:
     @app.post(
         "/v1/tokenize",
         response_model=TokenizeResponse,
-        responses=errors,
+        responses=post_errors,
         summary="Split a text into the served model's tokens (GPT Desk's extra)",
         openapi_extra=_json_body("TokenizeRequest"),
     )
@@ -222,8 +234,9 @@ def create_app(engine: Engine, config: ServerConfig | None = None) -> FastAPI:
             "description": "The completion; with stream: true, server-sent events of completion chunks, then [DONE].",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
-        **errors,
+        **post_errors,
         429: {"model": ErrorResponse, "description": "Too many requests wait for the model; retry later."},
+        503: {"model": ErrorResponse, "description": "The server is shutting down."},
     }
 
     @app.post(
@@ -244,8 +257,10 @@ def create_app(engine: Engine, config: ServerConfig | None = None) -> FastAPI:
         job = queue.submit(prompts, settings, req.logprobs or 0)
         build = _Builder(req, settings, served, _fingerprint(engine), lang)
         if req.stream:
-            include_usage = req.stream_options is not None and req.stream_options.include_usage
-            return _EventStream(job, _events(job, build, include_usage, config.keepalive_s))
+            options = req.stream_options
+            include_usage = options is not None and options.include_usage
+            include_beam = options is not None and options.include_leading_beam
+            return _EventStream(job, _events(job, build, include_usage, include_beam, config.keepalive_s))
         return await _complete(job, build, request)
 
     def openapi() -> dict[str, Any]:
@@ -338,6 +353,7 @@ async def read_json(request: Request, limit: int) -> object:
             raise too_large
         chunks.append(chunk)
     body = b"".join(chunks)
+    _check_json_content_type(request.headers.get("content-type"))
     if not body.strip():
         raise RequestError(
             Text(
@@ -348,7 +364,7 @@ async def read_json(request: Request, limit: int) -> object:
             code="invalid_json",
         )
     try:
-        return json.loads(body)
+        return json.loads(body, parse_int=_parse_int, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         raise RequestError(
             Text(
@@ -375,20 +391,111 @@ async def read_json(request: Request, limit: int) -> object:
             ),
             code="invalid_json",
         ) from None
+    except _UnreadableNumber as exc:
+        raise RequestError(exc.text, code="invalid_json") from None
+    except ValueError as exc:  # any other number Python cannot read: still the client's JSON, not a bug
+        raise RequestError(
+            Text(
+                f"The request body's JSON cannot be read ({exc}). Send plain JSON numbers and strings.",
+                f"JSON в теле запроса не читается ({exc}). Отправьте обычные числа и строки JSON.",
+            ),
+            code="invalid_json",
+        ) from None
+
+
+class _UnreadableNumber(ValueError):
+    """A number in the body that no parameter could take; its message says which."""
+
+    def __init__(self, text: Text) -> None:
+        super().__init__(text.en)
+        self.text = text
+
+
+def _parse_int(digits: str) -> int:
+    count = len(digits.lstrip("-"))
+    if count > _MAX_INT_DIGITS:
+        # Python would refuse beyond 4300 digits with a ValueError that used to end as a 500.
+        raise _UnreadableNumber(
+            Text(
+                f"The request body is not valid JSON for this API: it has a whole number of {count} digits, and no "
+                f"parameter takes one longer than {_MAX_INT_DIGITS} digits (a seed has at most 10). Send each "
+                "value within its range.",
+                f"Тело запроса не подходит этому API: в нём целое число из {count} цифр, а ни один параметр не "
+                f"принимает чисел длиннее {_MAX_INT_DIGITS} цифр (у зерна их не больше 10). Отправляйте каждое "
+                "значение в его диапазоне.",
+            )
+        )
+    return int(digits)
+
+
+def _refuse_constant(name: str) -> object:
+    raise _UnreadableNumber(
+        Text(
+            f"The request body is not valid JSON: {name} is not a JSON value (Python writes it, JSON does not). "
+            "Send a finite number.",
+            f"Тело запроса — не корректный JSON: {name} не является значением JSON (так пишет Python, но не JSON). "
+            "Отправьте конечное число.",
+        )
+    )
+
+
+def _check_json_content_type(value: str | None) -> None:
+    """Only JSON bodies: a web page can send text/plain or a form to 127.0.0.1 without asking (no preflight)."""
+    media, _, params = (value or "").partition(";")
+    charset = ""
+    for param in params.split(";"):
+        key, _, val = param.partition("=")
+        if key.strip().lower() == "charset":
+            charset = val.strip().strip('"').lower()
+    if media.strip().lower() == "application/json" and charset in ("", "utf-8", "utf8"):
+        return
+    said = Text(f"Content-Type is {value!r}", f"Content-Type — {value!r}")
+    if value is None:
+        said = Text("The request has no Content-Type", "В запросе нет Content-Type")
+    raise UnsupportedMediaTypeError(
+        said
+        + Text(
+            ": this server reads only JSON bodies sent as application/json (UTF-8). Send "
+            "the header 'Content-Type: application/json' (curl: -H 'Content-Type: application/json'; the openai "
+            "client and httpx's json= send it already). Other types are refused so that a web page cannot drive "
+            "the model behind your back.",
+            ": этот сервер читает только тела JSON с типом application/json (UTF-8). "
+            "Передайте заголовок «Content-Type: application/json» (curl: -H 'Content-Type: application/json'; "
+            "клиент openai и json= в httpx передают его сами). Другие типы отклоняются, чтобы веб-страница не "
+            "могла управлять моделью без вашего ведома.",
+        )
+    )
 
 
 class _Guard:
-    """Checks the API key of every /v1 request before anything else reads it."""
+    """Checks every request before anything reads it: Host and Origin (all paths), then the API key (/v1).
 
-    def __init__(self, app: ASGIApp, api_key: str | None) -> None:
+    A server on 127.0.0.1 is still reachable from the user's browser. A request whose Host is not
+    this server's is a DNS-rebinding attack (a page of attacker.example whose name now points at
+    127.0.0.1); one with a foreign Origin is another site's page. Both get 403 and no CORS headers,
+    so the browser also keeps the answer from the page (style.md 21; ollama's allowedHostsMiddleware,
+    jupyter_server's check_host / check_origin).
+    """
+
+    def __init__(self, app: ASGIApp, config: ServerConfig) -> None:
         self.app = app
-        self.api_key = api_key.encode() if api_key is not None else None
+        self.config = config
+        self.api_key = config.api_key.encode() if config.api_key is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.api_key is None or scope["type"] != "http" or not str(scope["path"]).startswith("/v1"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
+        lang = negotiate_language(headers.get("accept-language"))
+        refused = self._foreign(headers)
+        if refused is not None:
+            log.warning("refused %s %s: %s", scope.get("method"), scope.get("path"), refused.text.en)
+            await error_response(refused, lang)(scope, receive, send)
+            return
+        if self.api_key is None or not str(scope["path"]).startswith("/v1"):
+            await self.app(scope, receive, send)
+            return
         scheme, _, token = headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self.api_key):
             await self.app(scope, receive, send)
@@ -407,8 +514,38 @@ class _Guard:
                 "Переданный ключ API не подходит к этому серверу. Используйте ключ, заданный в "
                 "`gptdesk serve --api-key` (или в его GPTDESK_API_KEY).",
             )
-        lang = negotiate_language(headers.get("accept-language"))
         await error_response(AuthenticationError(text), lang)(scope, receive, send)
+
+    def _foreign(self, headers: Headers) -> ForbiddenError | None:
+        host = headers.get("host", "")
+        if not host_allowed(host, self.config):
+            return ForbiddenError(
+                Text(
+                    f"Host {host!r} is not a name of this server, so the request is refused (a web page that "
+                    "points its own name at this computer must not reach the model). Use "
+                    f"http://127.0.0.1:{self.config.port or 'PORT'} or http://localhost; a reverse proxy must pass "
+                    "Host on, or the name must be allowed with `gptdesk serve --allowed-host NAME`.",
+                    f"Host {host!r} — не имя этого сервера, поэтому запрос отклонён (веб-страница, направившая своё "
+                    "имя на этот компьютер, не должна добраться до модели). Обращайтесь к "
+                    f"http://127.0.0.1:{self.config.port or 'ПОРТ'} или http://localhost; обратный прокси должен "
+                    "передавать Host, или имя нужно разрешить: `gptdesk serve --allowed-host ИМЯ`.",
+                ),
+                code="host_not_allowed",
+            )
+        origin = headers.get("origin")
+        if origin is not None and not origin_allowed(origin, host, self.config):
+            return ForbiddenError(
+                Text(
+                    f"Origin {origin!r}: requests from other web sites' pages are refused, so that a page you "
+                    "visit cannot use your model. Call the API from a program (curl, the openai client), which "
+                    "sends no Origin.",
+                    f"Origin {origin!r}: запросы со страниц других сайтов отклоняются, чтобы открытая вами "
+                    "страница не могла использовать вашу модель. Обращайтесь к API из программы (curl, клиент "
+                    "openai), которая не передаёт Origin.",
+                ),
+                code="origin_not_allowed",
+            )
+        return None
 
 
 # -- building responses ----------------------------------------------------------------------------------
@@ -428,6 +565,7 @@ class _Builder:
     notices: list[NoticeOut] = field(default_factory=list)
     finished: dict[int, Finished] = field(default_factory=dict)
     offsets: dict[int, int] = field(default_factory=dict)
+    streamed: dict[int, str] = field(default_factory=dict)  # each choice's text sent so far (prompt not counted)
 
     @property
     def n(self) -> int:
@@ -449,6 +587,7 @@ class _Builder:
         prefix = self._prefix(index)
         offset = self.offsets.get(index, 0) + len(prefix)
         self.offsets[index] = offset + len(event.text)
+        self.streamed[index] = self.streamed.get(index, "") + event.text
         real = event.token_id >= 0
         logprobs = None
         if self.req.logprobs is not None:
@@ -464,10 +603,14 @@ class _Builder:
             prefix = self._prefix(index)
             self.offsets.setdefault(index, len(prefix))
             events = finished.tokens[seq] if seq < len(finished.tokens) else []
+            # An engine that sent no token events for a text (or not all of them) still returns it whole.
+            final = finished.texts[seq] if seq < len(finished.texts) else ""
+            sent = self.streamed.get(index, "")
+            rest = final[len(sent) :] if final.startswith(sent) else ""
             choices.append(
                 Choice(
                     index=index,
-                    text=prefix,
+                    text=prefix + rest,
                     finish_reason=FINISH_REASONS.get(reason, reason),
                     stop_reason=self._stop_reason(reason, events),
                 )
@@ -482,6 +625,15 @@ class _Builder:
         raw = "".join(e.piece for e in events if e.token_id >= 0)
         hits = [(raw.find(s), s) for s in stops if s in raw]
         return min(hits)[1] if hits else stops[0]
+
+    def leading_beam(self, prompt_index: int, beam: LeadingBeam) -> LeadingBeamOut:
+        return LeadingBeamOut(
+            index=prompt_index * self.n,
+            text=beam.text,
+            token_ids=list(beam.token_ids),
+            score=_finite(beam.score),
+            step=beam.step,
+        )
 
     def chunk(self, choices: list[Choice], **extra: Any) -> Completion:
         notices, self.notices = self.notices or None, []
@@ -557,7 +709,7 @@ def _json(data: Completion | dict[str, Any]) -> bytes:
     """Compact UTF-8 JSON; a completion leaves out GPT Desk's extras where they are empty."""
     if isinstance(data, Completion):
         data = data.model_dump()
-        for key in ("usage", "seed", "prompt_truncated_tokens", "notices"):
+        for key in ("usage", "seed", "prompt_truncated_tokens", "notices", "leading_beam"):
             if data.get(key) is None:
                 data.pop(key, None)
     return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
@@ -567,14 +719,24 @@ def _sse(data: Completion | dict[str, Any]) -> bytes:
     return b"data: " + _json(data) + b"\n\n"
 
 
-async def _events(job: Job, build: _Builder, include_usage: bool, keepalive: float) -> AsyncIterator[bytes]:
-    """The server-sent events of a streamed completion."""
+async def _events(
+    job: Job, build: _Builder, include_usage: bool, include_beam: bool, keepalive: float
+) -> AsyncIterator[bytes]:
+    """The server-sent events of a streamed completion.
+
+    While a beam search runs, its leading hypothesis becomes a chunk with no choices and a
+    `leading_beam` member only when the client asked for it (stream_options.include_leading_beam):
+    other clients read choices[0] of every chunk. They get an SSE comment at least every
+    `keepalive` seconds instead, so that a long search does not trip their read timeout.
+    """
+    last = time.monotonic()
     try:
         while True:
             try:
                 item = await asyncio.wait_for(job.next(), keepalive)
             except TimeoutError:
                 yield b": waiting for the model\n\n"  # an SSE comment: keeps the client's read timeout at bay
+                last = time.monotonic()
                 continue
             if isinstance(item, JobEnded):
                 break
@@ -584,13 +746,22 @@ async def _events(job: Job, build: _Builder, include_usage: bool, keepalive: flo
                 break
             assert isinstance(item, JobEvent)
             event = item.event
+            out: bytes | None = None
             if isinstance(event, Notice):
                 build.notice(event)
             elif isinstance(event, TokenEvent):
-                yield _sse(build.chunk([build.token_choice(item.prompt_index, event)]))
+                out = _sse(build.chunk([build.token_choice(item.prompt_index, event)]))
+            elif isinstance(event, LeadingBeam):
+                if include_beam:
+                    out = _sse(build.chunk([], leading_beam=build.leading_beam(item.prompt_index, event)))
+                elif time.monotonic() - last >= keepalive:
+                    out = b": beam search running\n\n"
             elif isinstance(event, Finished):
                 choices = build.final_choices(item.prompt_index, event)
-                yield _sse(build.chunk(choices, seed=event.seed, prompt_truncated_tokens=event.prompt_truncated_tokens))
+                out = _sse(build.chunk(choices, seed=event.seed, prompt_truncated_tokens=event.prompt_truncated_tokens))
+            if out is not None:
+                yield out
+                last = time.monotonic()
         if include_usage:
             yield _sse(build.chunk([], usage=build.usage()))
         yield b"data: [DONE]\n\n"

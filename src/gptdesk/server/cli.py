@@ -16,6 +16,7 @@ from gptdesk.server.config import (
     DEFAULT_HOST,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_QUEUE,
+    DEFAULT_MAX_REQUEST_TOKENS,
     DEFAULT_MAX_TOKENS_LIMIT,
     DEFAULT_PORT,
     ServerConfig,
@@ -53,7 +54,17 @@ def register(subparsers: Any) -> None:
             "имя из каталога, id на хабе или папка (по умолчанию встроенная модель)",
         ),
     )
-    p.add_argument("--engine", default="transformers", help=_t("engine to run the model with", "движок для модели"))
+    p.add_argument(
+        "--engine",
+        default="auto",
+        choices=("auto", "transformers", "llamacpp"),
+        help=_t(
+            "as for gptdesk generate: auto is llama.cpp (fast, quantized) on a CPU when installed, else "
+            "transformers; transformers: the reference engine; llamacpp: always llama.cpp",
+            "как у gptdesk generate: auto — llama.cpp (быстрый, квантованный) на процессоре, если установлен, "
+            "иначе transformers; transformers: эталонный движок; llamacpp: всегда llama.cpp",
+        ),
+    )
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"))
     p.add_argument(
@@ -101,6 +112,28 @@ def register(subparsers: Any) -> None:
         help=_t("the most max_tokens one request may ask for", "наибольшее max_tokens, которое можно запросить"),
     )
     p.add_argument(
+        "--max-request-tokens",
+        type=int,
+        default=DEFAULT_MAX_REQUEST_TOKENS,
+        help=_t(
+            "the most tokens one request may ask for in all (prompts × n or num_beams × max_tokens); more get HTTP 400",
+            "сколько токенов в сумме может запросить один запрос (затравки × n или num_beams × max_tokens); "
+            "больше — HTTP 400",
+        ),
+    )
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help=_t(
+            "also accept requests sent to this host name (e.g. a reverse proxy's); others than localhost, the "
+            "loopback addresses and --host are refused against DNS rebinding",
+            "принимать также запросы к этому имени хоста (например, имени обратного прокси); остальные, кроме "
+            "localhost, адресов loopback и --host, отклоняются для защиты от DNS rebinding",
+        ),
+    )
+    p.add_argument(
         "--max-body-bytes",
         type=int,
         default=DEFAULT_MAX_BODY_BYTES,
@@ -127,7 +160,9 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         allow_remote=args.allow_remote,
         max_queue=args.max_queue,
         max_tokens_limit=args.max_tokens_limit,
+        max_request_tokens=args.max_request_tokens,
         max_body_bytes=args.max_body_bytes,
+        allowed_hosts=tuple(args.allowed_host),
         model_name=args.served_model_name,
     )
     config.check()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 from dataclasses import dataclass
 
 from gptdesk.errors import InvalidInputError
@@ -14,6 +15,10 @@ DEFAULT_PORT = 8000
 DEFAULT_MAX_QUEUE = 32
 #: The most new tokens one request may ask for (the model's context may allow fewer).
 DEFAULT_MAX_TOKENS_LIMIT = 1024
+#: The most tokens one request may ask for in all: prompts × sequences per prompt × max_tokens, where a
+#: prompt runs max(n, num_beams) sequences. 16 variants or 16 beams of 1024 tokens fit; 16 prompts × 16
+#: variants × 1024 tokens (a quarter of a million tokens, hours of CPU time) do not.
+DEFAULT_MAX_REQUEST_TOKENS = 16 * 1024
 #: The largest request body: 1 MiB holds a prompt far beyond any GPT-2 context.
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 #: max_tokens when a request leaves it out: the OpenAI API's own default.
@@ -34,10 +39,14 @@ class ServerConfig:
     allow_remote: bool = False  # listening beyond this computer needs this and an api_key
     max_queue: int = DEFAULT_MAX_QUEUE
     max_tokens_limit: int = DEFAULT_MAX_TOKENS_LIMIT
+    max_request_tokens: int = DEFAULT_MAX_REQUEST_TOKENS
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     default_max_tokens: int = OPENAI_DEFAULT_MAX_TOKENS
     keepalive_s: float = 10.0  # an SSE comment this often keeps queued streams' clients from timing out
     model_name: str | None = None  # the id /v1/models shows (default: the engine's model id)
+    # Host names clients may use besides localhost, the loopback addresses and `host` (e.g. a reverse
+    # proxy's name); any other Host header is refused, against DNS rebinding.
+    allowed_hosts: tuple[str, ...] = ()
 
     def check(self) -> None:
         """Raise InvalidInputError, naming the value and the fix, if any setting is unusable."""
@@ -66,6 +75,27 @@ class ServerConfig:
                     f"(по умолчанию {DEFAULT_MAX_TOKENS_LIMIT}).",
                 )
             )
+        if self.max_request_tokens < 1:
+            raise InvalidInputError(
+                Text(
+                    f"max_request_tokens = {self.max_request_tokens} is too small: give how many tokens one request "
+                    "may ask for in all (prompts × n or num_beams × max_tokens; default "
+                    f"{DEFAULT_MAX_REQUEST_TOKENS}).",
+                    f"max_request_tokens = {self.max_request_tokens} — слишком мало: укажите, сколько токенов в сумме "
+                    f"может запросить один запрос (затравки × n или num_beams × max_tokens; по умолчанию "
+                    f"{DEFAULT_MAX_REQUEST_TOKENS}).",
+                )
+            )
+        for name in self.allowed_hosts:
+            if not name.strip() or any(ch in name for ch in "/@ \t"):
+                raise InvalidInputError(
+                    Text(
+                        f"allowed host {name!r} is not a host name: give a name such as gpu-box.lan (no scheme, "
+                        "path or spaces).",
+                        f"разрешённый хост {name!r} — не имя хоста: укажите имя вроде gpu-box.lan (без схемы, "
+                        "пути и пробелов).",
+                    )
+                )
         if self.max_body_bytes < 1024:
             raise InvalidInputError(
                 Text(
@@ -117,3 +147,75 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False  # a host name: it may resolve to anything
+
+
+def host_of(authority: str) -> str | None:
+    """The host name of a Host header ('localhost:8000', '[::1]:8000'), lower case and without the port.
+
+    None when it cannot be read (a bare IPv6 address, a port that is not a number, nothing at all).
+    """
+    value = authority.strip().lower()
+    if value.startswith("["):
+        end = value.find("]")
+        rest = value[end + 1 :] if end > 0 else "?"
+        if end < 0 or (rest and not (rest.startswith(":") and rest[1:].isdigit())):
+            return None
+        return value[1:end]
+    name, colon, port = value.partition(":")
+    if colon and not port.isdigit():
+        return None
+    name = name.rstrip(".")
+    return name or None
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _named_hosts(config: ServerConfig) -> set[str]:
+    """Host names (not addresses) that reach this server without any DNS lookup an attacker controls."""
+    names = {"localhost", config.host.strip().strip("[]").lower().rstrip(".")}
+    names.update(name.strip().lower().rstrip(".") for name in config.allowed_hosts)
+    if not is_loopback(config.host):
+        # Listening on the network (with an API key): this computer's own name is how others reach it.
+        own = socket.gethostname().lower()
+        names.update({own, own + ".local"})
+    return names
+
+
+def host_allowed(authority: str, config: ServerConfig) -> bool:
+    """Whether a request's Host header names this server, the defence against DNS rebinding.
+
+    An IP address cannot be rebound, so any is accepted; a name must be localhost (or *.localhost,
+    which never leaves this computer), the configured host, one of `allowed_hosts`, or, when the
+    server listens on the network, this computer's own name. A page on attacker.example whose name
+    the attacker points at 127.0.0.1 sends Host: attacker.example, which is refused.
+    """
+    name = host_of(authority)
+    if name is None:
+        return False
+    return _is_ip(name) or name.endswith(".localhost") or name in _named_hosts(config)
+
+
+def origin_allowed(origin: str, host: str, config: ServerConfig) -> bool:
+    """Whether a browser page from `origin` may call this server (the request's Host header is `host`).
+
+    Allowed: the server's own pages (the origin's host is the Host the request was sent to, as on
+    /docs), and pages from this computer's loopback names and the configured names. Refused: any
+    other site, and the opaque origin "null" (sandboxed frames, local files).
+    """
+    scheme, sep, rest = origin.strip().lower().partition("://")
+    if not sep or scheme not in ("http", "https") or not rest or "/" in rest:
+        return False
+    name = host_of(rest)
+    if name is None:
+        return False
+    if name == host_of(host):
+        return True
+    if _is_ip(name):
+        return is_loopback(name)
+    return name.endswith(".localhost") or name in _named_hosts(config)

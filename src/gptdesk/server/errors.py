@@ -39,6 +39,23 @@ class RequestTooLargeError(RequestError):
         super().__init__(text, code="request_too_large")
 
 
+class ForbiddenError(RequestError):
+    """A request from somewhere this server does not serve (a foreign Host or Origin)."""
+
+    http_status = 403
+    error_type = "permission_error"
+
+    def __init__(self, text: Text, *, code: str) -> None:
+        super().__init__(text, code=code)
+
+
+class UnsupportedMediaTypeError(RequestError):
+    http_status = 415
+
+    def __init__(self, text: Text) -> None:
+        super().__init__(text, param=None, code="unsupported_media_type")
+
+
 class NotFoundError(RequestError):
     http_status = 404
 

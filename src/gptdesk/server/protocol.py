@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 import math
 from typing import Any, Literal
 
@@ -51,20 +52,30 @@ NEG_INF_LOGPROB = -9999.0
 class StreamOptions(BaseModel):
     """Options of a streamed response."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     include_usage: bool = Field(
         default=False, description="Send one more chunk with token counts (usage) and no choices before [DONE]."
     )
+    include_leading_beam: bool = Field(
+        default=False,
+        description="GPT Desk's extra: while a beam search runs, send chunks with no choices and a leading_beam "
+        "member (the best hypothesis so far, which replaces the previous one). Off by default, since a client "
+        "that reads choices[0] of every chunk would fail on them.",
+    )
 
 
 class CompletionRequest(BaseModel):
-    """POST /v1/completions: OpenAI's legacy completions request plus GPT Desk's decoding knobs."""
+    """POST /v1/completions: OpenAI's legacy completions request plus GPT Desk's decoding knobs.
 
-    model_config = ConfigDict(extra="forbid")
+    Types are strict, as in the OpenAI API: a boolean is true or false (not "yes" or 1), a whole
+    number is a JSON integer (not true, 5.0 or "5"), a number is a JSON number.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     model: str | None = Field(default=None, description="The served model's id (GET /v1/models); may be left out.")
-    prompt: str | list[str] = Field(description="The text to continue, or a list of up to 16 texts.")
+    prompt: str | list[str] = Field(description=f"The text to continue, or a list of 1–{MAX_PROMPTS} texts.")
     stream: bool = Field(default=False, description="Send tokens as server-sent events as they are generated.")
     stream_options: StreamOptions | None = None
     logprobs: int | None = Field(
@@ -74,24 +85,30 @@ class CompletionRequest(BaseModel):
     echo: bool = Field(default=False, description="Put the prompt in front of each returned text.")
     return_token_ids: bool = Field(default=False, description="Add each choice's token ids (as vLLM does).")
     user: str | None = Field(default=None, description="Accepted for compatibility; not used.")
+    use_beam_search: bool | None = Field(
+        default=None,
+        description="vLLM's (older versions') beam search switch: beam search with best_of beams (default n), "
+        "returning the n best; greedy beams unless temperature is given above 0. GPT Desk's own name is num_beams.",
+    )
+    # Numbers are `int | float` so that a value is kept (and quoted in a message) as the client wrote it.
     # OpenAI parameters GPT Desk does not implement: accepted only at their neutral values.
     suffix: str | None = None
     best_of: int | None = None
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
-    logit_bias: dict[str, float] | None = None
-    # GenerationSettings fields: validated by GenerationSettings.build, documented by settings_schema().
-    max_tokens: Any = None
-    temperature: Any = None
-    top_p: Any = None
-    n: Any = None
-    seed: Any = None
-    stop: Any = None
-    top_k: Any = None
-    num_beams: Any = None
-    repetition_penalty: Any = None
-    no_repeat_ngram_size: Any = None
-    min_tokens: Any = None
+    presence_penalty: int | float | None = None
+    frequency_penalty: int | float | None = None
+    logit_bias: dict[str, int | float] | None = None
+    # GenerationSettings fields: ranges are checked by GenerationSettings.build, documented by settings_schema().
+    max_tokens: int | None = None
+    temperature: int | float | None = None
+    top_p: int | float | None = None
+    n: int | None = None
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    top_k: int | None = None
+    num_beams: int | None = None
+    repetition_penalty: int | float | None = None
+    no_repeat_ngram_size: int | None = None
+    min_tokens: int | None = None
 
     @property
     def prompts(self) -> list[str]:
@@ -101,7 +118,7 @@ class CompletionRequest(BaseModel):
 class TokenizeRequest(BaseModel):
     """POST /v1/tokenize: how the served model splits a text into tokens."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     text: str = Field(description="The text to split.")
     model: str | None = Field(default=None, description="The served model's id; may be left out.")
@@ -160,6 +177,19 @@ class NoticeOut(BaseModel):
     ru: str
 
 
+class LeadingBeamOut(BaseModel):
+    """The best hypothesis of a running beam search (GPT Desk's extra, sent when asked for).
+
+    It replaces the previous one for the same index: a beam search may change its best text completely.
+    """
+
+    index: int  # the choice the best beam will become: prompt number × n
+    text: str
+    token_ids: list[int]
+    score: float  # sum of log-probabilities / length ** length_penalty
+    step: int
+
+
 class Completion(BaseModel):
     """A completion, or one chunk of a streamed completion."""
 
@@ -174,6 +204,7 @@ class Completion(BaseModel):
     seed: int | None = None
     prompt_truncated_tokens: int | None = None
     notices: list[NoticeOut] | None = None
+    leading_beam: LeadingBeamOut | None = None
 
 
 class ModelCard(BaseModel):
@@ -224,7 +255,9 @@ def completion_request_schema(config: ServerConfig) -> dict[str, Any]:
     props["max_tokens"]["anyOf"][0]["maximum"] = limit
     props["max_tokens"]["default"] = config.default_max_tokens
     props["max_tokens"]["description"] = (
-        f"The most new tokens to generate (this server allows up to {limit}). " + FIELD_HELP["max_new_tokens"].help.en
+        f"The most new tokens to generate (this server allows up to {limit}, and up to "
+        f"{config.max_request_tokens} in all per request: prompts × max(n, num_beams) × max_tokens). "
+        + FIELD_HELP["max_new_tokens"].help.en
     )
     props["temperature"]["description"] = (
         "0 means greedy decoding (do_sample off); above 0 samples. " + FIELD_HELP["temperature"].help.en
@@ -270,7 +303,8 @@ def settings_from_request(req: CompletionRequest, config: ServerConfig) -> Gener
     """The GenerationSettings a request asks for: OpenAI defaults, then the request's values.
 
     temperature 0 means greedy decoding, as in the OpenAI API; every value goes through
-    GenerationSettings.build, so it is checked exactly as in the window and the CLI.
+    GenerationSettings.build, so it is checked exactly as in the window and the CLI. The request's
+    total work (check_work) must be within the server's bound.
     """
     _refuse_unsupported(req)
     values: dict[str, object] = dict(OPENAI_DEFAULTS)
@@ -279,6 +313,10 @@ def settings_from_request(req: CompletionRequest, config: ServerConfig) -> Gener
         value = getattr(req, param)
         if value is not None:
             values[field] = value
+    if req.use_beam_search:
+        values["num_beams"] = _beam_width(req)
+        if req.temperature is None:
+            values["temperature"] = 0.0  # vLLM's beam search is deterministic unless a temperature is given
     temperature = values["temperature"]
     if isinstance(temperature, int | float) and not isinstance(temperature, bool) and temperature == 0:
         values["do_sample"] = False
@@ -300,11 +338,80 @@ def settings_from_request(req: CompletionRequest, config: ServerConfig) -> Gener
                 )
             ]
         )
+    check_work(len(req.prompts), settings, config)
     return settings
+
+
+def sequences_per_prompt(settings: GenerationSettings) -> int:
+    """How many sequences one prompt runs: its beams in a beam search (n of them are returned), else n."""
+    return max(settings.num_return_sequences, settings.num_beams)
+
+
+def check_work(prompts: int, settings: GenerationSettings, config: ServerConfig) -> None:
+    """Refuse a request whose prompts × sequences × max_tokens is beyond the server's bound (400)."""
+    sequences = sequences_per_prompt(settings)
+    tokens = settings.max_new_tokens or config.max_tokens_limit
+    work = prompts * sequences * tokens
+    limit = config.max_request_tokens
+    if work <= limit:
+        return
+    what = "num_beams" if settings.num_beams > 1 else "n"
+    raise RequestError(
+        Text(
+            f"This request asks for up to {work} tokens in all ({prompts} prompt(s) × {sequences} sequences "
+            f"({what}) × max_tokens {tokens}); this server allows {limit} per request. Lower max_tokens, n or "
+            "num_beams, send fewer prompts per request, or restart the server with a higher --max-request-tokens.",
+            f"Этот запрос просит в сумме до {work} токенов ({prompts} затравок × {sequences} последовательностей "
+            f"({what}) × max_tokens {tokens}), а этот сервер разрешает {limit} на запрос. Уменьшите max_tokens, n "
+            "или num_beams, отправляйте меньше затравок в одном запросе или перезапустите сервер с большим "
+            "--max-request-tokens.",
+        ),
+        param="max_tokens",
+        code="request_too_large",
+    )
+
+
+def _beam_width(req: CompletionRequest) -> int:
+    """The beams of a vLLM-style use_beam_search request: best_of, else n; at least 2."""
+    n = req.n if req.n is not None else 1
+    width = req.best_of if req.best_of is not None else n
+    if req.num_beams is not None and req.num_beams != width:
+        raise RequestError(
+            Text(
+                f"use_beam_search with best_of (or n) = {width} contradicts num_beams = {req.num_beams}: they "
+                "are two names for the beam count. Give only one of them.",
+                f"use_beam_search с best_of (или n) = {width} противоречит num_beams = {req.num_beams}: это два "
+                "названия числа лучей. Укажите только одно из них.",
+            ),
+            param="num_beams",
+        )
+    if width < 2:
+        raise RequestError(
+            Text(
+                f"use_beam_search needs at least 2 beams, but best_of (or n) = {width}. Give best_of = the beam "
+                "count (e.g. 4), with n up to it for the best texts returned; or use num_beams.",
+                f"Для use_beam_search нужно не меньше 2 лучей, а best_of (или n) = {width}. Укажите в best_of "
+                "число лучей (например, 4), а в n — сколько лучших текстов вернуть (не больше него); или "
+                "используйте num_beams.",
+            ),
+            param="best_of",
+        )
+    return width
 
 
 def _refuse_unsupported(req: CompletionRequest) -> None:
     """OpenAI parameters GPT Desk does not implement: refuse any but their neutral values, saying what to use."""
+    if isinstance(req.prompt, list) and not 1 <= len(req.prompt) <= MAX_PROMPTS:
+        count = len(req.prompt)
+        raise RequestError(
+            Text(
+                f"prompt is a list of {count} texts: one request takes 1–{MAX_PROMPTS}. "
+                + ("Send at least one text." if count == 0 else "Split them over several requests."),
+                f"prompt — список из {count} текстов, а один запрос принимает 1–{MAX_PROMPTS}. "
+                + ("Отправьте хотя бы один текст." if count == 0 else "Разделите их на несколько запросов."),
+            ),
+            param="prompt",
+        )
     if req.suffix:
         raise RequestError(
             Text(
@@ -337,14 +444,16 @@ def _refuse_unsupported(req: CompletionRequest) -> None:
             ),
             param="logit_bias",
         )
-    n = req.n if isinstance(req.n, int) and not isinstance(req.n, bool) else 1
-    if req.best_of is not None and req.best_of != n:
+    n = req.n if req.n is not None else 1
+    if req.best_of is not None and req.best_of != n and not req.use_beam_search:
         raise RequestError(
             Text(
-                f"best_of = {req.best_of} is not supported (only best_of = n). To pick the most likely of "
-                "several texts use beam search: num_beams, with n up to num_beams.",
-                f"best_of = {req.best_of} не поддерживается (только best_of = n). Чтобы выбрать самый "
-                "вероятный из нескольких текстов, используйте лучевой поиск: num_beams, а n не больше num_beams.",
+                f"best_of = {req.best_of} is not supported on its own (only best_of = n). To pick the most likely "
+                "of several texts use beam search: num_beams (or use_beam_search with best_of as the beam count), "
+                "with n up to the beam count.",
+                f"best_of = {req.best_of} сам по себе не поддерживается (только best_of = n). Чтобы выбрать самый "
+                "вероятный из нескольких текстов, используйте лучевой поиск: num_beams (или use_beam_search, где "
+                "best_of — число лучей), а n не больше числа лучей.",
             ),
             param="best_of",
         )
@@ -381,11 +490,24 @@ def check_text(text: str, name: str) -> None:
 
 
 def _show(value: object) -> str:
-    text = repr(value)
+    """A value as the client wrote it (JSON), shortened."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-#: What each non-settings parameter must be, for the error message.
+_WHOLE = Text(
+    "a whole number (a JSON integer such as 20: not a string, not true/false, not 20.0)",
+    "целое число (целое число JSON, например 20: не строка, не true/false и не 20.0)",
+)
+_NUMBER = Text(
+    "a number (such as 0.8: not a string, not true/false)", "число (например, 0.8: не строка и не true/false)"
+)
+_WHOLE_PARAMS = ("max_tokens", "n", "seed", "top_k", "num_beams", "no_repeat_ngram_size", "min_tokens")
+
+#: What each parameter must be, for the error message when its JSON type is wrong.
 _EXPECTED: dict[str, Text] = {
     "prompt": Text(
         f"a string, or a list of 1–{MAX_PROMPTS} strings (token-id prompts are not supported: send the text)",
@@ -407,6 +529,12 @@ _EXPECTED: dict[str, Text] = {
     "presence_penalty": Text("0 or nothing (not supported)", "0 или ничего (не поддерживается)"),
     "frequency_penalty": Text("0 or nothing (not supported)", "0 или ничего (не поддерживается)"),
     "logit_bias": Text("nothing (not supported)", "ничего (не поддерживается)"),
+    "use_beam_search": Text("true or false", "true или false"),
+    "include_usage": Text("true or false", "true или false"),
+    "include_leading_beam": Text("true or false", "true или false"),
+    **{name: _WHOLE for name in _WHOLE_PARAMS},
+    **{name: _NUMBER for name in ("temperature", "top_p", "repetition_penalty")},
+    "stop": Text("a string or a list of strings", "строка или список строк"),
 }
 
 
@@ -427,8 +555,16 @@ def request_error(exc: ValidationError, model: type[BaseModel]) -> RequestError:
             code="invalid_request",
         )
     name = str(loc[0])
-    where = ".".join(str(part) for part in loc)
+    parts = [name]
+    for part in loc[1:]:
+        if isinstance(part, int):
+            parts[-1] += f"[{part}]"
+        elif part in _EXPECTED:  # a nested field (stream_options.include_usage); not a union's type tag
+            parts.append(str(part))
+    where = ".".join(parts)
     if err["type"] == "extra_forbidden":
+        if name == "stream_options" and len(loc) > 1:
+            return _unknown_param(f"stream_options.{loc[-1]}", err["input"], list(StreamOptions.model_fields))
         return _unknown_param(where, err["input"], list(model.model_fields))
     if err["type"] == "missing":
         wanted = _EXPECTED.get(name, Text("a value", "значение"))
@@ -440,18 +576,7 @@ def request_error(exc: ValidationError, model: type[BaseModel]) -> RequestError:
             param=name,
             code="missing_required_parameter",
         )
-    if name == "prompt" and err["type"] == "too_long":
-        count = len(err["input"]) if isinstance(err["input"], list) else 0
-        return RequestError(
-            Text(
-                f"prompt is a list of {count} texts: at most {MAX_PROMPTS} may be sent in one request. "
-                "Split them over several requests.",
-                f"prompt — список из {count} текстов, а в одном запросе можно не больше {MAX_PROMPTS}. "
-                "Разделите их на несколько запросов.",
-            ),
-            param="prompt",
-        )
-    expected = _EXPECTED.get(name, Text(str(err["msg"]), str(err["msg"])))
+    expected = _EXPECTED.get(parts[-1].split("[")[0], Text(str(err["msg"]), str(err["msg"])))
     shown = f"{where} = {_show(err['input'])}"
     return RequestError(
         Text(f"{shown} is invalid: give {expected.en}.", f"{shown} — недопустимое значение: нужно {expected.ru}."),

@@ -119,20 +119,33 @@ class GenerationQueue:
             self._thread = threading.Thread(target=self._work, name="gptdesk-server-worker", daemon=True)
             self._thread.start()
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Cancel everything, fail the waiting jobs and stop the worker."""
+    def begin_shutdown(self) -> None:
+        """The server is stopping: every open job fails at once with ShuttingDownError, the running
+        generation is cancelled (it stops within one step) and the worker ends after it.
+
+        Called on the event loop as soon as shutdown starts, before the server waits for open
+        connections, so that streaming clients get a final error event rather than a cut connection.
+        """
         with self._cond:
             self._closing = True
             waiting = list(self._waiting)
             self._waiting.clear()
-            if self._running is not None:
-                self._running.cancel.set()
+            running = self._running
+            for job in waiting:
+                job.state = "abandoned"
+                self._record(job, (), 0)
             self._cond.notify_all()
-            thread, self._thread = self._thread, None
-        for job in waiting:
-            job.cancel.set()
-            job.state = "abandoned"
+        # The error goes out before the cancel is set, so it reaches the client ahead of the
+        # "cancelled" result the worker then sends (which nobody reads any more).
+        for job in [*waiting, *([running] if running is not None else [])]:
             job.emit(JobFailed(_shutting_down()))
+            job.cancel.set()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Cancel everything, fail the open jobs and stop the worker."""
+        self.begin_shutdown()
+        with self._cond:
+            thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(timeout)
 

@@ -6,7 +6,10 @@ import errno
 import socket
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
+
+import uvicorn
 
 from gptdesk.errors import InvalidInputError
 from gptdesk.i18n import Text
@@ -77,9 +80,7 @@ def _bind_error(host: str, port: int, exc: OSError) -> InvalidInputError:
     )
 
 
-def _uvicorn_config(app: Any, config: ServerConfig, *, quiet: bool) -> Any:
-    import uvicorn
-
+def _uvicorn_config(app: Any, config: ServerConfig, *, quiet: bool) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host=config.host,
@@ -95,6 +96,29 @@ def _uvicorn_config(app: Any, config: ServerConfig, *, quiet: bool) -> Any:
     )
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's Server, which first tells the app that shutdown has begun (GenerationQueue.begin_shutdown).
+
+    uvicorn waits for open responses before the app's lifespan ends, and cuts them (a CancelledError
+    per task in the log) after timeout_graceful_shutdown; a stream waiting for tokens would hold it
+    that long. Failing the open jobs first lets every stream end at once with an error event.
+    """
+
+    def __init__(self, config: uvicorn.Config, begin_shutdown: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._begin_shutdown = begin_shutdown
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._begin_shutdown()
+        await super().shutdown(sockets)
+
+
+def _begin_shutdown(app: Any) -> Callable[[], None]:
+    """What the app does when shutdown begins: its generation queue fails the open jobs."""
+    queue = app.state.queue
+    return cast("Callable[[], None]", queue.begin_shutdown)
+
+
 def url_of(sock: socket.socket) -> str:
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
@@ -105,9 +129,7 @@ def url_of(sock: socket.socket) -> str:
 
 def serve_forever(app: Any, config: ServerConfig, sock: socket.socket) -> None:
     """Run the server in this thread until Ctrl+C (SIGINT) or SIGTERM."""
-    import uvicorn
-
-    server = uvicorn.Server(_uvicorn_config(app, config, quiet=False))
+    server = _Server(_uvicorn_config(app, config, quiet=False), _begin_shutdown(app))
     server.run(sockets=[sock])
 
 
@@ -118,13 +140,11 @@ class BackgroundServer:
     """
 
     def __init__(self, app: Any, config: ServerConfig | None = None) -> None:
-        import uvicorn
-
         self.app = app
         self.config = config or ServerConfig(port=0)
         self.socket = bind_socket(self.config.host, self.config.port)
         self.url = url_of(self.socket)
-        self._server = uvicorn.Server(_uvicorn_config(app, self.config, quiet=True))
+        self._server = _Server(_uvicorn_config(app, self.config, quiet=True), _begin_shutdown(app))
         self._thread: threading.Thread | None = None
 
     def start(self, timeout: float = 30.0) -> BackgroundServer:

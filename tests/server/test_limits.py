@@ -249,3 +249,133 @@ def test_a_failure_during_generation_is_reported_in_the_stream_and_as_json(serve
         error = _error(http.post("/v1/completions", json={"prompt": PROMPT, "max_tokens": 10}), 507)
     assert error["type"] == "insufficient_resources" and error["gptdesk"]["ru"] == "Не хватило памяти: меньше лучей."
     assert queue_of(server).stats()["failed"] == 2
+
+
+# -- issue 13: the prompt list, the total work, huge numbers, strict types, tiny temperatures ---------------
+
+
+def test_the_prompt_list_takes_1_to_16_texts(server: Any, http: httpx.Client) -> None:
+    error = _error(http.post("/v1/completions", json={"prompt": []}), 400)
+    assert error["param"] == "prompt" and "list of 0 texts" in error["message"] and "1–16" in error["message"]
+    error = _error(http.post("/v1/completions", json={"prompt": ["Привет"] * 17, "max_tokens": 1}), 400)
+    assert error["param"] == "prompt" and "list of 17 texts" in error["message"]
+    error = _error(http.post("/v1/completions", json={"prompt": ["Привет"] * 100, "n": 16, "max_tokens": 1}), 400)
+    assert "list of 100 texts" in error["message"]
+    assert queue_of(server).stats()["done"] == 0  # refused before any generation
+    done = http.post("/v1/completions", json={"prompt": ["Привет"] * 16, "max_tokens": 1, "temperature": 0})
+    assert done.status_code == 200 and len(done.json()["choices"]) == 16
+
+
+def test_the_total_work_of_a_request_is_bounded(serve: ServeFactory, tiny_engine: Any) -> None:
+    server = serve(tiny_engine, max_tokens_limit=40, max_request_tokens=40)
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        # 2 prompts × 2 variants × 10 tokens = 40: at the bound.
+        ok = http.post("/v1/completions", json={"prompt": ["Мама", "Папа"], "n": 2, "max_tokens": 10, "seed": 1})
+        assert ok.status_code == 200 and len(ok.json()["choices"]) == 4
+        error = _error(http.post("/v1/completions", json={"prompt": ["Мама", "Папа"], "n": 2, "max_tokens": 11}), 400)
+        assert error["param"] == "max_tokens" and error["code"] == "request_too_large"
+        assert "44 tokens" in error["message"] and "allows 40" in error["message"]
+        assert "--max-request-tokens" in error["message"] and "--max-request-tokens" in error["gptdesk"]["ru"]
+        # Beams count as sequences: 4 beams × 11 tokens = 44; n = 2 of them returned changes nothing.
+        beams = _error(
+            http.post("/v1/completions", json={"prompt": "Мама", "num_beams": 4, "n": 2, "max_tokens": 11}), 400
+        )
+        assert "4 sequences (num_beams)" in beams["message"]
+        # Left out, max_tokens is the OpenAI default of 16: 3 variants × 16 = 48.
+        default = _error(http.post("/v1/completions", json={"prompt": "Мама", "n": 3}), 400)
+        assert "max_tokens 16" in default["message"]
+    assert queue_of(server).stats()["done"] == 1
+    with pytest.raises(InvalidInputError, match="max_request_tokens"):
+        ServerConfig(max_request_tokens=0).check()
+
+
+def test_a_number_with_thousands_of_digits_is_invalid_json_and_the_connection_lives(server: Any) -> None:
+    import http.client
+
+    huge = "1" + "0" * 5000
+    host, port = server.url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    try:
+        bodies = [
+            ("/v1/completions", '{"prompt": "x", "max_tokens": ' + huge + "}"),
+            ("/v1/tokenize", '{"text": ' + huge + "}"),
+            ("/v1/completions", '{"prompt": ["x", ' + huge + "]}"),
+            ("/v1/completions", '{"prompt": "x", "temperature": NaN}'),
+            ("/v1/completions", '{"prompt": "x", "seed": -Infinity}'),
+            ("/v1/completions", '{"prompt": "x", "max_tokens": 3, "temperature": 0}'),
+        ]
+        ports = set()
+        answers = []
+        for path, body in bodies:
+            connection.request("POST", path, body=body.encode(), headers={"Content-Type": "application/json"})
+            response = connection.getresponse()
+            answers.append((response.status, json.loads(response.read())))
+            assert response.getheader("connection") != "close"
+            assert connection.sock is not None
+            ports.add(connection.sock.getsockname()[1])
+    finally:
+        connection.close()
+    assert len(ports) == 1  # one keep-alive connection carried every request
+    for status, body in answers[:3]:
+        assert status == 400 and body["error"]["code"] == "invalid_json"
+        assert "5001 digits" in body["error"]["message"]
+    for status, body in answers[3:5]:
+        assert status == 400 and body["error"]["code"] == "invalid_json"
+        assert "is not a JSON value" in body["error"]["message"]
+    assert answers[5][0] == 200
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "wanted"),
+    [
+        ("stream", "yes", "true or false"),
+        ("stream", 1, "true or false"),
+        ("echo", "true", "true or false"),
+        ("max_tokens", True, "whole number"),
+        ("max_tokens", "5", "whole number"),
+        ("max_tokens", 5.0, "whole number"),
+        ("logprobs", True, "whole number 0–20"),
+        ("n", 2.0, "whole number"),
+        ("seed", "7", "whole number"),
+        ("temperature", "0.5", "a number"),
+        ("temperature", False, "a number"),
+        ("top_p", [0.9], "a number"),
+        ("stop", 5, "a string or a list of strings"),
+        ("use_beam_search", "yes", "true or false"),
+    ],
+)
+def test_loose_types_are_refused_as_the_openai_api_does(
+    server: Any, http: httpx.Client, field: str, value: object, wanted: str
+) -> None:
+    error = _error(http.post("/v1/completions", json={"prompt": PROMPT, "max_tokens": 2, field: value}), 400)
+    assert error["param"] == field and wanted in error["message"]
+    assert f"{field} = {json.dumps(value)}" in error["message"]  # the value as the client wrote it
+    assert error["type"] == "invalid_request_error"
+    assert queue_of(server).stats()["done"] == 0
+
+
+def test_stream_options_and_tokenize_are_strict_too(http: httpx.Client) -> None:
+    body = {"prompt": PROMPT, "stream": True, "stream_options": {"include_usage": "yes"}}
+    error = _error(http.post("/v1/completions", json=body), 400)
+    assert error["param"] == "stream_options" and "stream_options.include_usage" in error["message"]
+    body["stream_options"] = {"include_usage": True, "include_usge": True}
+    error = _error(http.post("/v1/completions", json=body), 400)
+    assert "stream_options.include_usge" in error["message"] and "include_usage" in error["message"]
+    error = _error(http.post("/v1/tokenize", json={"text": 5}), 400)
+    assert error["param"] == "text"
+    # Integers where a number is wanted are fine, and kept as written.
+    ok = http.post("/v1/completions", json={"prompt": PROMPT, "max_tokens": 2, "temperature": 1, "top_p": 1})
+    assert ok.status_code == 200
+
+
+def test_a_vanishing_temperature_is_a_clear_400(server: Any, http: httpx.Client) -> None:
+    for value in (1e-300, 1e-40, 0.001):
+        error = _error(
+            http.post("/v1/completions", json={"prompt": PROMPT, "max_tokens": 2, "temperature": value}), 400
+        )
+        assert error["param"] == "temperature" and error["type"] == "invalid_request_error"
+        assert "0.05" in error["message"]
+        assert error["gptdesk"]["issues"][0]["field"] == "temperature"
+    assert queue_of(server).stats()["failed"] == 0
+    # 0 is greedy decoding, as in the OpenAI API.
+    assert http.post("/v1/completions", json={"prompt": PROMPT, "max_tokens": 2, "temperature": 0}).status_code == 200

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from gptdesk.engine.llamacpp import is_available as llamacpp_available
 from gptdesk.server.runner import bind_socket
 
 
@@ -38,6 +39,8 @@ def test_serve_answers_requests_and_stops_on_ctrl_c(tiny_model_dir: Path) -> Non
         headers = {"Authorization": "Bearer cli-key-1"}
         models = httpx.get(url + "/v1/models", headers=headers, timeout=60).json()
         assert models["data"][0]["id"] == str(tiny_model_dir)
+        # The same default engine as gptdesk generate and the window: llama.cpp where it is installed.
+        assert models["data"][0]["gptdesk"]["engine"] == ("llamacpp" if llamacpp_available() else "transformers")
         result = httpx.post(
             url + "/v1/completions",
             json={"prompt": "Москва", "max_tokens": 5, "temperature": 0},

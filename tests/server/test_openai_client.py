@@ -231,3 +231,36 @@ def test_wrong_api_key_is_refused(serve: ServeFactory, tiny_engine: Any) -> None
         model=tiny_engine.info.model_id, prompt=PROMPT, max_tokens=2
     )
     assert len(ok.choices) == 1
+
+
+def test_strict_types_keep_what_real_clients_send(server: Any, model_id: str, tiny_engine: Any) -> None:
+    # What simonw/llm's OpenAI completion model sends: every option it has at a neutral or typical value,
+    # numbers as floats or ints, usage asked for in the stream.
+    client = _client(server)
+    texts: list[str] = []
+    usage = None
+    for chunk in client.completions.create(
+        model=model_id,
+        prompt=PROMPT,
+        stream=True,
+        stream_options={"include_usage": True},
+        max_tokens=6,
+        temperature=0.0,
+        top_p=1,
+        frequency_penalty=0,
+        presence_penalty=0.0,
+        stop=["\n\n"],
+        seed=4,
+        logprobs=2,
+        logit_bias={},
+        user="llm",
+    ):
+        texts.extend(c.text for c in chunk.choices)
+        usage = chunk.usage or usage
+    local = _local(tiny_engine, PROMPT, do_sample=False, max_new_tokens=6, stop=["\n\n"])
+    assert "".join(texts) == local.text
+    assert usage is not None and usage.completion_tokens == local.generated_tokens[0]
+    # A loose type is a 400 through the client as well.
+    with pytest.raises(openai.BadRequestError) as err:
+        client.completions.create(model=model_id, prompt=PROMPT, max_tokens=2, extra_body={"n": True})
+    assert isinstance(err.value.body, dict) and err.value.body["param"] == "n"

@@ -14,7 +14,7 @@ import pytest
 
 from gptdesk.cli import main
 from gptdesk.engine import Engine, Finished, Notice, TokenEvent, TokenPiece, load_engine, run_to_end
-from gptdesk.engine.remote import RemoteEngine, completion_body, normalize_base_url
+from gptdesk.engine.remote import RemoteEngine, completion_body, normalize_base_url, repeated_ngram
 from gptdesk.engine.tokens import _byte_decoder
 from gptdesk.errors import (
     EngineError,
@@ -362,6 +362,57 @@ def test_llamacpp_dialect() -> None:
     assert [(p.id, p.text) for p in remote.tokenize("Мо")] == [(5, "М"), (6, "<0xD0>")]
     run_to_end(remote.stream("x", GenerationSettings.build(repetition_penalty=1.3, max_new_tokens=3)))
     assert server.bodies[-1]["repeat_penalty"] == 1.3  # llama.cpp's name for it
+
+
+def test_an_unknown_server_is_told_what_it_may_ignore_and_caught_ignoring_it() -> None:
+    # llama-cpp-python's own server (python -m llama_cpp.server) says owned_by "me", streams one choice
+    # whatever n is, and ignores num_beams and no_repeat_ngram_size: «как в старину» comes twice.
+    pieces = [" как", " в", " стар", "ину", ",", " как", " в", " стар", "ину"]
+    chunks: list[dict[str, Any] | str] = [_chunk(0, piece) for piece in pieces]
+    chunks += [_chunk(0, "", finish_reason="length"), "[DONE]"]
+    server = FakeServer("me", chunks)
+    remote = server.connect()
+    assert remote.kind == "openai-compatible" and remote.owned_by == "me"
+    settings = GenerationSettings.build(
+        do_sample=False, top_k=0, top_p=1.0, num_beams=2, num_return_sequences=2, no_repeat_ngram_size=3
+    )
+    events = list(remote.stream("Москва — столица", settings.updated(max_new_tokens=30)))
+    notices = {e.code: e for e in events if isinstance(e, Notice)}
+    sent = server.bodies[0]
+    assert sent["num_beams"] == 2 and sent["no_repeat_ngram_size"] == 3 and sent["n"] == 2  # all sent, as before
+    unverified = notices["remote_unverified"].text
+    assert "num_beams = 2" in unverified.en and "no_repeat_ngram_size = 3" in unverified.en
+    assert "owned_by 'me'" in unverified.en and "num_beams = 2" in unverified.ru and "не может узнать" in unverified.ru
+    assert "top_k" not in unverified.en and "temperature" not in unverified.en  # in the OpenAI API, or not sent
+    repeated = notices["remote_not_honoured"].text
+    assert "« как в стар»" in repeated.en and "no_repeat_ngram_size = 3" in repeated.en
+    assert "« как в стар»" in repeated.ru
+    fewer = notices["remote_fewer_choices"].text
+    assert "2 texts were asked for" in fewer.en and "returned 1" in fewer.en and "вернул 1" in fewer.ru
+    # The first notice comes before the text, the findings after it, all before the result.
+    kinds = [type(e).__name__ + (":" + e.code if isinstance(e, Notice) else "") for e in events]
+    assert kinds[0] == "Notice:remote_unverified" and kinds[-1] == "Finished"
+    assert kinds.index("Notice:remote_not_honoured") > kinds.index("TokenEvent")
+
+
+def test_a_server_that_applies_the_settings_gets_no_such_notice(remote: RemoteEngine) -> None:
+    settings = get_preset("creative").settings(num_return_sequences=2, no_repeat_ngram_size=2, seed=3)
+    events = list(remote.stream(PROMPT, settings.updated(max_new_tokens=20)))
+    codes = {e.code for e in events if isinstance(e, Notice)}
+    assert not codes & {"remote_unverified", "remote_not_honoured", "remote_fewer_choices", "remote_ignores"}
+    finished = events[-1]
+    assert isinstance(finished, Finished) and len(finished.texts) == 2
+
+
+def test_repeated_ngrams_are_found_by_id_or_by_text() -> None:
+    def tokens(*units: int | str) -> list[TokenEvent]:
+        return [TokenEvent(text=str(u), token_id=u if isinstance(u, int) else -1, piece=str(u)) for u in units]
+
+    assert repeated_ngram(tokens(1, 2, 3, 1, 2, 4), 3) is None
+    assert repeated_ngram(tokens(1, 2, 3, 1, 2, 3), 3) == "123"
+    assert repeated_ngram(tokens(5, 5, 5), 2) == "55"  # overlapping, as transformers forbids too
+    assert repeated_ngram(tokens("а", "б", "а", "б"), 2) == "аб"
+    assert repeated_ngram(tokens("а", "б"), 3) is None
 
 
 def test_an_error_event_mid_stream_raises_a_typed_error() -> None:

@@ -207,7 +207,14 @@ class RemoteEngine:
     name = "remote"
 
     def __init__(
-        self, client: httpx.Client, base_url: str, model: str, info: ModelInfo, kind: ServerKind, timeout: float
+        self,
+        client: httpx.Client,
+        base_url: str,
+        model: str,
+        info: ModelInfo,
+        kind: ServerKind,
+        timeout: float,
+        owned_by: str = "",
     ) -> None:
         self._client: httpx.Client | None = client
         self.base_url = base_url
@@ -215,6 +222,7 @@ class RemoteEngine:
         self.info = info
         self.kind: ServerKind = kind
         self.timeout = timeout
+        self.owned_by = owned_by  # what /v1/models said, to name an unknown server in notices
 
     # -- connecting ------------------------------------------------------------------------------------
 
@@ -277,9 +285,10 @@ class RemoteEngine:
                 )
             )
         card = cards[0] if model is None else _pick(cards, model, root)
-        kind = _OWNERS.get(str(card.get("owned_by", "")).lower(), "openai-compatible")
+        owned_by = str(card.get("owned_by", ""))
+        kind = _OWNERS.get(owned_by.lower(), "openai-compatible")
         info = _model_info(card, root)
-        return cls(client, root, str(card["id"]), info, kind, timeout)
+        return cls(client, root, str(card["id"]), info, kind, timeout, owned_by)
 
     def close(self) -> None:
         if self._client is not None:
@@ -422,7 +431,7 @@ class RemoteEngine:
             top_alternatives=top_alternatives,
             kind=self.kind,
         )
-        yield from self._local_notices(settings)
+        yield from self._local_notices(settings, body)
         state = _StreamState(int(body.get("n", 1)), settings, self.kind, seed)
         user_cancel = cancel or threading.Event()
         if user_cancel.is_set():
@@ -455,13 +464,32 @@ class RemoteEngine:
         finally:
             watch.close()
         state.timings.total = time.perf_counter() - gen_start
+        yield from self._unhonoured_notices(settings, body, state, cancelled=user_cancel.is_set())
         yield state.finished(cancelled=user_cancel.is_set(), started=gen_start)
 
-    def _local_notices(self, settings: GenerationSettings) -> Iterator[Notice]:
+    def _local_notices(self, settings: GenerationSettings, body: dict[str, Any]) -> Iterator[Notice]:
         for issue in settings.warnings():
             yield Notice("settings_warning", issue.text)
         honoured = HONOURED.get(self.kind)
         if honoured is None:
+            sent = [f"{name} = {_shown(body[name])}" for name in BEYOND_OPENAI if name in body]
+            if sent:
+                listed = ", ".join(sent)
+                said = f" (/v1/models says owned_by {self.owned_by!r})" if self.owned_by else ""
+                said_ru = f" (/v1/models сообщает owned_by {self.owned_by!r})" if self.owned_by else ""
+                yield Notice(
+                    "remote_unverified",
+                    Text(
+                        f"The server at {self.base_url} is not one GPT Desk knows{said}, so it may ignore settings "
+                        f"beyond the OpenAI completions API; sent: {listed}. GPT Desk cannot tell whether they were "
+                        "applied (it says so below where the text shows they were not). GPT Desk, vLLM, llama.cpp "
+                        "server and Ollama are recognised; see docs/remote.md.",
+                        f"Сервер {self.base_url} незнаком GPT Desk{said_ru}, поэтому он может не применять "
+                        f"параметры сверх API OpenAI completions; отправлены: {listed}. GPT Desk не может узнать, "
+                        "применены ли они (и скажет ниже, если текст покажет, что нет). GPT Desk распознаёт "
+                        "GPT Desk, vLLM, llama.cpp server и Ollama; см. docs/remote.md.",
+                    ),
+                )
             return
         ignored = [f"{name} = {value}" for name, value in active_settings(settings).items() if name not in honoured]
         if ignored:
@@ -475,6 +503,69 @@ class RemoteEngine:
                     "этого (что учитывает каждый сервер, см. docs/remote.md).",
                 ),
             )
+
+    def _unhonoured_notices(
+        self, settings: GenerationSettings, body: dict[str, Any], state: _StreamState, *, cancelled: bool
+    ) -> Iterator[Notice]:
+        """Where the text itself shows that the server did not apply a setting it was sent, say so."""
+        server = f"the {self.server_name} at {self.base_url}"
+        server_ru = f"{self.server_name} по адресу {self.base_url}"
+        asked = int(body.get("n", 1))
+        got = sum(1 for index in range(len(state.texts)) if state.events[index] or state.reasons[index] is not None)
+        if asked > 1 and got < asked and not cancelled:
+            yield Notice(
+                "remote_fewer_choices",
+                Text(
+                    f"{asked} texts were asked for (num_return_sequences, sent as n = {asked}), but {server} "
+                    f"returned {got}: it does not generate several variants at once. Generate again for more.",
+                    f"Запрошено текстов: {asked} (num_return_sequences, отправлено как n = {asked}), а "
+                    f"{server_ru} вернул {got}: он не генерирует несколько вариантов сразу. Запустите генерацию "
+                    "ещё раз, чтобы получить другие.",
+                ),
+            )
+        size = body.get("no_repeat_ngram_size")
+        if isinstance(size, int) and size > 0:
+            for index, events in enumerate(state.events):
+                repeat = repeated_ngram(events, size)
+                if repeat is None:
+                    continue
+                which = f" (text {index + 1})" if len(state.events) > 1 else ""
+                which_ru = f" (текст {index + 1})" if len(state.events) > 1 else ""
+                yield Notice(
+                    "remote_not_honoured",
+                    Text(
+                        f"The text{which} repeats «{repeat}» although no_repeat_ngram_size = {size} forbids any "
+                        f"{size} tokens in a row from occurring twice: {server} did not apply it.",
+                        f"Текст{which_ru} повторяет «{repeat}», хотя no_repeat_ngram_size = {size} запрещает "
+                        f"повторять любые {size} токена подряд: {server_ru} его не применил.",
+                    ),
+                )
+                break
+
+
+#: Settings GPT Desk sends beyond the OpenAI completions API (temperature, top_p, n, stop, seed… are in it).
+BEYOND_OPENAI = ("top_k", "num_beams", "repetition_penalty", "no_repeat_ngram_size", "min_tokens")
+
+
+def _shown(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def repeated_ngram(events: list[TokenEvent], size: int) -> str | None:
+    """The text of the first run of `size` tokens that occurs twice in `events` (overlaps count), or None.
+
+    Tokens are told apart by id where the server gives ids, else by their text; a server that sends
+    several tokens per chunk makes this see fewer, longer "tokens", so it finds fewer repeats, never more.
+    """
+    real = [e for e in events if e.token_id >= 0 or e.piece]
+    units = [e.token_id if e.token_id >= 0 else e.piece for e in real]
+    seen: set[tuple[object, ...]] = set()
+    for start in range(len(units) - size + 1):
+        gram = tuple(units[start : start + size])
+        if gram in seen:
+            return "".join(e.piece for e in real[start : start + size])
+        seen.add(gram)
+    return None
 
 
 # -- streaming -------------------------------------------------------------------------------------------

@@ -165,7 +165,11 @@ def test_openapi_schema_documents_the_settings(http: httpx.Client) -> None:
     assert "Beam search keeps" in props["num_beams"]["description"]
     assert request["required"] == ["prompt"] and request["additionalProperties"] is False
     post = schema["paths"]["/v1/completions"]["post"]
-    assert set(post["responses"]) >= {"200", "400", "404", "413", "429"}
+    assert set(post["responses"]) >= {"200", "400", "403", "404", "413", "415", "429", "503"}
+    assert props["use_beam_search"]["anyOf"][0] == {"type": "boolean"}
+    assert "prompts × max(n, num_beams) × max_tokens" in props["max_tokens"]["description"]
+    stream_options = schema["components"]["schemas"]["StreamOptions"]["properties"]
+    assert set(stream_options) == {"include_usage", "include_leading_beam"}
     assert "text/event-stream" in post["responses"]["200"]["content"]
 
 

@@ -106,6 +106,8 @@ def test_host_and_origin_rules() -> None:
     assert host_of("[::1") is None and host_of("::1") is None and host_of("host:port") is None and host_of("") is None
     assert host_allowed("10.1.2.3:8000", local)  # an address cannot be rebound to another computer
     assert not host_allowed("attacker.example", local) and not host_allowed("127.0.0.1.nip.io", local)
+    network = ServerConfig(host="0.0.0.0", allow_remote=True, api_key="long-random-key")
+    assert host_allowed("gpu-box.lan:8000", network)  # reached by its network names; the key guards it
     named = ServerConfig(host="localhost", port=8000)
     assert host_allowed("localhost:8000", named) and not host_allowed("evil.localhost.example", named)
     assert origin_allowed("http://127.0.0.1:8000", "127.0.0.1:8000", local)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import socket
 from dataclasses import dataclass
 
 from gptdesk.errors import InvalidInputError
@@ -180,10 +179,6 @@ def _named_hosts(config: ServerConfig) -> set[str]:
     """Host names (not addresses) that reach this server without any DNS lookup an attacker controls."""
     names = {"localhost", config.host.strip().strip("[]").lower().rstrip(".")}
     names.update(name.strip().lower().rstrip(".") for name in config.allowed_hosts)
-    if not is_loopback(config.host):
-        # Listening on the network (with an API key): this computer's own name is how others reach it.
-        own = socket.gethostname().lower()
-        names.update({own, own + ".local"})
     return names
 
 
@@ -191,10 +186,14 @@ def host_allowed(authority: str, config: ServerConfig) -> bool:
     """Whether a request's Host header names this server, the defence against DNS rebinding.
 
     An IP address cannot be rebound, so any is accepted; a name must be localhost (or *.localhost,
-    which never leaves this computer), the configured host, one of `allowed_hosts`, or, when the
-    server listens on the network, this computer's own name. A page on attacker.example whose name
-    the attacker points at 127.0.0.1 sends Host: attacker.example, which is refused.
+    which never leaves this computer), the configured host or one of `allowed_hosts`. A page on
+    attacker.example whose name the attacker points at 127.0.0.1 sends Host: attacker.example, which
+    is refused. A server listening on the network (which needs an API key, so a rebound page gets
+    nowhere) is reached by whatever names the network gives it: any Host is accepted there, as
+    ollama does.
     """
+    if not is_loopback(config.host):
+        return True
     name = host_of(authority)
     if name is None:
         return False

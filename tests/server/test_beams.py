@@ -170,3 +170,40 @@ def test_a_result_without_token_events_still_streams_its_text(serve: ServeFactor
     assert final == {0: ("xвгд0", "length"), 1: ("xвгд1", "length")}
     # The search runs for half a second sending nothing: comments keep the client's read timeout at bay.
     assert ": beam search running" in lines
+
+
+def test_variants_and_beams_on_the_default_engine_equal_the_engine_itself(
+    serve: ServeFactory, tiny_model_dir: Any
+) -> None:
+    from gptdesk.engine import load_engine, run_to_end
+
+    with load_engine(tiny_model_dir, engine="auto") as engine:
+        server = serve(engine)
+        plain = {"top_k": 0, "top_p": 1.0, "repetition_penalty": 1.0}
+        with httpx.Client(base_url=server.url, timeout=120) as http:
+            variants = http.post("/v1/completions", json={"prompt": PROMPT, "n": 3, "max_tokens": 8, "seed": 11})
+            beams = http.post(
+                "/v1/completions",
+                json={"prompt": PROMPT, "num_beams": 3, "n": 2, "max_tokens": 8, "temperature": 0},
+            )
+            body = {"prompt": PROMPT, "n": 3, "max_tokens": 8, "seed": 11, "stream": True}
+            with http.stream("POST", "/v1/completions", json=body) as streamed:
+                chunks = _chunks(streamed)
+        local_variants = run_to_end(
+            engine.stream(PROMPT, GenerationSettings.build(num_return_sequences=3, max_new_tokens=8, seed=11, **plain))
+        )
+        local_beams = run_to_end(
+            engine.stream(
+                PROMPT,
+                GenerationSettings.build(
+                    num_beams=3, num_return_sequences=2, max_new_tokens=8, do_sample=False, **plain
+                ),
+            )
+        )
+    assert [c["text"] for c in variants.json()["choices"]] == local_variants.texts
+    assert [c["text"] for c in beams.json()["choices"]] == local_beams.texts
+    texts: dict[int, str] = {}
+    for chunk in chunks:
+        for choice in chunk["choices"]:
+            texts[choice["index"]] = texts.get(choice["index"], "") + choice["text"]
+    assert [texts[i] for i in range(3)] == local_variants.texts

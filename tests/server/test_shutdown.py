@@ -81,10 +81,19 @@ def test_stopping_fails_open_streams_and_cancels_the_generation(caplog: pytest.L
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
 
 
-def test_sigterm_with_open_streams_in_a_real_process(long_model_dir: Path) -> None:
+# Requests long enough for the signal to find them running: 16 variants of 1000 tokens on the default engine (about
+# the most a request may ask for), one text of 1000 tokens with alternatives on the reference engine (which sends a
+# multi-sequence result only at its end).
+LONG_REQUESTS = {
+    "auto": {"prompt": "Жили-были", "n": 16, "max_tokens": 1000, "seed": 1, "stream": True},
+    "transformers": {"prompt": "Жили-были", "max_tokens": 1000, "stream": True, "logprobs": 5},
+}
+
+
+@pytest.mark.parametrize("engine", list(LONG_REQUESTS))
+def test_sigterm_with_open_streams_in_a_real_process(long_model_dir: Path, engine: str) -> None:
     command = [sys.executable, "-m", "gptdesk", "--lang", "en", "serve", "--model", str(long_model_dir), "--port", "0"]
-    # The reference engine generates this model's tokens slowly enough for the signal to find them running.
-    command += ["--engine", "transformers"]
+    command += ["--engine", engine]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env={**os.environ, "GPTDESK_API_KEY": ""})
     try:
         assert process.stderr is not None
@@ -98,10 +107,12 @@ def test_sigterm_with_open_streams_in_a_real_process(long_model_dir: Path) -> No
         running: list[str] = []
         queued: list[str] = []
         first = threading.Event()
-        body = {"prompt": "Жили-были", "max_tokens": 1000, "stream": True, "logprobs": 5}
+        body = LONG_REQUESTS[engine]
         threads = [
             threading.Thread(target=_read_stream, args=(url, body, running, first)),
-            threading.Thread(target=_read_stream, args=(url, {**body, "max_tokens": 10}, queued, threading.Event())),
+            threading.Thread(
+                target=_read_stream, args=(url, {**body, "n": 1, "max_tokens": 10}, queued, threading.Event())
+            ),
         ]
         threads[0].start()
         assert first.wait(60)
@@ -122,11 +133,12 @@ def test_sigterm_with_open_streams_in_a_real_process(long_model_dir: Path) -> No
         process.stderr.close()
     for thread in threads:
         thread.join(30)
-    print(f"\n[sigterm] the process exited {took:.2f} s after SIGTERM (noisy: shared CPUs)")
+    print(f"\n[sigterm, {engine}] the process exited {took:.2f} s after SIGTERM (noisy: shared CPUs)")
     assert process.returncode == 0, log
     for lines in (running, queued):
         assert _last_error(lines)["code"] == "shutting_down"
-    tokens = sum(1 for line in running if line.startswith('data: {"id"'))
-    assert tokens < 1000  # it did not run on to its end
+    chunks = [json.loads(line[6:]) for line in running if line.startswith('data: {"id"')]
+    assert chunks  # it was generating…
+    assert not [c for chunk in chunks for c in chunk["choices"] if c["finish_reason"]]  # …and did not run to its end
     assert "Traceback" not in log and "CancelledError" not in log, log
     assert "timeout graceful shutdown exceeded" not in log and "Server stopped." in log

@@ -42,27 +42,39 @@ def _generate(recorder: LiveRecorder, *pieces: str) -> None:
 
 
 @contextmanager
-def _as_ordinary_user() -> Iterator[Path]:
-    """A folder where file permissions apply: root ignores chmod, so root acts as `nobody` inside."""
+def permission_folder() -> Iterator[Path]:
+    """A folder an ordinary user may write (tmp_path's parents are root's alone when root runs tests)."""
     folder = Path(tempfile.mkdtemp(prefix="gptdesk-perm-"))
     folder.chmod(0o777)
-    library_versions()  # read now: the interpreter's own files may be unreadable to `nobody`
-    root = os.geteuid() == 0
     try:
-        if root:
-            os.setegid(65534)
-            os.seteuid(65534)
-        try:
-            yield folder
-        finally:
-            if root:
-                os.seteuid(0)
-                os.setegid(0)
+        yield folder
     finally:
         for path in (folder, *folder.rglob("*")):
             if path.is_dir():
                 path.chmod(0o777)
         shutil.rmtree(folder)
+
+
+@contextmanager
+def as_ordinary_user() -> Iterator[None]:
+    """File permissions apply inside: root ignores chmod, so root acts as `nobody` in the block."""
+    library_versions()  # read now: the interpreter's own files may be unreadable to `nobody`
+    root = os.geteuid() == 0
+    if root:
+        os.setegid(65534)
+        os.seteuid(65534)
+    try:
+        yield
+    finally:
+        if root:
+            os.seteuid(0)
+            os.setegid(0)
+
+
+@contextmanager
+def _as_ordinary_user() -> Iterator[Path]:
+    with permission_folder() as folder, as_ordinary_user():
+        yield folder
 
 
 def test_a_damaged_history_keeps_generations_in_memory_until_a_new_one_takes_them(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from gptdesk.engine.base import Finished, ModelInfo, StreamEvent, TokenEvent
+from gptdesk.engine.base import Finished, LeadingBeam, ModelInfo, StreamEvent, TokenEvent
 from gptdesk.history.errors import HistoryError
 from gptdesk.history.store import HistoryStore, PendingGeneration
 from gptdesk.settings import GenerationSettings
@@ -38,6 +38,7 @@ class LiveRecorder:
         self.interval = interval
         self.error: HistoryError | None = error
         self._dirty = False
+        self._beam = False  # the output shown is a beam search's leading hypothesis
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()  # one write at a time, in order
         self._stop = threading.Event()
@@ -118,10 +119,23 @@ class LiveRecorder:
         return self.store is not None and self.error is None
 
     def add(self, event: StreamEvent) -> None:
-        """Take one stream event; token text is added to its sequence's output."""
+        """Take one stream event; token text is added to its sequence's output.
+
+        While a beam search runs, the output is its leading hypothesis (replaced as it changes);
+        the final beams' tokens that follow replace it.
+        """
+        if isinstance(event, LeadingBeam):
+            with self._lock:
+                self.pending.texts = [event.text]
+                self._beam = True
+                self._dirty = True
+            return
         if not isinstance(event, TokenEvent) or not event.text:
             return
         with self._lock:
+            if self._beam:
+                self._beam = False
+                self.pending.texts = [""]
             texts = self.pending.texts
             while len(texts) <= event.sequence:
                 texts.append("")

@@ -251,7 +251,7 @@ class FakeEngine:
                 reason = "cancelled"
                 break
         beams = [list(leader)] + [
-            [self.script[(i + k) % len(self.script)] for i in range(len(leader))]
+            [self.script[(i + 3 * k + 2) % len(self.script)] for i in range(len(leader))]
             for k in range(1, settings.num_return_sequences)
         ]
         all_events = []

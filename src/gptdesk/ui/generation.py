@@ -326,7 +326,9 @@ class GenerationController(QObject):
         worker.finished.connect(self._on_finished)
         worker.failed.connect(self._on_failed)
         worker.history_failed.connect(self.history.report_failure)
-        self.output.reset(settings.num_return_sequences, prefix, context=base_prompt)
+        # A beam search shows one text, its leader, until the best beams arrive (see _show_pending_tokens).
+        shown = 1 if settings.num_beams > 1 else settings.num_return_sequences
+        self.output.reset(shown, prefix, context=base_prompt)
         self.inspector.clear_generated()
         self.inspector.set_prompt_tokens(pieces)
         self.last_finished = None

@@ -32,8 +32,10 @@ class LiveRecorder:
         *,
         interval: float = DEFAULT_INTERVAL,
         error: HistoryError | None = None,
+        timeout: float | None = None,
     ) -> None:
         self.store = store
+        self.timeout = timeout  # seconds a write waits for another program's lock (None: the store's)
         self.pending = pending
         self.interval = interval
         self.error: HistoryError | None = error
@@ -81,9 +83,11 @@ class LiveRecorder:
         parent_id: int | None = None,
         interval: float = DEFAULT_INTERVAL,
         timeout: float | None = None,
+        write_timeout: float | None = None,
     ) -> LiveRecorder:
         """Like start(), but never raises: when the prompt cannot be stored (no store, read-only,
-        locked longer than `timeout`), the generation is kept in memory and `error` says why."""
+        locked longer than `timeout`), the generation is kept in memory and `error` says why.
+        Later writes wait `write_timeout` seconds for a lock, then keep the rest in memory."""
         pending = _pending(prompt, settings, seed=seed, info=info, engine=engine, kind=kind, parent_id=parent_id)
         if store is None or store.read_only:
             return cls(None, pending, interval=interval, error=store.problem if store is not None else None)
@@ -101,7 +105,7 @@ class LiveRecorder:
             )
         except HistoryError as exc:
             return cls(store, pending, interval=interval, error=exc)
-        return cls(store, pending, interval=interval)
+        return cls(store, pending, interval=interval, timeout=write_timeout)
 
     @property
     def gen_id(self) -> int | None:
@@ -194,7 +198,8 @@ class LiveRecorder:
         if store is None or gen_id is None or self.error is not None:
             return  # kept in memory: the caller writes it all once the history is back
         try:
-            action(store, gen_id)
+            with store.lock_wait(self.timeout):
+                action(store, gen_id)
         except HistoryError as exc:
             self.error = exc
 

@@ -273,7 +273,10 @@ class HistoryStore:
                 ),
                 "readonly",
             )
-        with self._guard(Text("checking that the history can be written", "проверка записи истории")), self._waiting(0):
+        with (
+            self._guard(Text("checking that the history can be written", "проверка записи истории")),
+            self.lock_wait(0),
+        ):
             db = self._db()
             db.execute("BEGIN IMMEDIATE")  # takes the lock, but succeeds on a file opened read-only
             try:
@@ -450,7 +453,7 @@ class HistoryStore:
             raise HistoryBugError(Text(f"Unknown generation kind {kind!r}.", f"Неизвестный вид генерации {kind!r}."))
         values = settings.model_dump() if isinstance(settings, GenerationSettings) else dict(settings)
         now = created_at or _now()
-        with self._guard(Text("saving the prompt", "сохранение затравки")), self._waiting(timeout):
+        with self._guard(Text("saving the prompt", "сохранение затравки")), self.lock_wait(timeout):
             cur = self._db().execute(
                 """
                 INSERT INTO generations (
@@ -536,7 +539,7 @@ class HistoryStore:
         If its prompt was stored before writes began to fail, that row is completed; otherwise a
         new row is added with the time it was made. Returns the row's id.
         """
-        with self._guard(Text("saving a kept generation", "сохранение отложенной генерации")), self._waiting(timeout):
+        with self._guard(Text("saving a kept generation", "сохранение отложенной генерации")), self.lock_wait(timeout):
             gen_id = pending.gen_id
             if (
                 gen_id is None
@@ -563,17 +566,19 @@ class HistoryStore:
             return gen_id
 
     @contextmanager
-    def _waiting(self, timeout: float | None) -> Iterator[None]:
-        """Wait at most `timeout` seconds for another program's lock during the block."""
+    def lock_wait(self, timeout: float | None) -> Iterator[None]:
+        """Wait at most `timeout` seconds for another program's lock during the block (None: the store's)."""
         if timeout is None:
             yield
             return
-        db = self._db()
-        db.execute(f"PRAGMA busy_timeout = {max(0, round(timeout * 1000))}")
+        with self._guard(Text("opening the history", "открытие истории")):
+            db = self._db()
+            db.execute(f"PRAGMA busy_timeout = {max(0, round(timeout * 1000))}")
         try:
             yield
         finally:
-            db.execute(f"PRAGMA busy_timeout = {round(self._timeout * 1000)}")
+            with suppress(sqlite3.Error):  # setting a pragma on an open handle does not fail
+                db.execute(f"PRAGMA busy_timeout = {round(self._timeout * 1000)}")
 
     def delete(self, gen_id: int) -> None:
         with self._guard(Text("deleting a generation", "удаление генерации")):

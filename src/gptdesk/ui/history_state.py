@@ -22,6 +22,9 @@ from gptdesk.ui.workers import CallWorker, Progress, WorkerThreads
 #: How long the GUI thread waits for another program's lock when storing a prompt: longer would
 #: freeze the window; a prompt that meets the lock is kept in memory and written by the retries.
 BEGIN_TIMEOUT_S = 0.05
+#: How long the recorder's own writes (off the GUI thread) wait for a lock before keeping the rest
+#: in memory: another GPT Desk holds it for milliseconds; longer would delay the end of a generation.
+WRITE_TIMEOUT_S = 1.0
 #: Milliseconds between background attempts to reopen or write the history while it is off.
 RETRY_MS = 3000
 
@@ -166,6 +169,7 @@ class HistoryKeeper(QObject):
             kind=kind,
             parent_id=parent_id,
             timeout=BEGIN_TIMEOUT_S,
+            write_timeout=WRITE_TIMEOUT_S,
         )
         if recorder.writing:
             self.messages.clear()

@@ -114,7 +114,8 @@ class OutputPane(QTabWidget):
             self.addTab(editor, "")
         self._context_length = len(context)
         self._prefix_length = len(prefix)
-        self.columns.set_count(count, self._editors[0].font())
+        # Columns only for several variants: one text is shown in the tab alone, written once.
+        self.columns.set_count(count if count > 1 else 0, self._editors[0].font())
         for editor in self._views():
             editor.clear()
             cursor = QTextCursor(editor.document())
@@ -131,7 +132,7 @@ class OutputPane(QTabWidget):
             return
         while sequence >= len(self._editors):
             self._grow(len(self._editors) + 1)
-        for editor in (self._editors[sequence], self.columns.columns[sequence]):
+        for editor in self._views_of(sequence):
             bar = editor.verticalScrollBar()
             at_end = bar.value() >= bar.maximum() - 4
             cursor = QTextCursor(editor.document())
@@ -144,7 +145,7 @@ class OutputPane(QTabWidget):
         """Show `text` as this variant's new text, instead of what it showed (a beam search's leader)."""
         while sequence >= len(self._editors):
             self._grow(len(self._editors) + 1)
-        for editor in (self._editors[sequence], self.columns.columns[sequence]):
+        for editor in self._views_of(sequence):
             cursor = QTextCursor(editor.document())
             start = self._context_length + self._prefix_length
             cursor.setPosition(min(start, editor.document().characterCount() - 1))
@@ -184,6 +185,10 @@ class OutputPane(QTabWidget):
 
     def _views(self) -> list[QPlainTextEdit]:
         return [*self._editors, *self.columns.columns]
+
+    def _views_of(self, sequence: int) -> list[QPlainTextEdit]:
+        columns = self.columns.columns
+        return [self._editors[sequence], *([columns[sequence]] if sequence < len(columns) else [])]
 
     def retranslate(self) -> None:
         self.setAccessibleName(self.tr("Output"))

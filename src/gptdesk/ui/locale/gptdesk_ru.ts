@@ -163,7 +163,7 @@
     <name>HistoryKeeper</name>
     <message>
         <source>History is off</source>
-        <extracomment>How long the GUI thread waits for another program&apos;s lock when storing a prompt: longer would freeze the window; a prompt that meets the lock is kept in memory and written by the retries. Milliseconds between background attempts to reopen or write the history while it is off. Why history is not saving now (None: it is).</extracomment>
+        <extracomment>How long the GUI thread waits for another program&apos;s lock when storing a prompt: longer would freeze the window; a prompt that meets the lock is kept in memory and written by the retries. How long the recorder&apos;s own writes (off the GUI thread) wait for a lock before keeping the rest in memory: another GPT Desk holds it for milliseconds; longer would delay the end of a generation. Milliseconds between background attempts to reopen or write the history while it is off. Why history is not saving now (None: it is).</extracomment>
         <translation>История отключена</translation>
     </message>
     <message>

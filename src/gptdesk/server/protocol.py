@@ -361,7 +361,7 @@ def check_work(prompts: int, settings: GenerationSettings, config: ServerConfig)
             f"This request asks for up to {work} tokens in all ({prompts} prompt(s) × {sequences} sequences "
             f"({what}) × max_tokens {tokens}); this server allows {limit} per request. Lower max_tokens, n or "
             "num_beams, send fewer prompts per request, or restart the server with a higher --max-request-tokens.",
-            f"Этот запрос просит в сумме до {work} токенов ({prompts} затравок × {sequences} последовательностей "
+            f"Этот запрос просит в сумме до {work} токенов (затравок: {prompts} × последовательностей: {sequences} "
             f"({what}) × max_tokens {tokens}), а этот сервер разрешает {limit} на запрос. Уменьшите max_tokens, n "
             "или num_beams, отправляйте меньше затравок в одном запросе или перезапустите сервер с большим "
             "--max-request-tokens.",

@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from types import FrameType
 from typing import Any, TextIO
 
 from gptdesk import __version__
-from gptdesk.errors import GptDeskError, SettingsError
+from gptdesk.console import (
+    STDERR_NAME,
+    STDOUT_NAME,
+    GuardedOutput,
+    check_arguments,
+    guard,
+    interrupt_exits_at_once,
+    read_text,
+    say,
+    silence,
+    stop_strings,
+)
+from gptdesk.errors import GptDeskError, OutputClosedError, OutputError, SettingsError
 from gptdesk.i18n import Text, current_language, set_language
 
 #: Modules that add their own subcommands: each has `register(subparsers)`, whose parsers set
@@ -25,6 +38,7 @@ EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+EXIT_PIPE_CLOSED = 141  # the reader of the output went away (see console.py)
 
 _SETTING_TYPES: dict[str, Callable[[str], Any]] = {
     "temperature": float,
@@ -157,10 +171,6 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"))
 
 
-def _read(value: str) -> str:
-    return sys.stdin.read() if value == "-" else value
-
-
 def _settings_from_args(args: argparse.Namespace) -> Any:
     from gptdesk.presets import get_preset
 
@@ -168,7 +178,7 @@ def _settings_from_args(args: argparse.Namespace) -> Any:
     if args.do_sample is not None:
         overrides["do_sample"] = args.do_sample
     if args.stop is not None:
-        overrides["stop"] = [s.encode().decode("unicode_escape") if "\\" in s else s for s in args.stop]
+        overrides["stop"] = stop_strings(args.stop)
     return get_preset(args.preset).settings(**overrides)
 
 
@@ -195,8 +205,10 @@ class _CtrlC:
 def cmd_generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from gptdesk.engine import Finished, Notice, TokenEvent, load_engine
 
-    prompt = _read(args.prompt)
+    prompt = read_text(args.prompt)
     settings = _settings_from_args(args)
+    if isinstance(out, GuardedOutput):
+        out.check_encodable(prompt)  # the text starts with the prompt: fail before loading anything
     if args.remote:
         api_key = args.api_key or os.environ.get("GPTDESK_API_KEY") or None
         engine = load_engine(args.model, engine="remote", base_url=args.remote, api_key=api_key)
@@ -210,8 +222,9 @@ def cmd_generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         notices: list[str] = []
         finished: Finished | None = None
         current_seq = -1
-        with _CtrlC(cancel):
-            for event in engine.stream(prompt, settings, cancel):
+        events = engine.stream(prompt, settings, cancel)
+        with _CtrlC(cancel), _closing(events):
+            for event in events:
                 if isinstance(event, Notice):
                     notices.append(event.text.get())
                     print("! " + event.text.get(), file=err, flush=True)
@@ -277,6 +290,16 @@ def cmd_generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         engine.close()
 
 
+@contextlib.contextmanager
+def _closing(events: Iterator[Any]) -> Iterator[None]:
+    """A write that fails (a closed pipe) stops the generation too, not only the output."""
+    try:
+        yield
+    finally:
+        if isinstance(events, Generator):
+            events.close()
+
+
 def _fetch_if_missing(name: str | None, err: TextIO) -> None:
     """A hub model used for the first time is downloaded here with a progress bar, not silently."""
     from pathlib import Path
@@ -293,14 +316,17 @@ def _fetch_if_missing(name: str | None, err: TextIO) -> None:
     if (entry is not None and entry.id == EMBEDDED_ID) or find_local(name) is not None:
         return
     from gptdesk.models.cli import TerminalProgress
-    from gptdesk.models.download import pull
+    from gptdesk.models.download import fetch, plan
 
     print(
         _t(f"{name} is not on this computer yet: downloading it.", f"{name} ещё нет на компьютере: скачиваю."), file=err
     )
+    # Asking the hub what to fetch is start-up (Ctrl+C ends it at once, even in a stalled request);
+    # the transfer itself stops cleanly and keeps its bytes for the next run.
+    the_plan = plan(name)
     cancel = threading.Event()
     with _CtrlC(cancel):
-        pull(name, progress=TerminalProgress(err), cancel=cancel)
+        fetch(the_plan, progress=TerminalProgress(err), cancel=cancel)
 
 
 def _print_tokens(pieces: Sequence[Any], out: TextIO) -> None:
@@ -316,7 +342,7 @@ def cmd_tokens(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from gptdesk.engine.tokens import load_tokenizer, tokenize
     from gptdesk.models.locate import resolve
 
-    text = _read(args.text)
+    text = read_text(args.text)
     resolved = resolve(args.model, allow_download=True)
     pieces = tokenize(load_tokenizer(resolved.path), text)
     if args.json:
@@ -328,8 +354,20 @@ def cmd_tokens(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    out = out or sys.stdout
-    err = err or sys.stderr
+    # Output failures (a closed pipe, a full disk, an encoding without Cyrillic) become typed errors.
+    out = guard(out or sys.stdout, STDOUT_NAME)
+    err = guard(err or sys.stderr, STDERR_NAME)
+    with interrupt_exits_at_once(Text("Interrupted.", "Прервано.")):
+        try:
+            return _run(argv, out, err)
+        except (OutputClosedError, BrokenPipeError):
+            # Like any Unix tool whose reader went away: no message, 141 (see console.py).
+            silence(out)
+            silence(err)
+            return EXIT_PIPE_CLOSED
+
+
+def _run(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.lang:
@@ -341,24 +379,32 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         args.func = cmd_gui
     func: Callable[[argparse.Namespace, TextIO, TextIO], int] = args.func
     try:
+        check_arguments(vars(args))
         return func(args, out, err)
     except SettingsError as exc:
-        print(_t("Invalid settings:", "Неверные настройки:"), file=err)
-        for issue in exc.issues:
-            print("  - " + issue.text.get(), file=err)
+        lines = [_t("Invalid settings:", "Неверные настройки:")] + ["  - " + i.text.get() for i in exc.issues]
+        say(err, "\n".join(lines))
+        return exc.exit_code
+    except OutputClosedError:
+        raise
+    except OutputError as exc:
+        silence(out)  # the interpreter's last flush of what could not be written stays quiet
+        say(err, _t("Error: ", "Ошибка: ") + exc.message(current_language()))
         return exc.exit_code
     except GptDeskError as exc:
-        print(_t("Error: ", "Ошибка: ") + exc.message(current_language()), file=err)
+        say(err, _t("Error: ", "Ошибка: ") + exc.message(current_language()))
         return exc.exit_code
     except KeyboardInterrupt:
-        print(_t("\nInterrupted.", "\nПрервано."), file=err)
+        say(err, _t("\nInterrupted.", "\nПрервано."))
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        raise
     except Exception as exc:  # a bug: say so plainly, with the type, and exit with the internal code
-        print(
+        say(
+            err,
             _t(
                 f"Internal error ({type(exc).__name__}: {exc}). Please report it with the command you ran.",
                 f"Внутренняя ошибка ({type(exc).__name__}: {exc}). Сообщите о ней вместе с командой.",
             ),
-            file=err,
         )
         return EXIT_INTERNAL

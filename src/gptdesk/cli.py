@@ -23,6 +23,7 @@ from gptdesk.console import (
     guard,
     interrupt_exits_at_once,
     read_text,
+    readable,
     say,
     silence,
     stop_strings,
@@ -380,7 +381,11 @@ def _run(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
     func: Callable[[argparse.Namespace, TextIO, TextIO], int] = args.func
     try:
         check_arguments(vars(args))
-        return func(args, out, err)
+        code = func(args, out, err)
+        # Flushed here, inside the guard: the interpreter's own flush at exit would report a closed
+        # pipe as "Exception ignored … BrokenPipeError" (and exit 120), a full disk as a traceback.
+        out.flush()
+        return code
     except SettingsError as exc:
         lines = [_t("Invalid settings:", "Неверные настройки:")] + ["  - " + i.text.get() for i in exc.issues]
         say(err, "\n".join(lines))
@@ -389,10 +394,10 @@ def _run(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
         raise
     except OutputError as exc:
         silence(out)  # the interpreter's last flush of what could not be written stays quiet
-        say(err, _t("Error: ", "Ошибка: ") + exc.message(current_language()))
+        say(err, readable(err, Text("Error: ", "Ошибка: ") + exc.text))
         return exc.exit_code
     except GptDeskError as exc:
-        say(err, _t("Error: ", "Ошибка: ") + exc.message(current_language()))
+        say(err, readable(err, Text("Error: ", "Ошибка: ") + exc.text))
         return exc.exit_code
     except KeyboardInterrupt:
         say(err, _t("\nInterrupted.", "\nПрервано."))

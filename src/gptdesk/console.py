@@ -154,10 +154,10 @@ def stop_strings(values: list[str]) -> list[str]:
             bad = str(exc)
             raise InvalidInputError(
                 Text(
-                    f"--stop {value!r} has a malformed escape {bad!r}. Write \\n for a new line, \\t for a "
+                    f"--stop '{value}' has a malformed escape '{bad}'. Write \\n for a new line, \\t for a "
                     "tab, \\\\ for a backslash, \\xHH with two hex digits or \\uHHHH with four "
                     "(e.g. --stop 'конец.\\n').",
-                    f"--stop {value!r}: неправильная escape-последовательность {bad!r}. Пишите \\n для "
+                    f"--stop '{value}': неправильная escape-последовательность '{bad}'. Пишите \\n для "
                     "новой строки, \\t для табуляции, \\\\ для обратной косой черты, \\xHH с двумя "
                     "шестнадцатеричными цифрами или \\uHHHH с четырьмя (например, --stop 'конец.\\n').",
                 )
@@ -222,9 +222,9 @@ class GuardedOutput:
             return OutputError(
                 Text(
                     f"{where.en} uses the encoding {encoding}, which cannot hold the character {char!r} "
-                    f"({char!a}) of the text. Run GPT Desk with a UTF-8 locale (e.g. LANG=C.UTF-8) or set "
+                    f"(U+{ord(char):04X}) of the text. Run GPT Desk with a UTF-8 locale (e.g. LANG=C.UTF-8) or set "
                     "PYTHONIOENCODING=utf-8.",
-                    f"{where.ru} использует кодировку {encoding}, в которой нет символа {char!a} "
+                    f"{where.ru} использует кодировку {encoding}, в которой нет символа {char!r} (U+{ord(char):04X}) "
                     "из текста. Запустите GPT Desk с локалью UTF-8 (например, LANG=C.UTF-8) или задайте "
                     "PYTHONIOENCODING=utf-8.",
                 )
@@ -278,6 +278,17 @@ def silence(stream: TextIO) -> None:
         os.dup2(devnull, fd)
     finally:
         os.close(devnull)
+
+
+def readable(stream: TextIO, text: Text) -> str:
+    """The text in the user's language, or in English when the stream's encoding cannot hold Cyrillic."""
+    chosen = text.get()
+    encoding = getattr(stream, "encoding", None)
+    try:
+        chosen.encode(encoding or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        return text.en
+    return chosen
 
 
 def say(err: TextIO, text: str) -> None:

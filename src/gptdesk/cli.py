@@ -29,7 +29,7 @@ from gptdesk.console import (
     stop_strings,
 )
 from gptdesk.errors import GptDeskError, OutputClosedError, OutputError, SettingsError
-from gptdesk.i18n import Text, current_language, set_language
+from gptdesk.i18n import Text, set_language
 
 #: Modules that add their own subcommands: each has `register(subparsers)`, whose parsers set
 #: `func(args, out, err) -> int`. Keeps each face's command next to its code, out of this file.

@@ -1,0 +1,280 @@
+"""The CLI against hostile or unlucky input and output: escapes, bad bytes, closed pipes, full disks, Ctrl+C."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gptdesk.cli import main
+from gptdesk.console import decode_escapes
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), **extra}
+    env.pop("PYTHONIOENCODING", None)
+    env.update(extra)
+    return env
+
+
+def _gptdesk(*args: str | bytes) -> list[str | bytes]:
+    return [sys.executable, "-m", "gptdesk", *args]
+
+
+def _run(*args: str | bytes, timeout: float = 300, **popen: object) -> subprocess.CompletedProcess[bytes]:
+    env = popen.pop("env", None) or _env()
+    popen.setdefault("stdout", subprocess.PIPE)
+    return subprocess.run(_gptdesk(*args), stderr=subprocess.PIPE, timeout=timeout, env=env, **popen)  # type: ignore[call-overload,no-any-return]
+
+
+# -- item 7: stop strings with escapes and Cyrillic ------------------------------------------------
+
+
+def test_escapes_are_decoded_and_cyrillic_is_left_alone() -> None:
+    assert decode_escapes("привет\\n") == "привет\n"
+    assert decode_escapes("старину.\\n") == "старину.\n"
+    assert decode_escapes("\\t\\r\\\\\\'\\\"") == "\t\r\\'\""
+    assert decode_escapes("\\x41\\u0416\\U0001F600\\101\\0") == "AЖ😀A\0"
+    assert decode_escapes("\\N{CYRILLIC CAPITAL LETTER ZHE}") == "Ж"
+    assert decode_escapes("é — ёжик") == "é — ёжик"  # Latin-1 and beyond, untouched
+    assert decode_escapes("\\q\\д") == "\\q\\д"  # unknown escapes stay as typed, as in Python
+
+
+@pytest.mark.parametrize("bad", ["\\x", "\\xZ1", "\\u12", "\\U0011FFFF", "\\ud800", "\\N{NO SUCH NAME}", "конец\\"])
+def test_a_malformed_escape_is_refused(bad: str) -> None:
+    with pytest.raises(ValueError):
+        decode_escapes(bad)
+
+
+def test_stop_string_with_cyrillic_and_a_newline_is_stored_as_typed(tiny_model_dir: Path) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    args = ["generate", "Привет", "--model", str(tiny_model_dir), "--engine", "transformers", "--max-new-tokens", "2"]
+    code = main([*args, "--stop", "привет\\n", "--stop", "конец", "--json"], out, err)
+    assert code == 0, err.getvalue()
+    assert json.loads(out.getvalue())["settings"]["stop"] == ["привет\n", "конец"]
+
+
+def test_a_bad_escape_in_stop_exits_2_naming_the_value() -> None:
+    result = _run("generate", "Привет", "--stop", "\\x")
+    assert result.returncode == 2, result.stderr
+    err = result.stderr.decode()
+    assert "--stop '\\x'" in err and "Internal error" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("engine", ["transformers", "llamacpp"])
+def test_a_cyrillic_stop_string_ending_in_a_newline_stops_generation(engine: str) -> None:
+    """The issue's command, on each engine: find «word.\\n» in the free text, then stop on it."""
+    base = ["generate", "Москва — столица", "--greedy", "--max-new-tokens", "40", "--seed", "1"]
+    base += ["--temperature", "1", "--top-k", "0", "--top-p", "1", "--engine", engine, "--json"]
+    free = _run(*base)
+    assert free.returncode == 0, free.stderr
+    text = json.loads(free.stdout)["text"]
+    found = re.search(r"([А-Яа-яЁё]+[.,!?]?)\n", text)
+    assert found, f"the greedy text has no Cyrillic word before a new line: {text!r}"
+    stop = found.group(1) + "\\n"
+    stopped = _run(*base, "--stop", stop)
+    assert stopped.returncode == 0, stopped.stderr
+    result = json.loads(stopped.stdout)
+    assert result["finish_reason"] == "stop"
+    assert result["settings"]["stop"] == [found.group(0)]
+    assert result["text"] == text[: found.start()]
+    assert result["generated_tokens"] < 40
+
+
+# -- item 8: tiny temperatures ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("temperature", ["1e-40", "1e-300", "0.049"])
+def test_a_temperature_below_the_floor_is_refused(temperature: str) -> None:
+    err = io.StringIO()
+    args = ["generate", "Привет", "--temperature", temperature, "--top-k", "0", "--top-p", "1"]
+    assert main([*args, "--repetition-penalty", "1"], io.StringIO(), err) == 2
+    assert f"temperature = {float(temperature)!r} is below 0.05" in err.getvalue()
+    ru = io.StringIO()
+    assert main(["--lang", "ru", *args], io.StringIO(), ru) == 2
+    assert "меньше 0.05" in ru.getvalue()
+
+
+# -- item 9: closed pipes, full disks, encodings without Cyrillic -----------------------------------
+
+
+def _quiet_after_closing(cmd: list[str | bytes], keep: int, stdin: bytes | None = None) -> tuple[int, bytes, bytes]:
+    """Run, read `keep` bytes of the output, close the pipe (as `| head -c` does), collect the rest."""
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), bufsize=0
+    )
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    if stdin is not None:
+        proc.stdin.write(stdin)
+    proc.stdin.close()
+    head = b""
+    while len(head) < keep:
+        chunk = proc.stdout.read(keep - len(head))
+        if not chunk:
+            break
+        head += chunk
+    proc.stdout.close()
+    err = proc.stderr.read()
+    proc.stderr.close()
+    return proc.wait(timeout=300), head, err
+
+
+def test_generate_into_a_closed_pipe_exits_quietly() -> None:
+    code, head, err = _quiet_after_closing(_gptdesk("generate", "Жили-были", "--max-new-tokens", "300"), 20)
+    assert head.decode(errors="replace").startswith("Жили-были")
+    assert code == 141, err.decode()
+    assert err == b""
+
+
+def test_tokens_into_a_closed_pipe_exits_quietly() -> None:
+    text = ("Жили-были у старика со старухой " * 3000).encode()  # a table far beyond a pipe's buffer
+    code, head, err = _quiet_after_closing(_gptdesk("tokens", "-"), 40, stdin=text)
+    assert head.startswith(b"   #")
+    assert code == 141, err.decode()
+    assert err == b""
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize(
+    "args",
+    [["generate", "Привет", "--max-new-tokens", "5"], ["tokens", "Привет"], ["models"], ["models", "--json"]],
+)
+def test_a_full_disk_is_named(args: list[str]) -> None:
+    with open("/dev/full", "wb") as full:
+        result = _run(*args, stdout=full)
+    err = result.stderr.decode()
+    assert result.returncode == 5, err
+    assert "no space is left" in err and "Traceback" not in err and "Internal error" not in err
+
+
+@pytest.mark.parametrize("args", [["generate", "Привет", "--max-new-tokens", "5"], ["tokens", "Привет"]])
+def test_an_output_encoding_without_cyrillic_is_named(args: list[str]) -> None:
+    result = _run(*args, env=_env(PYTHONIOENCODING="ascii"))
+    err = result.stderr.decode()
+    assert result.returncode == 5, err
+    assert "encoding ascii" in err and "PYTHONIOENCODING=utf-8" in err and "Traceback" not in err
+
+
+def test_an_encoding_error_in_russian_falls_back_to_english_readable_text() -> None:
+    result = _run("--lang", "ru", "models", env=_env(PYTHONIOENCODING="ascii"))
+    err = result.stderr.decode()
+    assert result.returncode == 5, err
+    assert err.startswith("Error: The standard output uses the encoding ascii")
+
+
+# -- item 10: invalid UTF-8 in the arguments and on standard input ---------------------------------
+
+
+@pytest.mark.parametrize("command", ["generate", "tokens"])
+def test_invalid_utf8_in_the_prompt_exits_2(command: str) -> None:
+    result = _run(command, b"\xff\xfe\x80abc")
+    err = result.stderr.decode()
+    assert result.returncode == 2, err
+    assert "The prompt is not valid UTF-8 text" in err and "\\xff\\xfe\\x80abc" in err
+
+
+@pytest.mark.parametrize("command", ["generate", "tokens"])
+def test_invalid_utf8_on_standard_input_exits_2(command: str) -> None:
+    result = _run(command, "-", input=b"\xd0\x9f\xff\xfe\x80abc")
+    err = result.stderr.decode()
+    assert result.returncode == 2, err
+    assert "The prompt (standard input) is not valid UTF-8 text" in err and "at byte 2" in err
+
+
+def test_invalid_utf8_in_an_option_names_the_option() -> None:
+    result = _run("generate", "Привет", "--stop", b"\xff")
+    assert result.returncode == 2
+    assert "The value of --stop is not valid UTF-8 text" in result.stderr.decode()
+
+
+# -- item 11: Ctrl+C at any moment of start-up ------------------------------------------------------
+
+
+def _classify(code: int, out: str, err: str) -> str:
+    if code == 130 and out == "" and err.strip() == "Interrupted.":
+        return "start-up"
+    if code == 130 and out.startswith("Жили-были") and ", cancelled;" in err and "Interrupted" not in err:
+        tokens = int(err.split("[")[-1].split()[0])
+        return "generation" if 0 <= tokens < 500 else "ignored"
+    if code in (-signal.SIGINT, 1) and "gptdesk" not in err and "KeyboardInterrupt" in err:
+        # Still inside Python's own start-up (site, runpy), before any line of GPT Desk ran: no
+        # program can handle that; it takes tens of milliseconds on an idle machine.
+        return "before the program"
+    return "wrong"
+
+
+def test_ctrl_c_during_start_up_always_exits_130_with_only_interrupted() -> None:
+    """The issue saw 1 run in 60 abort (SIGABRT from pybind11), 3 in 60 report internal errors, 1 ignore it.
+
+    Children run in parallel batches and get SIGINT at random moments of importing torch and
+    transformers, loading the model and the first tokens. GPTDESK_TEST_CTRL_C_RUNS raises the count
+    (e.g. 300 to catch a 1-in-60 failure with 99% certainty; the default 90 catches it with 78%).
+    """
+    runs = int(os.environ.get("GPTDESK_TEST_CTRL_C_RUNS", "90"))
+    parallel = 6
+    rng = random.Random()
+    outcomes: dict[str, int] = {}
+    wrong: list[tuple[float, int, str, str]] = []
+    env = _env(GPTDESK_LANG="en")
+    cmd = _gptdesk("generate", "Жили-были", "--max-new-tokens", "500", "--engine", "transformers")
+    for start in range(0, runs, parallel):
+        batch = []
+        for _ in range(min(parallel, runs - start)):
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+            batch.append((proc, time.monotonic(), rng.uniform(0.3, 3.0)))
+        for proc, started, delay in sorted(batch, key=lambda b: b[1] + b[2]):
+            time.sleep(max(0.0, started + delay - time.monotonic()))
+            proc.send_signal(signal.SIGINT)
+        for proc, _, delay in batch:
+            out_b, err_b = proc.communicate(timeout=300)
+            out, err = out_b.decode(errors="replace"), err_b.decode(errors="replace")
+            kind = _classify(proc.returncode, out, err)
+            outcomes[kind] = outcomes.get(kind, 0) + 1
+            if kind in ("wrong", "ignored"):
+                wrong.append((delay, proc.returncode, out[:80], err[-600:]))
+    print(f"Ctrl+C outcomes over {runs} runs: {outcomes}")
+    assert not wrong, wrong
+    assert outcomes.get("start-up", 0) >= runs // 2, outcomes  # the interrupts did land in GPT Desk's start-up
+
+
+def test_ctrl_c_while_a_hub_request_hangs_exits_at_once() -> None:
+    """A mirror that accepts and never answers: the first Ctrl+C ends the wait (item 13)."""
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        env = _env(HF_ENDPOINT=f"http://127.0.0.1:{port}")
+        env.pop("HF_HUB_OFFLINE", None)
+        proc = subprocess.Popen(
+            _gptdesk("generate", "Привет", "--model", "rugpt3small"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        )
+        assert proc.stderr is not None
+        line = proc.stderr.readline().decode()
+        assert "downloading it" in line, line
+        listener.settimeout(120)
+        conn, _ = listener.accept()  # the request arrived and now waits for an answer that never comes
+        with conn:
+            pressed = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            code = proc.wait(timeout=30)
+            waited = time.monotonic() - pressed
+        err = proc.stderr.read().decode()
+        proc.stderr.close()
+        assert proc.stdout is not None
+        proc.stdout.close()
+    assert code == 130, err
+    assert err.strip() == "Interrupted."
+    print(f"Ctrl+C ended the stalled request after {waited:.2f} s")

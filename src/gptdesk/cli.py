@@ -41,6 +41,43 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 EXIT_PIPE_CLOSED = 141  # the reader of the output went away (see console.py)
 
+#: Every exit status of `gptdesk`, shown by --help; the README lists the same (a test compares them).
+EXIT_CODES: list[tuple[int, Text]] = [
+    (0, Text("done", "готово")),
+    (1, Text("internal failure (a bug: please report it)", "внутренняя ошибка (сообщите о ней)")),
+    (
+        2,
+        Text(
+            "bad input (prompt, settings, names, text that is not UTF-8)",
+            "неверный ввод (затравка, настройки, имена, текст не в UTF-8)",
+        ),
+    ),
+    (
+        3,
+        Text(
+            "model missing or damaged, or it cannot be fetched or prepared (hub, cache folder)",
+            "модели нет или она повреждена, либо её не получить или не подготовить (хаб, папка кэша)",
+        ),
+    ),
+    (4, Text("not enough memory or disk space", "не хватает памяти или места на диске")),
+    (
+        5,
+        Text(
+            "the output or the history cannot be written (full disk, an encoding without Cyrillic, a locked file)",
+            "вывод или историю не записать (диск полон, кодировка без кириллицы, файл занят)",
+        ),
+    ),
+    (6, Text("no graphical display for the window", "нет графического дисплея для окна")),
+    (130, Text("stopped with Ctrl+C", "остановлено по Ctrl+C")),
+    (
+        141,
+        Text(
+            "the output's reader went away (`gptdesk … | head`): a quiet stop, as for any Unix tool",
+            "читатель вывода закрылся (`gptdesk … | head`): тихая остановка, как у любой Unix-программы",
+        ),
+    ),
+]
+
 _SETTING_TYPES: dict[str, Callable[[str], Any]] = {
     "temperature": float,
     "top_k": int,
@@ -71,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
             "GPT Desk: a workbench for GPT-2-family language models (ruGPT-3 first).",
             "GPT Desk: рабочее место для языковых моделей семейства GPT-2 (прежде всего ruGPT-3).",
         ),
+        epilog=_t("exit status:", "код завершения:")
+        + "".join(f"\n  {code:>3}  {text.get()}" for code, text in EXIT_CODES),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"gptdesk {__version__}")
     parser.add_argument("--lang", choices=("ru", "en"), help=_t("language of messages", "язык сообщений"))

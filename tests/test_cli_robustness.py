@@ -51,9 +51,20 @@ def test_escapes_are_decoded_and_cyrillic_is_left_alone() -> None:
     assert decode_escapes("\\q\\д") == "\\q\\д"  # unknown escapes stay as typed, as in Python
 
 
-@pytest.mark.parametrize("bad", ["\\x", "\\xZ1", "\\u12", "\\U0011FFFF", "\\ud800", "\\N{NO SUCH NAME}", "конец\\"])
-def test_a_malformed_escape_is_refused(bad: str) -> None:
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    ("bad", "named"),
+    [
+        ("\\x", "\\x"),
+        ("a\\xZ1", "\\xZ1"),
+        ("\\u12", "\\u12"),
+        ("\\U0011FFFF", "\\U0011FFFF"),
+        ("\\ud800", "\\ud800"),
+        ("\\N{NO SUCH NAME}", "\\N{NO SUCH NAME}"),
+        ("конец\\", "\\"),
+    ],
+)
+def test_a_malformed_escape_is_refused_and_named(bad: str, named: str) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(named)}$"):
         decode_escapes(bad)
 
 
@@ -259,7 +270,10 @@ def test_ctrl_c_while_a_hub_request_hangs_exits_at_once() -> None:
         env = _env(HF_ENDPOINT=f"http://127.0.0.1:{port}")
         env.pop("HF_HUB_OFFLINE", None)
         proc = subprocess.Popen(
-            _gptdesk("generate", "Привет", "--model", "rugpt3small"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+            _gptdesk("generate", "Привет", "--model", "rugpt3small"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
         )
         assert proc.stderr is not None
         line = proc.stderr.readline().decode()
@@ -278,3 +292,39 @@ def test_ctrl_c_while_a_hub_request_hangs_exits_at_once() -> None:
     assert code == 130, err
     assert err.strip() == "Interrupted."
     print(f"Ctrl+C ended the stalled request after {waited:.2f} s")
+
+
+# -- item 15: every exit code is documented, the same in --help and the README ---------------------
+
+
+def _listed_codes(lines: list[str]) -> dict[int, str]:
+    found: dict[int, str] = {}
+    for line in lines:
+        match = re.match(r"^\s+(?:- )?(\d{1,3})\s+(\S.*)$", line)
+        if match:
+            found[int(match.group(1))] = match.group(2)
+    return found
+
+
+def test_help_and_readme_list_the_same_exit_codes() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(readme) if line.startswith("- Exit codes"))
+    end = next(i for i in range(start + 1, len(readme)) if not readme[i].startswith("  "))
+    in_readme = _listed_codes(readme[start + 1 : end])
+    helped = _run("--help", env=_env(GPTDESK_LANG="en"))
+    assert helped.returncode == 0
+    help_lines = helped.stdout.decode().split("exit status:")[1].splitlines()
+    in_help = _listed_codes(help_lines)
+    assert set(in_readme) == set(in_help) == {0, 1, 2, 3, 4, 5, 6, 130, 141}
+    for code, text in in_help.items():
+        assert in_readme[code].startswith(text.split(" (")[0].split(":")[0]), (code, text, in_readme[code])
+
+
+def test_no_display_exits_with_the_documented_code_6() -> None:
+    env = _env(DISPLAY="", WAYLAND_DISPLAY="")
+    env.pop("QT_QPA_PLATFORM", None)
+    result = _run(env=env)
+    assert result.returncode == 6, result.stderr
+    assert "No graphical display" in result.stderr.decode()
+    helped = _run("--help", env=_env(GPTDESK_LANG="en")).stdout.decode()
+    assert "    6  no graphical display for the window" in helped

@@ -39,7 +39,9 @@ def nan_model(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.mark.parametrize("engine", ["auto", "llamacpp", "transformers"])
 def test_all_nan_weights_exit_3_on_every_engine(nan_model: Path, engine: str) -> None:
     out, err = io.StringIO(), io.StringIO()
-    code = main(["generate", "Привет", "--model", str(nan_model), "--engine", engine, "--max-new-tokens", "3"], out, err)
+    code = main(
+        ["generate", "Привет", "--model", str(nan_model), "--engine", engine, "--max-new-tokens", "3"], out, err
+    )
     assert code == 3, err.getvalue()
     assert "The model's weights are damaged (NaN)" in err.getvalue()
     assert str(nan_model) in err.getvalue()

@@ -224,10 +224,15 @@ def _settings_from_args(args: argparse.Namespace) -> Any:
 
 
 class _CtrlC:
-    """First Ctrl+C stops the generation at the next token; a second one aborts."""
+    """First Ctrl+C stops the generation at the next token; a second one aborts.
 
-    def __init__(self, cancel: threading.Event) -> None:
+    With `at_once` (downloads) the first one also raises KeyboardInterrupt, which fetch() turns into
+    its clean cancel even inside a read that a stalled server never completes.
+    """
+
+    def __init__(self, cancel: threading.Event, *, at_once: bool = False) -> None:
         self.cancel = cancel
+        self.at_once = at_once
         self.previous: Any = None
 
     def __enter__(self) -> _CtrlC:
@@ -238,6 +243,8 @@ class _CtrlC:
         if self.cancel.is_set():
             raise KeyboardInterrupt
         self.cancel.set()
+        if self.at_once:
+            raise KeyboardInterrupt
 
     def __exit__(self, *exc: object) -> None:
         signal.signal(signal.SIGINT, self.previous)
@@ -366,7 +373,7 @@ def _fetch_if_missing(name: str | None, err: TextIO) -> None:
     # the transfer itself stops cleanly and keeps its bytes for the next run.
     the_plan = plan(name)
     cancel = threading.Event()
-    with _CtrlC(cancel):
+    with _CtrlC(cancel, at_once=True):
         fetch(the_plan, progress=TerminalProgress(err), cancel=cancel)
 
 

@@ -63,6 +63,7 @@ class Faults:
     throttle: dict[str, float] = field(default_factory=dict)  # bytes per second, per file name
     fail_status: dict[str, list[int]] = field(default_factory=dict)  # GETs answer these statuses first, one each
     stall: set[str] = field(default_factory=set)  # "api" or file names: take the request, never answer
+    stall_body: set[str] = field(default_factory=set)  # file names: send the headers, then never the body
     api_answer: tuple[str, bytes] | None = None  # the model API sends this (content type, body) instead
 
 
@@ -325,6 +326,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if head:
             return
+        if f.name in faults.stall_body:
+            self.wfile.flush()
+            return self._stall()
         drop_at: int | None = None
         with self.hub.lock:
             if f.name in faults.drop_after:

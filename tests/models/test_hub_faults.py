@@ -95,3 +95,38 @@ def test_an_answer_that_is_not_the_hub_s_is_named_and_exits_3(
     ru = io.StringIO()
     assert main(["--lang", "ru", "models", "pull", "rugpt3small"], io.StringIO(), ru) == 3
     assert "а не сведениями о модели" in ru.getvalue()
+
+
+@pytest.mark.parametrize("command", ["generate", "pull"])
+def test_ctrl_c_in_a_stalled_transfer_cancels_at_once_and_keeps_the_bytes(
+    hub: FakeHub, tiny_model_dir: Path, command: str
+) -> None:
+    """The CDN sends the headers of the weights and then nothing: the first Ctrl+C ends it cleanly."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    hub.add_repo(REPO_ID, tiny_model_dir)
+    hub.faults.stall_body.add("model.safetensors")
+    args = (
+        ["generate", "Привет", "--model", "rugpt3small"] if command == "generate" else ["models", "pull", "rugpt3small"]
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src"), "GPTDESK_LANG": "en"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gptdesk", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    deadline = time.monotonic() + 120
+    while not [r for r in hub.requests("GET") if r.path.startswith("/blobs/")]:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    time.sleep(0.3)  # the client is now inside the read that never completes
+    pressed = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    waited = time.monotonic() - pressed
+    text = err.decode()
+    assert proc.returncode == 130, text
+    assert "cancelled" in text.lower() and "Traceback" not in text and "Internal error" not in text
+    assert waited < 5, waited  # not the 30 s read timeout
+    assert out == b""

@@ -727,8 +727,6 @@ def fetch(
     clock: Callable[[], float] = time.monotonic,
 ) -> Path:
     """Carry out a plan made by plan(): see pull()."""
-    from huggingface_hub.errors import OfflineModeIsEnabled
-
     hub = hub or HubSettings()
     cancel = cancel or threading.Event()
     retry = retry or RetryPolicy()
@@ -736,6 +734,29 @@ def fetch(
     meter = _Meter(the_plan, progress, clock)
     (the_plan.repo_dir / "blobs").mkdir(parents=True, exist_ok=True)
     _tag_cache(the_plan.cache_dir)
+    try:
+        _fetch_files(the_plan, hub, meter, cancel, retry, verify_existing)
+    except KeyboardInterrupt:
+        # Ctrl+C in a terminal arrives here at once, even inside a read that a stalled server keeps
+        # waiting: the same clean stop as Cancel (the partial file stays for the next run).
+        cancel.set()
+        _raise_if_cancelled(cancel, the_plan)
+        raise
+    _register(the_plan)
+    meter.emit(force=True, phase="done", done_bytes=the_plan.total_bytes, file_done=0, note=None)
+    return the_plan.snapshot_dir
+
+
+def _fetch_files(
+    the_plan: DownloadPlan,
+    hub: HubSettings,
+    meter: _Meter,
+    cancel: threading.Event,
+    retry: RetryPolicy,
+    verify_existing: bool,
+) -> None:
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
     for index, f in enumerate(the_plan.files, start=1):
         _raise_if_cancelled(cancel, the_plan)
         meter.at(0, force=True, phase="check", filename=f.name, file_index=index, file_total=f.size, note=None)
@@ -763,9 +784,6 @@ def fetch(
                 raise _offline_mode_error(the_plan.name) from exc
         meter.completed += f.size
         meter.at(0, force=True)
-    _register(the_plan)
-    meter.emit(force=True, phase="done", done_bytes=the_plan.total_bytes, file_done=0, note=None)
-    return the_plan.snapshot_dir
 
 
 def _verify(f: HubFile, path: Path, meter: _Meter) -> bool:

@@ -415,9 +415,14 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             return EXIT_PIPE_CLOSED
 
 
-def _run(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
+def _parse(argv: Sequence[str] | None, out: TextIO) -> argparse.Namespace:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        with contextlib.redirect_stdout(out):  # --help and --version go through the output guard too
+            args = parser.parse_args(argv)
+    except SystemExit:
+        out.flush()  # inside the guard, as for every command
+        raise
     if args.lang:
         set_language(args.lang)
     if args.command is None:
@@ -425,8 +430,13 @@ def _run(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
         from gptdesk.ui.command import cmd_gui
 
         args.func = cmd_gui
-    func: Callable[[argparse.Namespace, TextIO, TextIO], int] = args.func
+    return args
+
+
+def _run(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
     try:
+        args = _parse(argv, out)
+        func: Callable[[argparse.Namespace, TextIO, TextIO], int] = args.func
         check_arguments(vars(args))
         code = func(args, out, err)
         # Flushed here, inside the guard: the interpreter's own flush at exit would report a closed

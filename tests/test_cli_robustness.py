@@ -159,7 +159,13 @@ def test_tokens_into_a_closed_pipe_exits_quietly() -> None:
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
 @pytest.mark.parametrize(
     "args",
-    [["generate", "Привет", "--max-new-tokens", "5"], ["tokens", "Привет"], ["models"], ["models", "--json"]],
+    [
+        ["generate", "Привет", "--max-new-tokens", "5"],
+        ["tokens", "Привет"],
+        ["models"],
+        ["models", "--json"],
+        ["--help"],
+    ],
 )
 def test_a_full_disk_is_named(args: list[str]) -> None:
     with open("/dev/full", "wb") as full:
@@ -169,7 +175,9 @@ def test_a_full_disk_is_named(args: list[str]) -> None:
     assert "no space is left" in err and "Traceback" not in err and "Internal error" not in err
 
 
-@pytest.mark.parametrize("args", [["generate", "Привет", "--max-new-tokens", "5"], ["tokens", "Привет"]])
+@pytest.mark.parametrize(
+    "args", [["generate", "Привет", "--max-new-tokens", "5"], ["tokens", "Привет"], ["--lang", "ru", "--help"]]
+)
 def test_an_output_encoding_without_cyrillic_is_named(args: list[str]) -> None:
     result = _run(*args, env=_env(PYTHONIOENCODING="ascii"))
     err = result.stderr.decode()

@@ -100,3 +100,27 @@ def test_every_generation_of_the_fallback_carries_the_notice(
         assert run_to_end(iter(events)).generated_tokens == [2]
     finally:
         engine.close()
+
+
+def test_what_a_dead_conversion_left_is_removed_by_the_next_one(tiny_model_dir: Path) -> None:
+    """Ctrl+C during start-up ends the process at once, so a conversion's temporary file may stay behind."""
+    import time
+
+    from gptdesk.models.convert import ensure_gguf, gguf_path
+    from gptdesk.models.locate import resolve
+
+    resolved = resolve(tiny_model_dir)
+    target = gguf_path(resolved, "q8_0")
+    target.parent.mkdir(parents=True)
+    stale = target.with_name(f".{target.name}.deadbeef.part")
+    stale_manifest = target.with_name(f".{target.name}.deadbeef.json")
+    live = target.with_name(f".{target.name}.0badf00d.part")
+    for path in (stale, stale_manifest, live):
+        path.write_bytes(b"x" * 1000)
+    old = time.time() - 3600
+    for path in (stale, stale_manifest):
+        os.utime(path, (old, old))
+    ensure_gguf(resolved, "q8_0")
+    assert target.is_file()
+    assert not stale.exists() and not stale_manifest.exists()
+    assert live.exists()  # another process may still be writing it

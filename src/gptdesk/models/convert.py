@@ -493,6 +493,7 @@ def convert(
     # A unique temporary name: two processes converting at once each write their own file, and the
     # cache only ever holds complete files (os.replace is atomic).
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.part")
+    _remove_stale_parts(out)
     ftype = {
         "f16": gguf.LlamaFileType.MOSTLY_F16,
         "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
@@ -595,6 +596,20 @@ def convert(
                 leftover.unlink()
     report(Text(f"The {quant} copy is ready", f"Копия {quant} готова"), 1.0)
     return manifest
+
+
+#: A temporary file untouched this long belongs to a conversion that died (killed, Ctrl+C during
+#: start-up ends the process at once, power loss): a live one writes every few seconds.
+_STALE_PART_S = 15 * 60
+
+
+def _remove_stale_parts(out: Path) -> None:
+    """Delete what dead conversions of this file left behind; a model's worth of disk each."""
+    now = time.time()
+    for leftover in out.parent.glob(f".{out.name}.*"):  # the temporaries (and their manifests)
+        with contextlib.suppress(OSError):
+            if now - leftover.stat().st_mtime > _STALE_PART_S:
+                leftover.unlink()
 
 
 def _cache_unusable(folder: Path, exc: OSError) -> CacheFolderError:

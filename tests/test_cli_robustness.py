@@ -217,6 +217,14 @@ def test_invalid_utf8_in_an_option_names_the_option() -> None:
     assert "The value of --stop is not valid UTF-8 text" in result.stderr.decode()
 
 
+def test_a_model_folder_may_have_any_bytes_in_its_name(tiny_model_dir: Path, tmp_path: Path) -> None:
+    folder = os.fsencode(tmp_path) + b"/\xcf\xf0\xe8\xe2\xe5\xf2"  # "Привет" in cp1251: a valid Linux name
+    os.symlink(tiny_model_dir, folder)
+    result = _run("generate", "Привет", "--model", folder, "--engine", "transformers", "--max-new-tokens", "2")
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.decode().startswith("Привет")
+
+
 # -- item 11: Ctrl+C at any moment of start-up ------------------------------------------------------
 
 

@@ -60,9 +60,16 @@ def check_utf8(value: str, what: Text) -> str:
     return value
 
 
-def check_arguments(values: dict[str, Any], prompt_names: tuple[str, ...] = ("prompt", "text")) -> None:
-    """Every text argument of a parsed command line must be UTF-8 (the prompt is named as such)."""
+def check_arguments(
+    values: dict[str, Any], prompt_names: tuple[str, ...] = ("prompt", "text"), paths: tuple[str, ...] = ("model",)
+) -> None:
+    """Every text argument of a parsed command line must be UTF-8 (the prompt is named as such).
+
+    `paths` are exempt: a Linux file name may be any bytes, and Python passes them on intact.
+    """
     for name, value in values.items():
+        if name in paths:
+            continue
         items = value if isinstance(value, list) else [value]
         for item in items:
             if isinstance(item, str) and not _is_utf8(item):

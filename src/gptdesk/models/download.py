@@ -448,7 +448,7 @@ def plan(
             raise _not_a_hub_answer(endpoint, repo_id, exc) from exc
         except Exception as exc:
             if _is_transient(exc):
-                raise offline_error(text, _short(exc)) from exc
+                raise _unreachable(text, endpoint, exc, retry) from exc
             raise
         siblings = {s.rfilename: s for s in (info.siblings or [])}
         wanted = select_files(set(siblings))
@@ -476,7 +476,7 @@ def plan(
                 )
             except HfHubHTTPError as exc:
                 if _is_transient(exc):
-                    raise offline_error(text, _short(exc)) from exc
+                    raise _unreachable(text, endpoint, exc, retry) from exc
                 raise ModelError(
                     Text(
                         f"The hub refused '{filename}' of '{repo_id}': {_short(exc)}. Retry later, or check the "
@@ -487,7 +487,7 @@ def plan(
                 ) from exc
             except Exception as exc:
                 if _is_transient(exc):
-                    raise offline_error(text, _short(exc)) from exc
+                    raise _unreachable(text, endpoint, exc, retry) from exc
                 raise
             commit = commit or (meta.commit_hash or "")
             lfs = sib.lfs
@@ -531,6 +531,25 @@ def plan(
             "an access token for a private model, or see `gptdesk models` for the catalog.",
             f"Модели «{text}» нет на хабе {endpoint} ({_short(last)}). Проверьте написание (владелец/имя), "
             "задайте токен для закрытой модели или см. каталог: `gptdesk models`.",
+        )
+    )
+
+
+def _unreachable(name: str, endpoint: str, exc: BaseException, retry: RetryPolicy) -> NetworkError:
+    """A hub that does not answer in time is named as such; anything else reads as no network."""
+    import httpx2
+
+    if not isinstance(exc, httpx2.TimeoutException | TimeoutError) or isinstance(exc, httpx2.ConnectTimeout):
+        return offline_error(name, _short(exc))
+    wait = f"{retry.read_timeout_s:g}"
+    return NetworkError(
+        Text(
+            f"The hub at {endpoint} took the request for '{name}' but did not answer within {wait} s. If "
+            "HF_ENDPOINT is a mirror, it may be down or overloaded: retry later, use another mirror, or unset "
+            "HF_ENDPOINT (HF_HUB_DOWNLOAD_TIMEOUT sets how long to wait).",
+            f"Хаб {endpoint} принял запрос «{name}», но не ответил за {wait} с. Если HF_ENDPOINT — зеркало, "
+            "оно, возможно, не работает или перегружено: повторите позже, возьмите другое зеркало или уберите "
+            "HF_ENDPOINT (HF_HUB_DOWNLOAD_TIMEOUT задаёт, сколько ждать).",
         )
     )
 

@@ -234,11 +234,31 @@ def _classify(code: int, out: str, err: str) -> str:
     if code == 130 and out.startswith("Жили-были") and ", cancelled;" in err and "Interrupted" not in err:
         tokens = int(err.split("[")[-1].split()[0])
         return "generation" if 0 <= tokens < 500 else "ignored"
-    if code in (-signal.SIGINT, 1) and "gptdesk" not in err and "KeyboardInterrupt" in err:
-        # Still inside Python's own start-up (site, runpy), before any line of GPT Desk ran: no
-        # program can handle that; it takes tens of milliseconds on an idle machine.
+    if code in (-signal.SIGINT, 1) and "KeyboardInterrupt" in err and _before_the_handler(err):
+        # Still inside Python's own start-up (site, runpy), before the first lines of GPT Desk took
+        # over Ctrl+C: no program can handle that; it lasts tens of milliseconds on an idle machine.
         return "before the program"
     return "wrong"
+
+
+def _before_the_handler(traceback: str) -> bool:
+    """Whether every GPT Desk frame of a traceback is before gptdesk.launch installs its handler."""
+
+    def line_of(module: str, start: str) -> int:
+        lines = (REPO / "src" / "gptdesk" / module).read_text(encoding="utf-8").splitlines()
+        return next(n for n, line in enumerate(lines, start=1) if line.startswith(start))
+
+    installed_at = line_of("launch.py", "_signal.signal(")
+    imports_launch = line_of("__main__.py", "from gptdesk.launch import")
+    for path, line in re.findall(r'File "([^"]+)", line (\d+)', traceback):
+        if "/gptdesk/" not in path:
+            continue
+        if path.endswith("gptdesk/launch.py") and int(line) < installed_at:
+            continue
+        if path.endswith("gptdesk/__main__.py") and int(line) == imports_launch:
+            continue
+        return False
+    return True
 
 
 def test_ctrl_c_during_start_up_always_exits_130_with_only_interrupted() -> None:

@@ -366,3 +366,22 @@ def test_no_display_exits_with_the_documented_code_6() -> None:
     assert "No graphical display" in result.stderr.decode()
     helped = _run("--help", env=_env(GPTDESK_LANG="en")).stdout.decode()
     assert "    6  no graphical display for the window" in helped
+
+
+def test_a_closed_standard_output_or_error_is_no_internal_error() -> None:
+    """`gptdesk … >&-` and `2>&-`: Python then has no sys.stdout (or sys.stderr) at all."""
+    no_stdout = subprocess.run(
+        _gptdesk("models"), stderr=subprocess.PIPE, env=_env(), preexec_fn=lambda: os.close(1), timeout=300
+    )
+    err = no_stdout.stderr.decode()
+    assert no_stdout.returncode == 5, err
+    assert err.startswith("Error: The standard output cannot be written (Bad file descriptor)")
+    no_stderr = subprocess.run(
+        _gptdesk("generate", "Привет", "--max-new-tokens", "3"),
+        stdout=subprocess.PIPE,
+        env=_env(),
+        preexec_fn=lambda: os.close(2),
+        timeout=300,
+    )
+    assert no_stderr.returncode == 0
+    assert no_stderr.stdout.decode().startswith("Привет")

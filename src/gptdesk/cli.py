@@ -8,7 +8,6 @@ import importlib
 import json
 import os
 import signal
-import sys
 import threading
 from collections.abc import Callable, Generator, Iterator, Sequence
 from types import FrameType
@@ -16,16 +15,14 @@ from typing import Any, TextIO
 
 from gptdesk import __version__
 from gptdesk.console import (
-    STDERR_NAME,
-    STDOUT_NAME,
     GuardedOutput,
     check_arguments,
-    guard,
     interrupt_exits_at_once,
     read_text,
     readable,
     say,
     silence,
+    standard_streams,
     stop_strings,
 )
 from gptdesk.errors import GptDeskError, OutputClosedError, OutputError, SettingsError
@@ -403,8 +400,7 @@ def cmd_tokens(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     # Output failures (a closed pipe, a full disk, an encoding without Cyrillic) become typed errors.
-    out = guard(out or sys.stdout, STDOUT_NAME)
-    err = guard(err or sys.stderr, STDERR_NAME)
+    out, err = standard_streams(out, err)
     with interrupt_exits_at_once(Text("Interrupted.", "Прервано.")):
         try:
             return _run(argv, out, err)

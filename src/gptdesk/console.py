@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import errno
+import io
 import os
 import re
 import signal
@@ -254,6 +255,20 @@ class GuardedOutput:
                 "терминал), и повторите.",
             )
         )
+
+
+class _ClosedStream(io.StringIO):
+    """Stands for a standard stream the process was started without (`gptdesk … >&-`: sys.stdout is None)."""
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+
+
+def standard_streams(out: TextIO | None, err: TextIO | None) -> tuple[TextIO, TextIO]:
+    """The output and error streams to use, guarded; a missing stdout fails on use, a missing stderr is silent."""
+    out = out or sys.stdout or _ClosedStream()
+    err = err or sys.stderr or io.StringIO()
+    return guard(out, STDOUT_NAME), guard(err, STDERR_NAME)
 
 
 STDOUT_NAME = Text("The standard output", "Стандартный вывод")

@@ -348,4 +348,24 @@ def interrupt_exits_at_once(message: Text) -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        # None: the previous handler was not Python's (an embedding program's); leave ours then.
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
+def interrupt_raises() -> Iterator[None]:
+    """Python's own Ctrl+C (KeyboardInterrupt) for a block that handles it, such as a running server.
+
+    uvicorn shuts down gracefully on Ctrl+C and then raises the signal again for the handler it
+    found; inside interrupt_exits_at_once that would end the process before "Server stopped."
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)

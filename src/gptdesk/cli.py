@@ -36,7 +36,7 @@ EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
-EXIT_PIPE_CLOSED = 141  # the reader of the output went away (see console.py)
+EXIT_PIPE_CLOSED = 141  # the reader of the output went away (see errors.OutputClosedError)
 
 #: Every exit status of `gptdesk`, shown by --help; the README lists the same (a test compares them).
 EXIT_CODES: list[tuple[int, Text]] = [
@@ -405,7 +405,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         try:
             return _run(argv, out, err)
         except (OutputClosedError, BrokenPipeError):
-            # Like any Unix tool whose reader went away: no message, 141 (see console.py).
+            # Like any Unix tool whose reader went away: no message, 141 (see errors.OutputClosedError).
             silence(out)
             silence(err)
             return EXIT_PIPE_CLOSED

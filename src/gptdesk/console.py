@@ -19,9 +19,6 @@ from typing import IO, Any, TextIO, cast
 from gptdesk.errors import InvalidInputError, OutputClosedError, OutputError
 from gptdesk.i18n import Text
 
-#: What a shell reports for a tool killed by SIGPIPE (128 + 13): `gptdesk … | head` ends the way
-#: `cat` or `yes` would, so `set -o pipefail` scripts see the usual code.
-EXIT_PIPE_CLOSED = 128 + int(getattr(signal, "SIGPIPE", 13))
 EXIT_INTERRUPTED = 130
 
 # -- text the user gives: arguments, standard input, stop strings ----------------------------------

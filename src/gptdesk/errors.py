@@ -160,4 +160,6 @@ class OutputError(GptDeskError):
 class OutputClosedError(OutputError):
     """The reader of the output went away (`gptdesk … | head`): the CLI stops quietly."""
 
-    exit_code = 141  # 128 + SIGPIPE, as a shell reports a tool that a closed pipe ended
+    # 128 + SIGPIPE: what a shell reports for `cat` or `yes` that a closed pipe ended, so
+    # `set -o pipefail` scripts see the usual code.
+    exit_code = 141

@@ -19,15 +19,7 @@ from typing import Any
 import numpy as np
 
 from gptdesk.engine.base import ProgressCallback
-from gptdesk.errors import (
-    CacheFolderError,
-    ConversionCancelled,
-    DamagedWeightsError,
-    InvalidInputError,
-    ModelCorruptError,
-    ModelError,
-    UnsupportedModelError,
-)
+from gptdesk.errors import ConversionCancelled, InvalidInputError, ModelCorruptError, ModelError, UnsupportedModelError
 from gptdesk.i18n import Text
 from gptdesk.models.locate import ResolvedModel, read_config, weight_files
 
@@ -542,6 +534,8 @@ def convert(
             data = weights.load(item.source)
             # Quantizing NaN fails deep inside gguf; say what is wrong instead (the sum is the cheap test).
             if not np.isfinite(data.sum(dtype=np.float64)) and np.isnan(data).any():
+                from gptdesk.errors import DamagedWeightsError
+
                 raise DamagedWeightsError(folder, item.source)
             if item.transpose:
                 data = np.ascontiguousarray(data.T)
@@ -612,8 +606,10 @@ def _remove_stale_parts(out: Path) -> None:
                 leftover.unlink()
 
 
-def _cache_unusable(folder: Path, exc: OSError) -> CacheFolderError:
+def _cache_unusable(folder: Path, exc: OSError) -> ModelError:
     """A cache folder on a read-only disk, without permission, or that is a file: name it and the way out."""
+    from gptdesk.errors import CacheFolderError
+
     root = cache_dir()
     why = exc.strerror or type(exc).__name__
     return CacheFolderError(

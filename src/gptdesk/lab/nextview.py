@@ -84,7 +84,14 @@ class NextTokenContext:
     to a token clicked in the inspector): the minimum length counts only generated tokens, as in a run.
     """
 
-    def __init__(self, source: LogitsSource, prompt_ids: list[int], generated_ids: list[int] | None = None) -> None:
+    def __init__(
+        self,
+        source: LogitsSource,
+        prompt_ids: list[int],
+        generated_ids: list[int] | None = None,
+        *,
+        logits: np.ndarray[Any, np.dtype[np.float32]] | None = None,
+    ) -> None:
         if not prompt_ids:
             raise EmptyPromptError(
                 Text(
@@ -98,10 +105,9 @@ class NextTokenContext:
         self.prompt_ids = list(prompt_ids)
         self.generated_ids = list(generated_ids or [])
         self.eos_id = eos_id(source)
-        # The one model call: everything below reuses these scores.
-        self.logits: np.ndarray[Any, np.dtype[np.float32]] = np.asarray(
-            source.next_logits(self.prompt_ids + self.generated_ids), dtype=np.float32
-        )
+        if logits is None:  # the one model call: everything below reuses these scores
+            logits = source.next_logits(self.prompt_ids + self.generated_ids)
+        self.logits: np.ndarray[Any, np.dtype[np.float32]] = np.asarray(logits, dtype=np.float32)
         self.raw = _softmax(self.logits)
         self._pieces: dict[int, str] = {}
 

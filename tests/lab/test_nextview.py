@@ -54,6 +54,10 @@ class Counting:
         self.calls += 1
         return self.inner.next_logits(ids)
 
+    def token_logprobs(self, prompt_ids: list[int], ids: list[int]) -> Any:
+        self.calls += 1
+        return self.inner.token_logprobs(prompt_ids, ids)
+
 
 def _transformers_distribution(
     engine: TransformersEngine, prompt_ids: list[int], generated: list[int], s: GenerationSettings

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -47,20 +46,13 @@ def distinct_n(text: str, n: int = 2) -> float:
 def mean_logprob(source: LogitsSource, prompt_ids: list[int], generated_ids: list[int]) -> float | None:
     """The model's mean log-probability (nats per token) of the generated tokens after the prompt, under
     raw settings: temperature 1, no penalties, nothing cut. Higher reads as more fluent to the model.
-
-    One scoring call per generated token on the engine's `next_logits` (short texts; the lab's texts are).
     """
-    if not generated_ids:
+    if not generated_ids or not prompt_ids:
         return None
-    limit = source.info.n_positions - 1
-    total = 0.0
-    for i, token in enumerate(generated_ids):
-        context = (prompt_ids + generated_ids[:i])[-limit:]
-        logits = np.asarray(source.next_logits(context), dtype=np.float64)
-        top = float(np.max(logits))
-        log_z = top + math.log(float(np.exp(logits - top).sum()))
-        total += float(logits[token]) - log_z
-    return total / len(generated_ids)
+    keep = max(1, source.info.n_positions - len(generated_ids))  # the prompt's tail when both do not fit
+    generated = generated_ids[: source.info.n_positions - 1]
+    logprobs = np.asarray(source.token_logprobs(prompt_ids[-keep:], generated), dtype=np.float64)
+    return float(logprobs.mean())
 
 
 @dataclass(frozen=True)

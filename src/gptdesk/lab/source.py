@@ -26,6 +26,8 @@ class LogitsSource(Protocol):
 
     def next_logits(self, ids: list[int]) -> np.ndarray[Any, np.dtype[np.float32]]: ...
 
+    def token_logprobs(self, prompt_ids: list[int], ids: list[int]) -> np.ndarray[Any, np.dtype[np.float32]]: ...
+
 
 def logits_source(engine: Engine) -> LogitsSource:
     """The engine that gives raw scores for `engine`: itself, or the llama.cpp engine inside 'auto'.

@@ -78,7 +78,9 @@ def test_grid_is_reproducible_from_the_saved_group(tiny_engine: TransformersEngi
 
 
 def test_stop_mid_grid_keeps_finished_cells(tiny_engine: TransformersEngine) -> None:
-    cells = plan_grid(get_preset("balanced").settings(max_new_tokens=30, seed=1), [parse_axis("temperature=0.5,1.0,1.5")])
+    cells = plan_grid(
+        get_preset("balanced").settings(max_new_tokens=30, seed=1), [parse_axis("temperature=0.5,1.0,1.5")]
+    )
     cancel = threading.Event()
     finished_cells: list[Any] = []
 
@@ -101,12 +103,17 @@ def test_cli_explore_json_one_record_per_cell(tiny_model_dir: Path) -> None:
     assert main(argv, out, err) == 0, err.getvalue()
     records = [json.loads(line) for line in out.getvalue().splitlines()]
     assert len(records) == 4
-    assert [r["vary"] for r in records] == [
-        {"temperature": t, "top_p": p} for t in (0.5, 1.1) for p in (0.8, 0.95)
-    ]
+    assert [r["vary"] for r in records] == [{"temperature": t, "top_p": p} for t in (0.5, 1.1) for p in (0.8, 0.95)]
     for r in records:
         assert r["settings"]["temperature"] == r["vary"]["temperature"] and r["seed"] == 3
-        assert set(r["measures"]) == {"repeated_3grams", "distinct_2", "mean_logprob", "words", "tokens", "tokens_per_second"}
+        assert set(r["measures"]) == {
+            "repeated_3grams",
+            "distinct_2",
+            "mean_logprob",
+            "words",
+            "tokens",
+            "tokens_per_second",
+        }
     group = records[0]["group_id"]
     out2 = io.StringIO()
     argv2 = ["explore", "--reproduce", group, "--model", str(tiny_model_dir), "--engine", "transformers", "--json"]
@@ -130,7 +137,8 @@ def test_advise_on_the_embedded_model() -> None:
     from gptdesk.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-    assert main(["advise", "Жили-были дед и баба", "--goal", "story", "--json"], out, err) == 0, err.getvalue()
+    argv = ["advise", "Жили-были дед и баба", "--goal", "story", "--engine", "transformers", "--seeds", "1"]
+    assert main([*argv, "--tokens", "20", "--json"], out, err) == 0, err.getvalue()
     advice = json.loads(out.getvalue())
     assert len(advice["cells"]) == 6
     chosen = advice["chosen"]

@@ -96,6 +96,18 @@ def register(sub: Any) -> None:
     adv.add_argument("--goal", default="story", choices=list(GOALS), help=_t("what the text is for", "для чего текст"))
     adv.add_argument("--model", default=None, help=_t("model (default: embedded)", "модель (по умолчанию встроенная)"))
     adv.add_argument("--engine", default="auto", choices=("auto", "transformers", "llamacpp"))
+    adv.add_argument(
+        "--seeds",
+        type=int,
+        default=2,
+        help=_t("seeds tried per setting (default 2)", "seed на настройку (по умолчанию 2)"),
+    )
+    adv.add_argument(
+        "--tokens",
+        type=int,
+        default=None,
+        help=_t("new tokens per text (default 60)", "новых токенов на текст (по умолчанию 60)"),
+    )
     adv.add_argument("--json", action="store_true", help=_t("print one JSON result", "вывести итог одним JSON"))
     adv.set_defaults(func=cmd_advise)
 
@@ -221,8 +233,8 @@ def cmd_explore(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
         with HistoryStore() as store:
             if args.list:
-                for group_id, count, prompt in store.groups():
-                    print(f"{group_id}  {count:>3}  {prompt[:60]}", file=out)
+                for stored, count, first_prompt in store.groups():
+                    print(f"{stored}  {count:>3}  {first_prompt[:60]}", file=out)
                 return 0
             prompt, axes, cells = grid_from_group(store, args.reproduce)
     else:
@@ -296,8 +308,19 @@ def cmd_advise(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from gptdesk.cli import _CtrlC
     from gptdesk.lab.advice import advise, get_goal, rule_text
 
+    from gptdesk.errors import InvalidInputError
+    from gptdesk.lab.advice import ADVICE_TOKENS
+
     prompt = _read(args.prompt)
     goal = get_goal(args.goal)
+    tokens = args.tokens if args.tokens is not None else ADVICE_TOKENS
+    if not 1 <= args.seeds <= 16 or not 1 <= tokens <= 512:
+        raise InvalidInputError(
+            Text(
+                f"--seeds {args.seeds} --tokens {tokens}: use 1 to 16 seeds and 1 to 512 tokens.",
+                f"--seeds {args.seeds} --tokens {tokens}: укажите от 1 до 16 seed и от 1 до 512 токенов.",
+            )
+        )
     engine = _load(args, err)
     cancel = threading.Event()
     try:
@@ -308,7 +331,15 @@ def cmd_advise(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 err.flush()
 
         with _CtrlC(cancel):
-            advice = advise(engine, prompt, goal, cancel=cancel, on_progress=progress)
+            advice = advise(
+                engine,
+                prompt,
+                goal,
+                seeds=tuple(range(1, args.seeds + 1)),
+                max_new_tokens=tokens,
+                cancel=cancel,
+                on_progress=progress,
+            )
     finally:
         engine.close()
     if advice is None:

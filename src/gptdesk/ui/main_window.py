@@ -25,6 +25,7 @@ from gptdesk.ui.generation import GenerationController, GenerationView
 from gptdesk.ui.history_actions import HistoryActions, HistoryKeeper
 from gptdesk.ui.history_panel import HistoryPanel
 from gptdesk.ui.inspector import TokenInspector
+from gptdesk.ui.lab.window import LabFeature
 from gptdesk.ui.language import LanguageSwitcher
 from gptdesk.ui.loading import ModelLoader
 from gptdesk.ui.messages import Messages
@@ -112,6 +113,17 @@ class MainWindow(QMainWindow):
         )
         self.estimate = EstimatePanel(self.params, self.prompt_edit, self.inspector, busy=lambda: self.generation.busy)
         self.language = LanguageSwitcher(translations, self._qsettings, self)
+        self.lab = LabFeature(
+            self,
+            self.threads,
+            current=lambda: self.engine,
+            store=store,
+            settings=lambda: self.params.current,
+            apply_settings=self.params.set_settings,
+            prompt=self.prompt_edit.toPlainText,
+            inspector=self.inspector,
+            show_message=self.show_message,
+        )
         self._connect()
         self._build_actions()
         self._build_menus()
@@ -226,6 +238,7 @@ class MainWindow(QMainWindow):
         self.view_menu.addSeparator()
         for dock in (self.history_dock, self.params_dock, self.inspector_dock):
             self.view_menu.addAction(dock.toggleViewAction())
+        bar.addMenu(self.lab.menu)
         self.language_menu = bar.addMenu("")
         for action in self.act_languages.values():
             self.language_menu.addAction(action)
@@ -284,6 +297,7 @@ class MainWindow(QMainWindow):
         self.generation.update_live_figures()
         self.messages.retranslate()
         self.estimate.update()
+        self.lab.retranslate()
 
     # -- messages --------------------------------------------------------------------------------
 
@@ -478,6 +492,7 @@ class MainWindow(QMainWindow):
         # thread outlives the window and the recorder has written the last of the output.
         self._closing = True
         self.generation.shutdown()
+        self.lab.stop()
         self.loader.closing = True
         self.keeper.closing = True
         self.wait_for_workers()

@@ -31,10 +31,6 @@ def _visible(piece: str) -> str:
     return piece.replace(" ", "·").replace("\n", "↵").replace("\t", "→")
 
 
-def _tr(text: str) -> str:
-    return QCoreApplication.translate("LabChart", text)
-
-
 class _Chart(QWidget):
     """A pyqtgraph plot in a widget, exportable to PNG and SVG."""
 
@@ -124,8 +120,8 @@ class NextTokenChart(_Chart):
         final_bars = pg.BarGraphItem(x=x + width / 2, height=final, width=width, brush=FINAL_COLOR, pen=FINAL_COLOR)
         self.plot.addItem(raw_bars)
         self.plot.addItem(final_bars)
-        self.legend.addItem(raw_bars, _tr("raw (temperature 1, nothing cut)"))
-        self.legend.addItem(final_bars, _tr("after the settings"))
+        self.legend.addItem(raw_bars, QCoreApplication.translate("LabChart", "raw (temperature 1, nothing cut)"))
+        self.legend.addItem(final_bars, QCoreApplication.translate("LabChart", "after the settings"))
         top = float(max(raw.max(initial=0), final.max(initial=0), 0.05)) * 1.12
         for rank, name in ((view.top_k_rank, "top-k"), (view.top_p_rank, "top-p")):
             if rank is not None and 0 < rank <= n:
@@ -146,7 +142,7 @@ class NextTokenChart(_Chart):
         axis.setTicks([[(i, _visible(c.piece)) for i, c in enumerate(view.candidates)]])
         axis.setStyle(tickFont=QFont("DejaVu Sans", 8))
         self.plot.getAxis("left").enableAutoSIPrefix(False)
-        self.plot.setLabel("left", _tr("probability"))
+        self.plot.setLabel("left", QCoreApplication.translate("LabChart", "probability"))
         self.plot.setXRange(-0.7, max(n, 1) - 0.3, padding=0)
         self.plot.setYRange(0, top, padding=0)
 

@@ -15,8 +15,9 @@ from gptdesk.presets import get_preset
 from tests.ui.conftest import SCREENSHOTS
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def embedded() -> Iterator[TransformersEngine]:
+    # One per test: closing the window closes its engine.
     engine = TransformersEngine.load(None, device="cpu", dtype="float32")
     yield engine
     engine.close()
@@ -156,8 +157,7 @@ def test_explorer_stop_keeps_finished_cells(qtbot: Any, make_window: Any, embedd
     explorer.axis1.setCurrentText("temperature")
     explorer.values1.setText("0.6,0.9,1.2")
     explorer.axis2.setCurrentText("")
-    explorer.tokens.setValue(200)
-    explorer.cell_done_once = False
+    explorer.tokens.setValue(60)
 
     def stop_after_first(_result: object) -> None:
         qtbot.mouseClick(explorer.stop_button, Qt.MouseButton.LeftButton)
@@ -167,7 +167,7 @@ def test_explorer_stop_keeps_finished_cells(qtbot: Any, make_window: Any, embedd
         assert explorer.run()
     assert len(finished.args[0]) == 1  # the first cell; the one Stop cut is not kept
     assert "1 of 3 cells" in explorer.progress.format()
-    assert explorer.results[0].measures.tokens == 200
+    assert explorer.results[0].measures.tokens == 60
     assert explorer.grid.item(1, 0).text() == "waiting…"
     assert explorer.run_button.isEnabled() and not explorer.stop_button.isEnabled()
 
@@ -177,7 +177,7 @@ def test_suggest_settings_gives_settings_and_reason(qtbot: Any, make_window: Any
     window.prompt_edit.setPlainText("Жили-были дед и баба")
     window.lab.act_suggest.trigger()
     explorer = window.lab.lab.explorer
-    assert explorer.goal.hasFocus()
+    qtbot.waitUntil(explorer.goal.hasFocus, timeout=5000)  # keyboard users land on the goal
     assert window.lab.menu.title() == "&Лаборатория"
     explorer.advice_seeds, explorer.advice_tokens = (1,), 16
     explorer.goal.setCurrentIndex(1)  # a story

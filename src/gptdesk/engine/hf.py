@@ -278,7 +278,6 @@ class TransformersEngine:
             full = torch.tensor([ids], device=self._model.device)
             return self._model(full).logits[0, -1].float().cpu().numpy()
 
-
     def token_logprobs(self, prompt_ids: list[int], ids: list[int]) -> Any:
         """The raw log-probability of each of `ids` after `prompt_ids` (a float32 numpy vector; for the lab)."""
         if self._model is None:

@@ -443,6 +443,7 @@ class ExplorerPanel(QWidget):
         for group_id, count, prompt in groups:
             short = prompt.replace("\n", " ")
             self.groups.addItem(f"{short[:40]} — {count} ({group_id})", group_id)
+        self._update_buttons()
 
     def reproduce(self, group_id: str) -> bool:
         """Run a stored grid again: same prompt, settings and seed, so the same texts."""

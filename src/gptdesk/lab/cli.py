@@ -306,10 +306,8 @@ def cmd_explore(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def cmd_advise(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from gptdesk.cli import _CtrlC
-    from gptdesk.lab.advice import advise, get_goal, rule_text
-
     from gptdesk.errors import InvalidInputError
-    from gptdesk.lab.advice import ADVICE_TOKENS
+    from gptdesk.lab.advice import ADVICE_TOKENS, advise, get_goal, rule_text
 
     prompt = _read(args.prompt)
     goal = get_goal(args.goal)

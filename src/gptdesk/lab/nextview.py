@@ -109,6 +109,8 @@ class NextTokenContext:
             logits = source.next_logits(self.prompt_ids + self.generated_ids)
         self.logits: np.ndarray[Any, np.dtype[np.float32]] = np.asarray(logits, dtype=np.float32)
         self.raw = _softmax(self.logits)
+        self.raw_entropy_bits = _entropy_bits(self.raw)
+        self._raw_top: dict[int, list[int]] = {}
         self._pieces: dict[int, str] = {}
 
     @classmethod
@@ -125,6 +127,14 @@ class NextTokenContext:
         if token_id not in self._pieces:
             self._pieces[token_id] = self.source.piece(token_id)
         return self._pieces[token_id]
+
+    def _raw_order(self, top: int) -> list[int]:
+        """The `top` most likely tokens under the raw scores, best first (computed once per size)."""
+        if top not in self._raw_top:
+            m = min(top, self.raw.shape[0])
+            best = np.argpartition(-self.raw, m - 1)[:m]
+            self._raw_top[top] = [int(t) for t in best[np.argsort(-self.raw[best], kind="stable")]]
+        return self._raw_top[top]
 
     def pipeline(self, settings: GenerationSettings) -> LogitsPipeline:
         """The engines' own pipeline, in the state it has at this point of a run with `settings`."""
@@ -191,11 +201,12 @@ class NextTokenContext:
                 )
             )
         # Rank by the penalized score (the order top-k and top-p cut in); banned tokens last, by raw score.
-        order = np.argsort(-np.where(finite, scores, -np.inf), kind="stable")
+        # Only the best `top` are sorted: a partition finds them without sorting the vocabulary.
         n_finite = int(finite.sum())
-        shown = list(order[: min(top, n_finite)])
-        raw_top = np.argsort(-self.raw, kind="stable")[:top]
-        shown += [int(t) for t in raw_top if not finite[t]]
+        m = min(top, n_finite)
+        best = np.argpartition(-scores, m - 1)[:m] if m < scores.shape[0] else np.arange(scores.shape[0])
+        shown = [int(t) for t in best[np.argsort(-scores[best], kind="stable")] if finite[t]][:m]
+        shown += [t for t in self._raw_order(top) if not finite[t]]
         top_k_rank: int | None = None
         top_p_rank: int | None = None
         if sampling:
@@ -239,7 +250,7 @@ class NextTokenContext:
             greedy_id=greedy,
             greedy_piece=self.piece(greedy),
             greedy_final=float(final[greedy]),
-            raw_entropy_bits=_entropy_bits(self.raw),
+            raw_entropy_bits=self.raw_entropy_bits,
             top_k_rank=top_k_rank,
             top_p_rank=top_p_rank,
             mode=mode,

@@ -64,10 +64,17 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=3, help="prompts per held-out work (8 works)")
     parser.add_argument("--tokens", type=int, default=ADVICE_TOKENS)
     parser.add_argument("--engine", default="auto")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="llama.cpp threads (default 1: on a shared 2-core machine two threads ran 20x slower, 10 tok/s)",
+    )
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "advice_validation.json")
     args = parser.parse_args()
     goal = GOALS[args.goal]
-    engine = load_engine(None, engine=args.engine)
+    options = {"threads": args.threads} if args.engine in ("auto", "llamacpp") else {}
+    engine = load_engine(None, engine=args.engine, **options)
     default = get_preset(DEFAULT_PRESET).settings(max_new_tokens=args.tokens)
     rows = []
     started = time.perf_counter()

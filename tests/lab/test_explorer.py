@@ -147,3 +147,18 @@ def test_advise_on_the_embedded_model() -> None:
     eligible = [c for c in advice["cells"] if c["mean_logprob"] >= best - 0.6]
     assert chosen["repeated_3grams"] == min(c["repeated_3grams"] for c in eligible)
     assert f"{chosen['repeated_3grams']:.0%}" in advice["reason"] and "default preset" in advice["reason"]
+
+
+def test_the_lab_core_imports_no_qt() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, gptdesk.lab.nextview, gptdesk.lab.explorer, gptdesk.lab.measures, gptdesk.lab.advice, "
+        "gptdesk.lab.cli, gptdesk.cli; gptdesk.cli.build_parser(); print('PySide6' in sys.modules)"
+    )
+    env_path = str(Path(__file__).resolve().parents[2] / "src")
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={"PYTHONPATH": env_path}
+    )
+    assert result.stdout.strip() == "False"

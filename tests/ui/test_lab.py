@@ -38,8 +38,11 @@ class CallCounter:
 
 
 def _shot(widget: Any, name: str) -> Path:
+    from PySide6.QtWidgets import QApplication
+
     SCREENSHOTS.mkdir(exist_ok=True)
     path = SCREENSHOTS / name
+    QApplication.processEvents()  # let posted layout requests resize the labels first
     assert widget.grab().save(str(path))
     return path
 
@@ -184,7 +187,9 @@ def test_suggest_settings_gives_settings_and_reason(qtbot: Any, make_window: Any
     with qtbot.waitSignal(explorer.advice_ready, timeout=180_000) as ready:
         qtbot.mouseClick(explorer.suggest_button, Qt.MouseButton.LeftButton)
     advice = ready.args[0]
-    assert "Рассказ" in explorer.advice_text.text() and "Набор по умолчанию" in explorer.advice_text.text()
+    assert (
+        "Рассказ" in explorer.advice_text.toPlainText() and "Набор по умолчанию" in explorer.advice_text.toPlainText()
+    )
     qtbot.mouseClick(explorer.use_advice_button, Qt.MouseButton.LeftButton)
     assert window.params.current.temperature == advice.settings.temperature
     assert window.params.current.repetition_penalty == advice.settings.repetition_penalty

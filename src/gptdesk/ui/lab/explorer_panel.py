@@ -193,10 +193,12 @@ class ExplorerPanel(QWidget):
         self.suggest_button.clicked.connect(self.suggest)
         self.use_advice_button = QPushButton()
         self.use_advice_button.clicked.connect(self.use_advice)
-        self.advice_text = QLabel()
+        # Read-only text, not a label: the reason runs to several lines, and a screen reader reads it whole.
+        self.advice_text = QPlainTextEdit()
         self.advice_text.setObjectName("explorer_advice")
-        self.advice_text.setWordWrap(True)
-        self.advice_text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.advice_text.setReadOnly(True)
+        self.advice_text.setTabChangesFocus(True)
+        self.advice_text.setMinimumHeight(130)
 
         left = QWidget()
         left_layout = QVBoxLayout(left)
@@ -492,7 +494,7 @@ class ExplorerPanel(QWidget):
         worker.failed.connect(self._on_failed)
         settings_count = len(goal.axes[0].values) * len(goal.axes[1].values)
         self.progress.setRange(0, (settings_count + 1) * len(seeds))
-        self.advice_text.setText(self.tr("Searching {n} settings…").format(n=settings_count))
+        self.advice_text.setPlainText(self.tr("Searching {n} settings…").format(n=settings_count))
         self._threads.start("lab-grid", worker)
         self._update_buttons()
         return True
@@ -501,11 +503,11 @@ class ExplorerPanel(QWidget):
         self._cancel = None
         self._update_buttons()
         if advice is None:
-            self.advice_text.setText(self.tr("Stopped."))
+            self.advice_text.setPlainText(self.tr("Stopped."))
             return
         assert isinstance(advice, Advice)
         self.advice = advice
-        self.advice_text.setText(advice.reason.get() + "\n" + rule_text(advice.goal).get())
+        self.advice_text.setPlainText(advice.reason.get() + "\n" + rule_text(advice.goal).get())
         self._update_buttons()
         self.advice_ready.emit(advice)
 

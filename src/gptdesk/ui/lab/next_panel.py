@@ -97,7 +97,7 @@ class NextTokenPanel(QWidget):
         self.sample_box.toggled.connect(self._on_knob_changed)
         self.figures = QLabel()
         self.figures.setObjectName("lab_figures")
-        self.figures.setWordWrap(True)
+        # No word wrap: a wrapping label in this column got the height of one line (Qt's height-for-width).
         self.figures.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.notes = QLabel()
         self.notes.setObjectName("lab_notes")

@@ -22,7 +22,7 @@ class Goal:
 
     Rule: among the cells whose fluency (the model's mean log-probability of its own text, nats per
     token) is within `margin` of the best cell's, take the one with the least `prefer` measure when
-    `lowest`, else the most; ties go to the more fluent cell.
+    `lowest`, else the most; ties go to the more distinct word pairs, then to the more fluent cell.
     """
 
     id: str
@@ -63,8 +63,9 @@ GOALS: dict[str, Goal] = {
     )
 }
 
-#: Tokens generated per cell: enough words for 3-grams to repeat, short enough to stay quick.
-ADVICE_TOKENS = 60
+#: Tokens generated per cell: enough words for 3-grams to repeat (at 60 tokens the default preset's
+#: texts almost never repeated one, so the measure could not tell settings apart), short enough to stay quick.
+ADVICE_TOKENS = 100
 
 
 def rule_text(goal: Goal) -> Text:
@@ -76,9 +77,9 @@ def rule_text(goal: Goal) -> Text:
     )
     return Text(
         f"Among the settings whose fluency is within {goal.margin:.1f} nats per token of the best, the one with "
-        f"{measure_en} (ties: the more fluent).",
+        f"{measure_en} (ties: the more distinct word pairs, then the more fluent).",
         f"Среди настроек, чья беглость не более чем на {goal.margin:.1f} ната на токен хуже лучшей, — та, где "
-        f"{measure_ru} (при равенстве — более беглая).",
+        f"{measure_ru} (при равенстве — больше разных пар слов, затем более беглая).",
     )
 
 
@@ -142,7 +143,8 @@ def choose(goal: Goal, cells: Sequence[Scored]) -> Scored:
     best = max(c.fluency for c in cells)
     eligible = [c for c in cells if c.fluency >= best - goal.margin]
     sign = 1.0 if goal.lowest else -1.0
-    return min(eligible, key=lambda c: (sign * c.get(goal.prefer), -c.fluency))
+    # Short texts often tie at no repeated 3-gram: then the more distinct word pairs, then the more fluent.
+    return min(eligible, key=lambda c: (sign * c.get(goal.prefer), -c.distinct_2, -c.fluency))
 
 
 def _score(results: Sequence[CellResult], label: str, settings: GenerationSettings) -> Scored:

@@ -106,7 +106,7 @@ def register(sub: Any) -> None:
         "--tokens",
         type=int,
         default=None,
-        help=_t("new tokens per text (default 60)", "новых токенов на текст (по умолчанию 60)"),
+        help=_t("new tokens per text (default 100)", "новых токенов на текст (по умолчанию 100)"),
     )
     adv.add_argument("--json", action="store_true", help=_t("print one JSON result", "вывести итог одним JSON"))
     adv.set_defaults(func=cmd_advise)

@@ -122,15 +122,18 @@ def test_cli_explore_json_one_record_per_cell(tiny_model_dir: Path) -> None:
 
 
 def test_advice_rule() -> None:
-    goal = GOALS["story"]
     s = GenerationSettings()
+    default = Scored(s, "balanced", repeated_3grams=0.10, distinct_2=0.8, fluency=-2.2)
     cells = [
         Scored(s, "fluent but repetitive", repeated_3grams=0.30, distinct_2=0.6, fluency=-2.0),
-        Scored(s, "varied, within margin", repeated_3grams=0.05, distinct_2=0.9, fluency=-2.5),
-        Scored(s, "varied, too disfluent", repeated_3grams=0.00, distinct_2=1.0, fluency=-3.0),
+        Scored(s, "less repetition, as fluent", repeated_3grams=0.05, distinct_2=0.9, fluency=-2.22),
+        Scored(s, "no repetition, less fluent", repeated_3grams=0.00, distinct_2=1.0, fluency=-2.45),
     ]
-    assert choose(goal, cells).label == "varied, within margin"
-    assert choose(GOALS["varied"], cells).label == "varied, too disfluent"  # margin 1.0 lets it in
+    assert choose(GOALS["story"], cells, default).label == "less repetition, as fluent"  # margin 0.05
+    assert choose(GOALS["varied"], cells, default).label == "no repetition, less fluent"  # margin 0.3
+    # Nothing in the grid beats the default within the margin: the advice is the default itself.
+    worse = [Scored(s, "worse", repeated_3grams=0.2, distinct_2=0.7, fluency=-2.1)]
+    assert choose(GOALS["close"], worse, default).label == "balanced"
 
 
 def test_advise_on_the_embedded_model() -> None:
@@ -140,13 +143,12 @@ def test_advise_on_the_embedded_model() -> None:
     argv = ["advise", "Жили-были дед и баба", "--goal", "story", "--engine", "transformers", "--seeds", "1"]
     assert main([*argv, "--tokens", "20", "--json"], out, err) == 0, err.getvalue()
     advice = json.loads(out.getvalue())
-    assert len(advice["cells"]) == 6
-    chosen = advice["chosen"]
-    best = max(c["mean_logprob"] for c in advice["cells"])
-    assert chosen["mean_logprob"] >= best - 0.6
-    eligible = [c for c in advice["cells"] if c["mean_logprob"] >= best - 0.6]
+    assert len(advice["cells"]) == 9
+    chosen, default = advice["chosen"], advice["default"]
+    assert chosen["mean_logprob"] >= default["mean_logprob"] - 0.05
+    eligible = [default, *(c for c in advice["cells"] if c["mean_logprob"] >= default["mean_logprob"] - 0.05)]
     assert chosen["repeated_3grams"] == min(c["repeated_3grams"] for c in eligible)
-    assert f"{chosen['repeated_3grams']:.0%}" in advice["reason"] and "default preset" in advice["reason"]
+    assert f"{chosen['repeated_3grams']:.1%}" in advice["reason"] and "default preset" in advice["reason"]
 
 
 def test_the_lab_core_imports_no_qt() -> None:

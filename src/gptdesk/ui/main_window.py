@@ -521,6 +521,9 @@ class MainWindow(QMainWindow):
         self._qsettings.setValue("geometry", self.saveGeometry())
         self._qsettings.setValue("state", self.saveState())
         self._qsettings.sync()
+        # A closed window still receives LanguageChange (and retranslates): nothing may reach the
+        # closed engine then (a closed llama.cpp model crashed the process when tokenizing).
+        self.estimate.engine = None
         if self.engine is not None:
             self.engine.close()
             self.engine = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -185,9 +186,25 @@ def check_platforms(env: Mapping[str, str] | None = None) -> list[PluginCheck]:
     ]
 
 
+def debian_package(soname: str) -> str | None:
+    """The Debian package that holds a library: the table above, else Debian policy's naming rule (§8.1).
+
+    libfoo.so.N is packaged as libfooN, and as libfoo-N when the name ends in a digit, all lower case.
+    """
+    if soname in DEBIAN_PACKAGES:
+        return DEBIAN_PACKAGES[soname]
+    if soname.startswith(("libQt", "libpyside", "libshiboken")):
+        return None  # part of PySide6 itself: reinstalling it is the fix, not a system package
+    match = re.fullmatch(r"lib([A-Za-z0-9_.+-]+)\.so\.(\d+)", soname)
+    if match is None:
+        return None
+    name, version = match.group(1).lower().replace("_", "-"), match.group(2)
+    return f"lib{name}{'-' if name[-1].isdigit() else ''}{version}"
+
+
 def install_command(libraries: Sequence[str]) -> str | None:
     """`sudo apt-get install …` for the Debian packages that hold these libraries (None if none is known)."""
-    packages = [DEBIAN_PACKAGES[lib] for lib in libraries if lib in DEBIAN_PACKAGES]
+    packages = [p for p in (debian_package(lib) for lib in libraries) if p is not None]
     return "sudo apt-get install " + " ".join(dict.fromkeys(packages)) if packages else None
 
 
@@ -208,14 +225,13 @@ def ensure_platform_loadable(env: Mapping[str, str] | None = None) -> str | None
     first = checks[0]
     libs = ", ".join(first.missing)
     command = install_command(first.missing)
+    other = "Fedora: xcb-util-cursor xcb-util-wm xcb-util-keysyms; Arch: xcb-util-cursor xcb-util-wm xcb-util-keysyms"
     fix_en = (
         f"Install them (Debian, Ubuntu): {command}" if command else "Install the packages that provide these files"
-    ) + " — then start GPT Desk again. Other distributions name the packages differently (Fedora: xcb-util-cursor, "
-    fix_en += "xcb-util-wm, xcb-util-keysyms; Arch: xcb-util-cursor, xcb-util-wm, xcb-util-keysyms)."
+    ) + f", then start GPT Desk again. Other distributions name the packages differently ({other})."
     fix_ru = (
         f"Установите их (Debian, Ubuntu): {command}" if command else "Установите пакеты, в которых есть эти файлы"
-    ) + " — и запустите GPT Desk снова. В других дистрибутивах пакеты называются иначе (Fedora: xcb-util-cursor, "
-    fix_ru += "xcb-util-wm, xcb-util-keysyms; Arch: xcb-util-cursor, xcb-util-wm, xcb-util-keysyms)."
+    ) + f", затем запустите GPT Desk снова. В других дистрибутивах пакеты называются иначе ({other})."
     tried = ", ".join(c.platform for c in checks)
     raise PlatformLibrariesMissing(
         Text(

@@ -17,6 +17,10 @@ SPEEDUP_EMBEDDED = 6.9
 _FALLBACK_REQUIREMENT = "llama-cpp-python==0.3.36"
 
 
+def _ru(x: float) -> str:
+    return f"{x:g}".replace(".", ",")  # the Russian decimal comma
+
+
 def fast_engine_installed() -> bool:
     from gptdesk.engine.llamacpp import is_available
 
@@ -50,8 +54,8 @@ def fast_engine_notice(installed: bool | None = None) -> Text | None:
         f"ruGPT-3 Large, {SPEEDUP_EMBEDDED:g}× on the embedded model; `gptdesk bench`). To install it you need "
         f"a C++ compiler and CMake (Debian/Ubuntu: sudo apt-get install build-essential cmake), then: {pip}",
         "Быстрый движок для процессора (llama.cpp) не установлен, поэтому GPT Desk работает на transformers. "
-        f"С ним генерация на процессоре примерно в {SPEEDUP_LARGE:g} раза быстрее (q8_0 против fp32, токены в "
-        f"секунду на ruGPT-3 Large; в {SPEEDUP_EMBEDDED:g} раза на встроенной модели; `gptdesk bench`). Для "
+        f"С ним генерация на процессоре примерно в {_ru(SPEEDUP_LARGE)} раза быстрее (q8_0 против fp32, токены в "
+        f"секунду на ruGPT-3 Large; в {_ru(SPEEDUP_EMBEDDED)} раза на встроенной модели; `gptdesk bench`). Для "
         "установки нужны компилятор C++ и CMake (Debian/Ubuntu: sudo apt-get install build-essential cmake), "
         f"затем: {pip}",
     )
@@ -66,6 +70,6 @@ def fast_engine_status(installed: bool | None = None) -> Text | None:
     return Text(
         f"The fast engine (llama.cpp) is not installed: about {SPEEDUP_LARGE:g}× faster on a CPU. "
         f"Install: pip install {fast_requirement()} (needs a C++ compiler)",
-        f"Быстрый движок (llama.cpp) не установлен: на процессоре он примерно в {SPEEDUP_LARGE:g} раза быстрее. "
+        f"Быстрый движок (llama.cpp) не установлен: на процессоре он примерно в {_ru(SPEEDUP_LARGE)} раза быстрее. "
         f"Установка: pip install {fast_requirement()} (нужен компилятор C++)",
     )

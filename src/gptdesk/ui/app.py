@@ -54,11 +54,12 @@ def announce_fast_engine(window: MainWindow, installed: bool | None = None) -> b
     if short is None or full is None:
         return False
     bar = window.statusBar()
-    bar.showMessage(short.get())
+    said = short.get()
+    bar.showMessage(said)
     bar.setToolTip(full.get())
 
     def _on_message_changed(message: str) -> None:
-        if not message:  # replaced or cleared: the tooltip went with it
+        if message != said:  # replaced or cleared: the tooltip goes with it
             bar.setToolTip("")
             bar.messageChanged.disconnect(_on_message_changed)
 

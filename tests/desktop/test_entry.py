@@ -47,7 +47,7 @@ def test_packaged_entry_and_metainfo_validate() -> None:
     assert "Validation was successful" in proc.stdout
     entry = _entry(DESKTOP_TEMPLATE)
     assert entry["Icon"] == APP_ID and entry["Name"] == "GPT Desk" and entry["Comment[ru]"]
-    assert f"<launchable type=\"desktop-id\">{APP_ID}.desktop</launchable>" in METAINFO.read_text(encoding="utf-8")
+    assert f'<launchable type="desktop-id">{APP_ID}.desktop</launchable>' in METAINFO.read_text(encoding="utf-8")
 
 
 def test_icons_are_rendered_at_every_size() -> None:
@@ -61,7 +61,9 @@ def test_icons_are_rendered_at_every_size() -> None:
         assert image.pixelColor(0, 0).alpha() == 0 and image.pixelColor(size // 2, size // 2).alpha() == 255
 
 
-def test_install_and_remove_for_the_current_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_install_and_remove_for_the_current_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     data_home = tmp_path / "xdg data"  # a space in the path: Exec must quote it
     monkeypatch.setenv("XDG_DATA_HOME", str(data_home))
     assert main(["desktop-entry", "install"]) == 0
@@ -91,10 +93,13 @@ def test_exec_quotes_paths_with_spaces_and_specials(tmp_path: Path) -> None:
     _validate_desktop(path)
     exec_line = next(line for line in text.splitlines() if line.startswith("Exec="))
     # Quoted per the spec (\\" inside quotes, %% for a percent), then escaped once more as a string value.
-    assert exec_line == 'Exec="' + str(odd.parent.parent).replace("\\", "\\\\") + '/GPT \\\\"Desk\\\\" 100%%/gptdesk" gui'
+    parent = str(odd.parent.parent).replace("\\", "\\\\")
+    assert exec_line == 'Exec="' + parent + '/GPT \\\\"Desk\\\\" 100%%/gptdesk" gui'
 
 
-def test_a_read_only_data_dir_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_read_only_data_dir_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     blocked = tmp_path / "file-not-dir"
     blocked.write_text("")
     monkeypatch.setenv("XDG_DATA_HOME", str(blocked))

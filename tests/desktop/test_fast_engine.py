@@ -12,7 +12,9 @@ from gptdesk.desktop.fast_engine import SPEEDUP_LARGE, fast_engine_notice, fast_
 from tests.desktop.conftest import python_env
 
 # The interpreter as a user without the `fast` extra has it: llama_cpp cannot be imported.
-_WITHOUT_LLAMA = "import sys; sys.modules['llama_cpp'] = None; from gptdesk.cli import main; sys.exit(main(sys.argv[1:]))"
+_WITHOUT_LLAMA = (
+    "import sys; sys.modules['llama_cpp'] = None; from gptdesk.cli import main; sys.exit(main(sys.argv[1:]))"
+)
 
 
 def test_generate_says_once_on_stderr_that_the_fast_engine_is_missing() -> None:

@@ -94,7 +94,7 @@ def test_gptdesk_command_opens_its_window_on_x(xserver: XServer, tmp_path: Path)
         assert _distinct_colours(shot) > 20
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
+        _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err[-3000:]
     assert "Could not load the Qt platform plugin" not in err
 

@@ -19,9 +19,7 @@ def _t(en: str, ru: str) -> str:
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "desktop-entry",
-        help=_t(
-            "add GPT Desk to the application menu, or remove it", "добавить GPT Desk в меню приложений или убрать"
-        ),
+        help=_t("add GPT Desk to the application menu, or remove it", "добавить GPT Desk в меню приложений или убрать"),
         description=_t(
             "Install (or remove) GPT Desk's menu entry, icon and AppStream metadata for the current user, under "
             "$XDG_DATA_HOME (default ~/.local/share). The entry starts this installation of GPT Desk.",

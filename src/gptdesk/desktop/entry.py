@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -177,10 +178,9 @@ def _refresh_caches(root: Path) -> None:
         folder = Path(args[-1])
         if exe is None or not folder.is_dir():
             continue
-        try:
+        # Only a cache: the desktop rescans the folders itself, so a failure here changes nothing.
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
             subprocess.run([exe, *args], capture_output=True, timeout=60, check=False)
-        except (OSError, subprocess.SubprocessError):
-            pass  # only a cache: the desktop rescans the folders itself
 
 
 def is_installed(root: Path | None = None) -> bool:

@@ -14,9 +14,9 @@ from typing import Any, TextIO
 
 from gptdesk.estimate import available_memory, format_bytes
 from gptdesk.i18n import Text, current_language
+from gptdesk.models.converted import cache_total, gguf_root
 from gptdesk.models.download import DownloadProgress, HubSettings, format_duration, plan
 from gptdesk.models.download import fetch as fetch_plan
-from gptdesk.models.converted import cache_total, gguf_root
 from gptdesk.models.manage import SHOWN_DTYPES, ModelRow, delete_converted, delete_model, find_row, list_models
 
 EXIT_OK = 0

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from gptdesk.errors import GptDeskError
 from gptdesk.estimate import available_memory, format_bytes
 from gptdesk.i18n import Text, current_language
+from gptdesk.models.converted import cache_total, gguf_root
 from gptdesk.models.download import (
     DownloadCancelled,
     DownloadProgress,
@@ -38,7 +39,6 @@ from gptdesk.models.download import (
     free_disk_space,
     pull,
 )
-from gptdesk.models.converted import cache_total, gguf_root
 from gptdesk.models.manage import SHOWN_DTYPES, ModelRow, delete_converted, delete_model, find_row, list_models
 
 _ID_ROLE = Qt.ItemDataRole.UserRole + 1

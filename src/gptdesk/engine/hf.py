@@ -278,6 +278,7 @@ class TransformersEngine:
             full = torch.tensor([ids], device=self._model.device)
             return self._model(full).logits[0, -1].float().cpu().numpy()
 
+
     def prepare(self, prompt: str, settings: GenerationSettings) -> PreparedPrompt:
         """Prompt ids (cut to fit the context), min and max new tokens, and notices to show."""
         if not prompt.strip():

@@ -81,7 +81,6 @@ def run(model: str | None = None, lang: str | None = None, argv: Sequence[str] |
     gc.freeze()  # Qt's and our modules live for the whole run; see MainWindow.set_engine
     window.show()
     window.start(model)
-    announce_fast_engine(window)
 
     # Ctrl+C in the terminal closes the window properly (stop, wait, save). Python runs signal
     # handlers only between bytecodes, so a timer gives it a chance while Qt's loop is in C++.
@@ -90,6 +89,7 @@ def run(model: str | None = None, lang: str | None = None, argv: Sequence[str] |
     wake = QTimer()
     wake.timeout.connect(lambda: None)
     wake.start(200)
+    announce_fast_engine(window)
     try:
         return app.exec()
     finally:

@@ -65,7 +65,7 @@ def test_gptdesk_command_opens_its_window_on_x(xserver: XServer, tmp_path: Path)
             env=env,
             capture_output=True,
             text=True,
-            timeout=300  # a loaded machine: the first start imports torch and Qt,
+            timeout=300,  # a loaded machine: the first start imports torch and Qt
             check=False,
         )
         assert found.returncode == 0 and found.stdout.split(), (found.stderr, proc.poll())

@@ -36,14 +36,14 @@ if [ $dev = 0 ] && ! command -v c++ >/dev/null 2>&1 && ! command -v g++ >/dev/nu
   echo "No C++ compiler: installing without the fast engine (llama.cpp); GPT Desk runs on transformers." >&2
   extras=""
 fi
-install() {
+pip_install() {
   CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
     .venv/bin/python -m pip install -q -e ".${1:+[$1]}" 2> >(grep -v "is ignored: it is neither" >&2)
 }
-if ! install "$extras"; then
+if ! pip_install "$extras"; then
   [ $dev = 1 ] || [ -z "$extras" ] && exit 1
   echo "The fast engine (llama-cpp-python) did not build: installing without it; GPT Desk runs on transformers." >&2
-  install ""
+  pip_install ""
 fi
 
 # The app's entry and icon in the desktop's application menu (this user only; `gptdesk desktop-entry remove`).

@@ -30,7 +30,14 @@ from gptdesk.i18n import Text, set_language
 
 #: Modules that add their own subcommands: each has `register(subparsers)`, whose parsers set
 #: `func(args, out, err) -> int`. Keeps each face's command next to its code, out of this file.
-SUBCOMMAND_MODULES: list[str] = ["gptdesk.ui.command", "gptdesk.models.cli", "gptdesk.server.cli", "gptdesk.bench"]
+SUBCOMMAND_MODULES: list[str] = [
+    "gptdesk.ui.command",
+    "gptdesk.models.cli",
+    "gptdesk.server.cli",
+    "gptdesk.bench",
+    "gptdesk.lab.cli",
+    "gptdesk.desktop.cli",
+]
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -260,6 +267,8 @@ def cmd_generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     else:
         _fetch_if_missing(args.model, err)
         engine = load_engine(args.model, engine=args.engine, device=args.device, dtype=args.dtype)
+        if args.engine == "auto":
+            _say_fast_engine_missing(err)
     try:
         if args.show_tokens:
             _print_tokens(engine.tokenize(prompt), out)
@@ -333,6 +342,15 @@ def cmd_generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return EXIT_INTERRUPTED if finished.finish_reason == "cancelled" else EXIT_OK
     finally:
         engine.close()
+
+
+def _say_fast_engine_missing(err: TextIO) -> None:
+    """Once per run: "auto" fell back to transformers because llama.cpp is not installed; say what it would give."""
+    from gptdesk.desktop.fast_engine import fast_engine_notice
+
+    notice = fast_engine_notice()
+    if notice is not None:
+        print("! " + notice.get(), file=err, flush=True)
 
 
 @contextlib.contextmanager

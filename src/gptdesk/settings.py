@@ -152,11 +152,11 @@ FIELD_HELP: dict[str, FieldHelp] = {
         Text("Early stopping", "Ранняя остановка"),
         Text(
             "Beam search only: when to stop. true — as soon as num_beams candidates have ended; "
-            "false (the default) — when no running beam is likely to beat them; \"never\" — only "
+            'false (the default) — when no running beam is likely to beat them; "never" — only '
             "when none can beat them at all (the canonical beam search, the slowest). true is the fastest.",
             "Только для лучевого поиска: когда останавливаться. true — как только закончились "
             "num_beams вариантов; false (по умолчанию) — когда ни один идущий луч, скорее всего, "
-            "их не превзойдёт; \"never\" — только когда превзойти их уже невозможно "
+            'их не превзойдёт; "never" — только когда превзойти их уже невозможно '
             "(канонический лучевой поиск, самый медленный). true — самый быстрый.",
         ),
     ),

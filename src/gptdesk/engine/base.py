@@ -156,7 +156,11 @@ class Engine(Protocol):
     """A loaded model that streams tokens. Heavy: use as a context manager or call close()."""
 
     name: str
-    info: ModelInfo
+
+    @property
+    def info(self) -> ModelInfo:
+        """What is loaded (for the auto engine: the engine that runs its generations)."""
+        ...
 
     @property
     def shape(self) -> ModelShape | None:

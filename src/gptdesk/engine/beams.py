@@ -131,7 +131,7 @@ class BeamSearch:
                     parent = self.running[cand_beam[pos]]
                     node = self._node(parent, cand_token[pos], top_n)
                     score = float(np.float32(cand_score[pos]) / np.float32(penalty))
-                    self.finished.append(Hypothesis(parent.token_ids + (cand_token[pos],), score, node))
+                    self.finished.append(Hypothesis((*parent.token_ids, cand_token[pos]), score, node))
             self.finished.sort(key=lambda h: -h.score)
             del self.finished[self.num_beams :]
 
@@ -160,7 +160,7 @@ class BeamSearch:
             token = cand_token[j]
             pipeline.accept(token)
             new_running.append(
-                Hypothesis(parent.token_ids + (token,), score, self._node(parent, token, top_n), seq, pipeline)
+                Hypothesis((*parent.token_ids, token), score, self._node(parent, token, top_n), seq, pipeline)
             )
         for b, beam in enumerate(self.running):
             if b not in children:
@@ -171,10 +171,7 @@ class BeamSearch:
 
         # Can the search still improve its finished hypotheses (_check_early_stop_heuristic)?
         if self.running:
-            if self.early_stopping == "never" and self.length_penalty > 0.0:
-                best_length = self.max_new
-            else:
-                best_length = gen
+            best_length = self.max_new if self.early_stopping == "never" and self.length_penalty > 0.0 else gen
             best_possible = self.running[0].score / (float(best_length) ** self.length_penalty)
             if len(self.finished) >= self.num_beams:
                 self._improvable = self._improvable and best_possible > self.finished[-1].score

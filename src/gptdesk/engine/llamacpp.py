@@ -5,14 +5,12 @@ from __future__ import annotations
 import collections
 import ctypes
 import os
-import random
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -218,7 +216,8 @@ class _Native:
     def decode(self, ids: list[int]) -> np.ndarray[Any, np.dtype[np.float32]]:
         """Decode a prompt into sequence 0 of an empty cache; the logits after its last token."""
         rows = self.decode_batch([(token, pos, 0) for pos, token in enumerate(ids)], last_only=True)
-        return rows[0]
+        row: np.ndarray[Any, np.dtype[np.float32]] = rows[0]
+        return row
 
     def decode_batch(
         self, tokens: list[tuple[int, int, int]], *, last_only: bool = False

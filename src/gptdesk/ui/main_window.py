@@ -88,12 +88,12 @@ def _number(value: float | None, digits: int) -> str:
 
 def is_local(engine: Engine) -> bool:
     """Engines that run here (tokenize and estimate locally); a remote engine runs elsewhere."""
-    return engine.name != "remote"
+    return engine.capabilities.local
 
 
 def engine_shape(engine: Engine) -> ModelShape:
-    shape = getattr(engine, "shape", None)
-    if isinstance(shape, ModelShape):
+    shape = engine.shape
+    if shape is not None:
         return shape
     info = engine.info
     return ModelShape(info.n_layer, info.n_embd, info.n_head, info.n_positions, info.vocab_size)

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 
 from gptdesk.engine.base import (
     Alternative,
+    Capabilities,
     Finished,
     FinishReason,
     ModelInfo,
@@ -20,6 +21,7 @@ from gptdesk.engine.base import (
     TokenPiece,
 )
 from gptdesk.errors import EmptyPromptError, EngineError
+from gptdesk.estimate import CostEstimate, ModelShape
 from gptdesk.i18n import Text
 from gptdesk.settings import GenerationSettings
 
@@ -80,6 +82,19 @@ class FakeEngine:
             n_positions=512,
             vocab_size=len(self.script) + 10,
         )
+
+    @property
+    def shape(self) -> ModelShape | None:
+        return None  # the window then reads the shape from info
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(local=self.name != "remote", beam_search=True, batched=True, logprobs=True)
+
+    def check(self, prompt: str, settings: GenerationSettings) -> CostEstimate | None:
+        if not prompt.strip():
+            raise EmptyPromptError(Text("The prompt is empty.", "Затравка пуста."))
+        return None
 
     def _id(self, piece: str) -> int:
         return self.script.index(piece) + 10 if piece in self.script else 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 from collections import Counter
@@ -139,7 +140,7 @@ def test_penalties_and_min_tokens_follow_transformers_per_beam(engines: Engines)
         for i in range(len(ours.texts)):
             generated = token_ids(ours, i)
             assert len(generated) == 16  # min_new_tokens = max_new_tokens: no early end-of-text
-            pairs = list(zip(generated, generated[1:], strict=False))
+            pairs = list(itertools.pairwise(generated))
             assert len(pairs) == len(set(pairs)), "a 2-gram repeated inside a beam"
     assert agree >= 4
 
@@ -331,3 +332,86 @@ def test_timings_and_logprobs_mean_the_same_on_every_engine(engines: Engines, se
 def test_sampled_token_logprob_is_never_above_zero(engines: Engines) -> None:
     finished = run_to_end(engines.q8.stream("Утром", get_preset("creative").settings(max_new_tokens=5, seed=1)))
     assert np.all(np.array([t.logprob for t in finished.tokens[0] if t.token_id >= 0]) <= 0)
+
+
+# -- the CLI: the leading beam live on a terminal, only the final text when piped ------------------------
+
+
+class _Terminal:
+    """A text stream that says it is a terminal."""
+
+    def __init__(self) -> None:
+        import io
+
+        self.buffer = io.StringIO()
+
+    def write(self, text: str) -> int:
+        return self.buffer.write(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_cli_shows_the_leading_beam_on_a_terminal_and_only_the_text_when_piped(engines: Engines) -> None:
+    import io
+
+    from gptdesk.cli import main
+
+    argv = ["--lang", "en", "generate", "Однажды весною", "--preset", "sber_demo", "--max-new-tokens", "15"]
+    argv += ["--seed", "4"]
+    piped, err = io.StringIO(), io.StringIO()
+    assert main(argv, piped, err) == 0, err.getvalue()
+    assert "\x1b" not in piped.getvalue()
+    assert piped.getvalue().startswith("Однажды весною")
+    assert "0.0 tok/s" not in err.getvalue() and "on llamacpp" in err.getvalue()
+    terminal = _Terminal()
+    assert main(argv, terminal, io.StringIO()) == 0  # type: ignore[arg-type]
+    shown = terminal.buffer.getvalue()
+    assert shown.count("\x1b[J") >= 2  # the leading beam was rewritten in place
+    assert shown.endswith(piped.getvalue())  # and the final text stays, as when piped
+
+
+# -- reproducibility: records from the older core say so -----------------------------------------------
+
+
+def test_history_records_say_when_an_older_core_made_them(tmp_path: Path) -> None:
+    from gptdesk.engine.core import CORE_VERSION
+    from gptdesk.history import HistoryStore
+    from gptdesk.history.store import CORE_KEY
+
+    store = HistoryStore(tmp_path / "history.sqlite3")
+    try:
+        beams = get_preset("sber_demo").settings()
+        single = get_preset("creative").settings()
+        new_id = store.begin("Однажды", beams, seed=1, info=None, engine="auto", kind="new")
+        record = store.get(new_id)
+        assert record.versions[CORE_KEY] == str(CORE_VERSION)
+        assert record.reproducibility_note() is None
+        old = record.__class__(**{**record.__dict__, "versions": {"gptdesk": "0.1.0"}})
+        note = old.reproducibility_note()
+        assert note is not None and "older version" in note.en and "старой версией" in note.ru
+        assert old.__class__(**{**old.__dict__, "engine": "transformers"}).reproducibility_note() is None
+        assert old.__class__(**{**old.__dict__, "settings": single.model_dump()}).reproducibility_note() is None
+    finally:
+        store.close()
+
+
+def test_auto_runs_many_sequences_on_the_batch_quantization_and_says_so(engines: Engines) -> None:
+    from gptdesk.engine import Notice, load_engine
+    from gptdesk.engine.llamacpp import BATCH_QUANT
+
+    engine = load_engine(None, engine="auto")
+    try:
+        events = list(engine.stream("Однажды весною", get_preset("sber_demo").settings(max_new_tokens=4, seed=1)))
+        notices = [e for e in events if isinstance(e, Notice) and e.code == "batch_quant"]
+        assert len(notices) == 1 and BATCH_QUANT in notices[0].text.en and BATCH_QUANT in notices[0].text.ru
+        assert engine.info.dtype == BATCH_QUANT
+        cost = engine.check("Однажды весною", get_preset("sber_demo").settings())
+        assert cost is not None and cost.dtype == BATCH_QUANT and cost.engine == "llamacpp"
+        run_to_end(engine.stream("Однажды весною", get_preset("greedy").settings(max_new_tokens=4)))
+        assert engine.info.dtype == "q8_0"
+    finally:
+        engine.close()

@@ -148,15 +148,13 @@ class BeamSearch:
             b = cand_beam[j]
             parent = self.running[b]
             assert parent.pipeline is not None
-            first = b not in children
-            children[b] = children.get(b, 0) + 1
-            if first:
-                seq = parent.seq
-                pipeline = parent.pipeline.fork()  # forked now: the parent's own is forked by later children
+            if b not in children:
+                seq = parent.seq  # the first child keeps its parent's cache sequence
             else:
-                seq = self._free.pop()
+                seq = self._free.pop()  # the others share the parent's cells under a new id
                 moves.shares.append((parent.seq, seq))
-                pipeline = parent.pipeline.fork()
+            children[b] = children.get(b, 0) + 1
+            pipeline = parent.pipeline.fork()  # every child: later children still need the parent's state
             token = cand_token[j]
             pipeline.accept(token)
             new_running.append(

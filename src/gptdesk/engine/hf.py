@@ -267,6 +267,13 @@ class TransformersEngine:
                     "или повреждены; скачайте или скопируйте модель заново.",
                 )
             ) from exc
+        for tensor_name, tensor in model.named_parameters():
+            # NaN weights load without complaint, then fail inside generate() or produce garbage. A sum
+            # is NaN when any element is and costs a fraction of isnan(): only then look closer.
+            if not torch.isfinite(tensor.sum(dtype=torch.float32)) and torch.isnan(tensor).any():
+                from gptdesk.errors import DamagedWeightsError
+
+                raise DamagedWeightsError(resolved.path, tensor_name)
         model.to(dev)
         model.eval()
         report("Ready", "Готово", 1.0)

@@ -778,7 +778,7 @@ def load_auto(
     wants_torch_dtype = dtype in ("float32", "bfloat16")
     if not is_available() or wants_torch_dtype or (device != "cpu" and _cuda_present(device, pick_device)):
         return TransformersEngine.load_resolved(resolved, **reference_options)
-    from gptdesk.errors import UnsupportedModelError
+    from gptdesk.errors import CacheFolderError, UnsupportedModelError
 
     try:
         fast = LlamaCppEngine.load_resolved(
@@ -786,10 +786,38 @@ def load_auto(
         )
     except UnsupportedModelError:
         return TransformersEngine.load_resolved(resolved, **reference_options)
+    except CacheFolderError as exc:
+        # The fast engine needs its converted copy in the cache; the reference engine reads the
+        # model's own folder, so an unusable cache costs speed, not the generation.
+        return _reference_saying_why(resolved, reference_options, exc.text)
     # The batch quantization only when the caller left the type to the engine.
     batch_quant = BATCH_QUANT if dtype == "auto" and quant == DEFAULT_QUANT else None
     options = {"threads": threads, "check_memory": check_memory}
     return AutoEngine(fast, resolved, batch_quant=batch_quant, options=options)
+
+
+def _reference_saying_why(resolved: ResolvedModel, options: dict[str, Any], reason: Text) -> Engine:
+    """The reference engine in place of llama.cpp; each generation starts with a notice that says why."""
+    from gptdesk.engine.hf import TransformersEngine
+
+    notice = Notice(
+        "engine_fallback",
+        Text("Running on transformers instead of llama.cpp: ", "Работает transformers вместо llama.cpp: ") + reason,
+    )
+
+    class ReferenceFallback(TransformersEngine):
+        def stream(
+            self,
+            prompt: str,
+            settings: GenerationSettings,
+            cancel: threading.Event | None = None,
+            *,
+            top_alternatives: int = 0,
+        ) -> Iterator[StreamEvent]:
+            yield notice
+            yield from super().stream(prompt, settings, cancel, top_alternatives=top_alternatives)
+
+    return ReferenceFallback.load_resolved(resolved, **options)
 
 
 def _cuda_present(device: str, pick_device: Any) -> bool:

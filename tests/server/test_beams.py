@@ -98,6 +98,15 @@ def test_beam_search_fields_num_beams_and_vllms_use_beam_search(serve: ServeFact
         )
         best_of = http.post("/v1/completions", json={"prompt": PROMPT, "best_of": 3})
         too_many = http.post("/v1/completions", json={"prompt": PROMPT, "num_beams": 2, "n": 3})
+        knobs = http.post(
+            "/v1/completions",
+            json={"prompt": PROMPT, "num_beams": 2, "length_penalty": -0.5, "early_stopping": "never"},
+        )
+        bad_knob = http.post("/v1/completions", json={"prompt": PROMPT, "num_beams": 2, "early_stopping": "soon"})
+    assert knobs.status_code == 200
+    assert (engine.calls[-1][1].length_penalty, engine.calls[-1][1].early_stopping) == (-0.5, "never")
+    assert bad_knob.status_code == 400 and bad_knob.json()["error"]["param"] == "early_stopping"
+    assert 'true, false or "never"' in bad_knob.json()["error"]["message"]
     assert ours.status_code == 200 and [c["text"] for c in ours.json()["choices"]] == ["вгд0", "вгд1"]
     assert vllm.status_code == 200 and len(vllm.json()["choices"]) == 2
     assert vllm_n.status_code == 200
@@ -111,7 +120,7 @@ def test_beam_search_fields_num_beams_and_vllms_use_beam_search(serve: ServeFact
     assert clash.status_code == 400 and clash.json()["error"]["param"] == "num_beams"
     assert best_of.status_code == 400 and "use_beam_search" in best_of.json()["error"]["message"]
     assert too_many.status_code == 400 and too_many.json()["error"]["param"] == "n"
-    assert len(engine.calls) == 3
+    assert len(engine.calls) == 4
 
 
 def test_the_leading_beam_is_an_opt_in_chunk_and_the_openai_client_ignores_the_search(serve: ServeFactory) -> None:
@@ -189,6 +198,17 @@ def test_variants_and_beams_on_the_default_engine_equal_the_engine_itself(
             body = {"prompt": PROMPT, "n": 3, "max_tokens": 8, "seed": 11, "stream": True}
             with http.stream("POST", "/v1/completions", json=body) as streamed:
                 chunks = _chunks(streamed)
+            searched = {
+                "prompt": PROMPT,
+                "num_beams": 3,
+                "n": 2,
+                "max_tokens": 8,
+                "temperature": 0,
+                "stream": True,
+                "stream_options": {"include_leading_beam": True},
+            }
+            with http.stream("POST", "/v1/completions", json=searched) as live:
+                search_chunks = _chunks(live)
         local_variants = run_to_end(
             engine.stream(PROMPT, GenerationSettings.build(num_return_sequences=3, max_new_tokens=8, seed=11, **plain))
         )
@@ -207,3 +227,12 @@ def test_variants_and_beams_on_the_default_engine_equal_the_engine_itself(
         for choice in chunk["choices"]:
             texts[choice["index"]] = texts.get(choice["index"], "") + choice["text"]
     assert [texts[i] for i in range(3)] == local_variants.texts
+    # The default engine shows its search as it runs; the last leading beam becomes choice 0's text.
+    leading = [chunk["leading_beam"] for chunk in search_chunks if "leading_beam" in chunk]
+    assert leading and all(beam["index"] == 0 for beam in leading)
+    assert [beam["step"] for beam in leading] == sorted(beam["step"] for beam in leading)
+    returned: dict[int, str] = {}
+    for chunk in search_chunks:
+        for choice in chunk["choices"]:
+            returned[choice["index"]] = returned.get(choice["index"], "") + choice["text"]
+    assert [returned[0], returned[1]] == local_beams.texts

@@ -30,6 +30,9 @@ SETTINGS_PARAMS: dict[str, str] = {
     "repetition_penalty": "repetition_penalty",
     "no_repeat_ngram_size": "no_repeat_ngram_size",
     "min_tokens": "min_new_tokens",
+    # Beam search's own knobs, as transformers (and vLLM's older beam search) name them.
+    "length_penalty": "length_penalty",
+    "early_stopping": "early_stopping",
 }
 
 #: The OpenAI defaults where they differ from GPT Desk's "balanced" preset: plain sampling at
@@ -109,6 +112,8 @@ class CompletionRequest(BaseModel):
     repetition_penalty: int | float | None = None
     no_repeat_ngram_size: int | None = None
     min_tokens: int | None = None
+    length_penalty: int | float | None = None
+    early_stopping: bool | Literal["never"] | None = None
 
     @property
     def prompts(self) -> list[str]:
@@ -533,7 +538,8 @@ _EXPECTED: dict[str, Text] = {
     "include_usage": Text("true or false", "true или false"),
     "include_leading_beam": Text("true or false", "true или false"),
     **{name: _WHOLE for name in _WHOLE_PARAMS},
-    **{name: _NUMBER for name in ("temperature", "top_p", "repetition_penalty")},
+    **{name: _NUMBER for name in ("temperature", "top_p", "repetition_penalty", "length_penalty")},
+    "early_stopping": Text('true, false or "never"', 'true, false или "never"'),
     "stop": Text("a string or a list of strings", "строка или список строк"),
 }
 

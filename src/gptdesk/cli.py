@@ -19,7 +19,13 @@ from gptdesk.i18n import Text, current_language, set_language
 
 #: Modules that add their own subcommands: each has `register(subparsers)`, whose parsers set
 #: `func(args, out, err) -> int`. Keeps each face's command next to its code, out of this file.
-SUBCOMMAND_MODULES: list[str] = ["gptdesk.ui.command", "gptdesk.models.cli", "gptdesk.server.cli", "gptdesk.bench"]
+SUBCOMMAND_MODULES: list[str] = [
+    "gptdesk.ui.command",
+    "gptdesk.models.cli",
+    "gptdesk.server.cli",
+    "gptdesk.bench",
+    "gptdesk.perplexity_cli",
+]
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1

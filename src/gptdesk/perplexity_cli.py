@@ -28,14 +28,19 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "perplexity",
         help=_t("how well a model knows a text (bits per character)", "насколько модель знает текст (бит на символ)"),
-        description=_t("Bits per character and perplexity of a model on a text file. ", "Биты на символ и перплексия модели на текстовом файле. ")
+        description=_t(
+            "Bits per character and perplexity of a model on a text file. ",
+            "Биты на символ и перплексия модели на текстовом файле. ",
+        )
         + METHOD.get()
         + _t(
             " Lower is better. The first Ctrl+C stops after the current window and prints the figures so far.",
             " Чем меньше, тем лучше. Первый Ctrl+C останавливает после текущего окна и печатает оценку на данный момент.",
         ),
     )
-    p.add_argument("file", help=_t("a UTF-8 text file ('-': standard input)", "текстовый файл в UTF-8 («-»: стандартный ввод)"))
+    p.add_argument(
+        "file", help=_t("a UTF-8 text file ('-': standard input)", "текстовый файл в UTF-8 («-»: стандартный ввод)")
+    )
     p.add_argument(
         "--model",
         default=None,

@@ -40,7 +40,14 @@ from gptdesk.settings import GenerationSettings
 
 ENGINE_NAME = "llamacpp"
 #: The quantization each llama.cpp type stands for in the memory estimate (estimate.DTYPE_BYTES).
-_ESTIMATE_DTYPE = {"f16": "float16", "q8_0": "q8_0", "q4_0": "q4_0", "q6_K": "q6_K", "q5_K_M": "q5_K_M", "q4_K_M": "q4_K_M"}
+_ESTIMATE_DTYPE = {
+    "f16": "float16",
+    "q8_0": "q8_0",
+    "q4_0": "q4_0",
+    "q6_K": "q6_K",
+    "q5_K_M": "q5_K_M",
+    "q4_K_M": "q4_K_M",
+}
 #: The context (KV cache) grows in steps of this many tokens, up to the model's own context:
 #: llama.cpp clears the whole cache buffer when it makes it, so a 2048-token cache for
 #: ruGPT-3 Large would cost 300 MB of memory even for a short text.

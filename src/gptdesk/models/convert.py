@@ -151,7 +151,9 @@ def ensure_gguf(
         return ConvertedModel(target, quant, resolved.revision, True, time.perf_counter() - started, manifest)
     reason = problem if problem.en != _MISSING.en else None
     if quant in K_QUANTS:
-        manifest = _ensure_k_quant(resolved, target, quant, progress=progress, verify=verify, cancel=cancel, reason=reason)
+        manifest = _ensure_k_quant(
+            resolved, target, quant, progress=progress, verify=verify, cancel=cancel, reason=reason
+        )
     else:
         manifest = convert(
             resolved.path,
@@ -568,7 +570,9 @@ def convert(
                 done / total,
             )
         writer.close()
-        manifest = _publish(tmp, out, {"model_id": model_id, "source": str(folder), "revision": revision, "quant": quant})
+        manifest = _publish(
+            tmp, out, {"model_id": model_id, "source": str(folder), "revision": revision, "quant": quant}
+        )
     except OSError as exc:
         raise ModelError(
             Text(

@@ -186,7 +186,8 @@ def print_summary(report: dict[str, Any], out: TextIO) -> None:
         for name, row in zip(speed, rows, strict=True):
             if row and row.get("tokens_per_second"):
                 x = f"{row['speedup_vs_fp32']:.1f}×" if row.get("speedup_vs_fp32") else "-"
-                text += f" {name:>{len(name)}} {row['tokens_per_second']:>5.1f} {x:>5} {format_bytes(row['peak_rss_bytes']):>8}"
+                rss = format_bytes(row["peak_rss_bytes"])
+                text += f" {name:>{len(name)}} {row['tokens_per_second']:>5.1f} {x:>5} {rss:>8}"
             else:
                 text += f" {name:>{len(name)}} {'-':>5} {'-':>5} {'-':>8}"
         print(text, file=out)

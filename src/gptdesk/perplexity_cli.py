@@ -35,7 +35,8 @@ def register(subparsers: Any) -> None:
         + METHOD.get()
         + _t(
             " Lower is better. The first Ctrl+C stops after the current window and prints the figures so far.",
-            " Чем меньше, тем лучше. Первый Ctrl+C останавливает после текущего окна и печатает оценку на данный момент.",
+            " Чем меньше, тем лучше. Первый Ctrl+C останавливает после текущего окна и печатает оценку "
+            "на данный момент.",
         ),
     )
     p.add_argument(

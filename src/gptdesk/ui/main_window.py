@@ -311,6 +311,7 @@ class MainWindow(QMainWindow):
         self.act_open_folder = self._action(lambda: self._on_model_requested("folder", None), "Ctrl+O")
         self.act_remote = self._action(lambda: self._on_model_requested("remote", None), "Ctrl+Shift+O")
         self.act_manage_models = self._action(self.open_model_manager, "Ctrl+Shift+M")
+        self.act_perplexity = self._action(self.open_perplexity)
         self.act_quit = self._action(self.close, QKeySequence.StandardKey.Quit)
         self.act_focus_prompt = self._action(self._focus_prompt, "Ctrl+L")
         self.act_focus_model = self._action(self.model_picker.combo.setFocus, "Ctrl+M")
@@ -346,6 +347,8 @@ class MainWindow(QMainWindow):
         self.view_menu.addSeparator()
         for dock in (self.history_dock, self.params_dock, self.inspector_dock):
             self.view_menu.addAction(dock.toggleViewAction())
+        self.tools_menu = bar.addMenu("")
+        self.tools_menu.addAction(self.act_perplexity)
         self.language_menu = bar.addMenu("")
         for action in self.act_languages.values():
             self.language_menu.addAction(action)
@@ -422,6 +425,8 @@ class MainWindow(QMainWindow):
         self.generation_menu.setTitle(self.tr("&Generation"))
         self.view_menu.setTitle(self.tr("&View"))
         self.language_menu.setTitle(self.tr("&Language"))
+        self.tools_menu.setTitle(self.tr("&Tools"))
+        self.act_perplexity.setText(self.tr("How well does this model know my text?…"))
         self.act_generate.setText(self.tr("&Generate"))
         self.act_stop.setText(self.tr("&Stop"))
         self.act_continue.setText(self.tr("Co&ntinue"))
@@ -530,6 +535,16 @@ class MainWindow(QMainWindow):
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.model_chosen.connect(self._on_model_chosen)
         self.model_manager = dialog
+        dialog.show()
+
+    def open_perplexity(self) -> None:
+        """Tools > How well does this model know my text? (for the loaded local model, else the embedded one)."""
+        from gptdesk.ui.perplexity_dialog import PerplexityDialog
+
+        local = self.engine is not None and self.engine.info.engine != "remote"
+        dialog = PerplexityDialog(self, model=self.engine.info.model_id if local and self.engine else None)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.perplexity_dialog = dialog
         dialog.show()
 
     def _on_model_chosen(self, name: str) -> None:

@@ -160,3 +160,31 @@ def test_k_quant_names_are_accepted_in_any_case() -> None:
     assert conv.canonical_quant("Q4_K_M") == "q4_K_M"
     assert conv.canonical_quant("q6_k") == "q6_K"
     assert set(K_QUANTS) <= set(conv.QUANT_TYPES)
+
+
+def test_frozen_app_quantizes_on_a_thread(embedded: ResolvedModel, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+
+    def no_process(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a frozen app cannot start `python -m`")
+
+    monkeypatch.setattr(conv.subprocess, "Popen", no_process)
+    conv.invalidate(gguf_path(embedded, "q4_K_M"))
+    converted = ensure_gguf(embedded, "q4_K_M")
+    assert not converted.reused
+    assert _types(converted.path)["blk.0.ffn_down.weight"] in {Q.Q4_K, Q.Q6_K}
+    assert cached_problem(converted.path, revision=embedded.revision, quant="q4_K_M", full=True) is None
+
+
+def test_cached_files_list_what_each_holds(embedded: ResolvedModel) -> None:
+    for quant in ("q8_0", "q4_K_M"):
+        ensure_gguf(embedded, quant)
+    listed = conv.cached_files("embedded")
+    quants = [m["quant"] for _, m in listed]
+    assert quants.index("q8_0") < quants.index("q4_K_M")
+    assert all(path.exists() for path, _ in listed)
+    q8 = describe(next(m for _, m in listed if m["quant"] == "q8_0"))
+    assert q8.en.startswith("q8_0, ") and "Q8_0 99%" in q8.en and "matrices" not in q8.en
+    assert conv.cached_files("someone/else") == []

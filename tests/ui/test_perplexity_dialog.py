@@ -80,3 +80,18 @@ def test_tools_menu_opens_it_in_russian(make_window: Any) -> None:
     assert opened.measure_button.text() == "&Измерить"
     assert "Чем меньше, тем лучше" in opened.method_label.text()
     opened.close()
+
+
+def test_model_manager_says_what_each_converted_file_holds(qtbot: Any) -> None:
+    from gptdesk.models.convert import ensure_gguf
+    from gptdesk.models.locate import resolve
+    from gptdesk.ui.model_manager import _COL, ModelManagerDialog
+
+    ensure_gguf(resolve(None), "q4_K_M")
+    manager = ModelManagerDialog()
+    qtbot.addWidget(manager)
+    index = manager.row_index("embedded")
+    tip = manager.table.item(index, _COL["model"]).toolTip()
+    assert "llama.cpp: q4_K_M" in tip
+    assert "22 matrices have rows that are not a multiple of 256" in tip
+    manager.close()

@@ -703,21 +703,19 @@ def quantize(
     expected = max(1, int(source.stat().st_size * bits / 16))
     try:
         with tempfile.TemporaryFile() as errors:
-            child = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gptdesk.models.convert",
-                    "--quantize",
-                    str(source),
-                    str(tmp),
-                    ftype,
-                    str(threads or 0),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=errors,
-            )
+            child: subprocess.Popen[bytes] | _ThreadQuantizer
+            if getattr(sys, "frozen", False):
+                # A frozen app has no interpreter to start with -m: the C call runs on a thread
+                # instead, and a cancel waits for it to end.
+                child = _ThreadQuantizer(str(source), str(tmp), ftype, threads or 0)
+            else:
+                command = [sys.executable, "-m", "gptdesk.models.convert", "--quantize", str(source), str(tmp)]
+                child = subprocess.Popen(
+                    [*command, ftype, str(threads or 0)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=errors,
+                )
             try:
                 while child.poll() is None:
                     if cancel is not None and cancel.is_set():
@@ -736,7 +734,8 @@ def quantize(
                     child.wait()
             if child.returncode != 0 or not tmp.exists():
                 errors.seek(0)
-                detail = errors.read().decode("utf-8", "replace").strip().splitlines()[-3:]
+                said = errors.read().decode("utf-8", "replace") + getattr(child, "error", "")
+                detail = said.strip().splitlines()[-3:]
                 raise ModelError(
                     Text(
                         f"llama.cpp could not quantize {source.name} to {quant} (exit code {child.returncode}: "
@@ -796,6 +795,41 @@ def _quantize_child(source: str, out: str, ftype: str, threads: int) -> int:
             sys.stderr.write(text.decode("utf-8", "replace"))
 
     llama_cpp.llama_log_set(_log, ctypes.c_void_p(0))
+    return _quantize_call(source, out, ftype, threads)
+
+
+class _ThreadQuantizer:
+    """llama_model_quantize on a thread, with the part of Popen's interface quantize() uses."""
+
+    def __init__(self, source: str, out: str, ftype: str, threads: int) -> None:
+        self.returncode: int | None = None
+        self.error = ""
+        self._thread = threading.Thread(target=self._run, args=(source, out, ftype, threads), daemon=True)
+        self._thread.start()
+
+    def _run(self, source: str, out: str, ftype: str, threads: int) -> None:
+        try:
+            self.returncode = _quantize_call(source, out, ftype, threads)
+        except Exception as exc:  # reported by quantize() with the way out
+            self.error = f"{type(exc).__name__}: {exc}"
+            self.returncode = 1
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def kill(self) -> None:
+        pass  # one C call cannot be interrupted: wait() waits for it
+
+    def wait(self) -> int | None:
+        self._thread.join()
+        return self.returncode
+
+
+def _quantize_call(source: str, out: str, ftype: str, threads: int) -> int:
+    import ctypes
+
+    import llama_cpp
+
     llama_cpp.llama_backend_init()
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = int(getattr(llama_cpp, ftype))
@@ -855,6 +889,20 @@ def describe(manifest: dict[str, Any]) -> Text:
             "блоками по 32 (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0)"
         )
     return Text(en, ru)
+
+
+def cached_files(model_id: str, root: Path | None = None) -> list[tuple[Path, dict[str, Any]]]:
+    """The converted files of one model (by the id its manifests record), with their manifests, smallest type last."""
+    found: list[tuple[Path, dict[str, Any]]] = []
+    for path in iter_cached(root):
+        try:
+            manifest = json.loads(manifest_path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # no record, or a damaged one: the next load converts it again
+        if isinstance(manifest, dict) and manifest.get("model_id") == model_id:
+            found.append((path, manifest))
+    order = {q: i for i, q in enumerate(QUANT_TYPES)}
+    return sorted(found, key=lambda item: order.get(str(item[1].get("quant")), len(order)))
 
 
 def iter_cached(root: Path | None = None) -> Iterator[Path]:

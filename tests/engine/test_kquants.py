@@ -188,3 +188,21 @@ def test_cached_files_list_what_each_holds(embedded: ResolvedModel) -> None:
     q8 = describe(next(m for _, m in listed if m["quant"] == "q8_0"))
     assert q8.en.startswith("q8_0, ") and "Q8_0 99%" in q8.en and "matrices" not in q8.en
     assert conv.cached_files("someone/else") == []
+
+
+def test_generate_takes_a_k_quant_on_the_command_line(embedded: ResolvedModel) -> None:
+    import io
+
+    from gptdesk.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["generate", "Однажды вечером", "--quant", "Q4_K_M", "--preset", "greedy", "--max-new-tokens", "6"]
+    assert main(argv, out, err) == 0
+    assert "on llamacpp cpu q4_K_M" in err.getvalue()
+    assert out.getvalue().startswith("Однажды вечером")
+    err = io.StringIO()
+    assert main([*argv, "--engine", "transformers"], out, err) == 2
+    assert "--quant Q4_K_M" in err.getvalue() and "--engine auto or llamacpp" in err.getvalue()
+    err = io.StringIO()
+    assert main(["generate", "x", "--quant", "q3_k"], out, err) == 2
+    assert "q4_K_M" in err.getvalue()

@@ -95,3 +95,17 @@ def test_model_manager_says_what_each_converted_file_holds(qtbot: Any) -> None:
     assert "llama.cpp: q4_K_M" in tip
     assert "22 matrices have rows that are not a multiple of 256" in tip
     manager.close()
+
+
+def test_tools_menu_picks_a_k_quant_and_reloads_the_model(qtbot: Any, make_window: Any) -> None:
+    window = make_window()
+    assert window.act_quants["q8_0"].isChecked()
+    with qtbot.waitSignal(window.model_loaded, timeout=180_000):
+        window.start(None)
+    assert window.engine.info.engine == "llamacpp" and window.engine.info.dtype == "q8_0"
+    with qtbot.waitSignal(window.model_loaded, timeout=180_000):
+        window.act_quants["q4_K_M"].trigger()
+    assert window.engine.info.model_id == "embedded"
+    assert window.engine.info.dtype == "q4_K_M"
+    assert window.act_quants["q4_K_M"].isChecked() and not window.act_quants["q8_0"].isChecked()
+    assert window._qsettings.value("quant") == "q4_K_M"

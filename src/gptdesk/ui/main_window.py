@@ -312,6 +312,20 @@ class MainWindow(QMainWindow):
         self.act_remote = self._action(lambda: self._on_model_requested("remote", None), "Ctrl+Shift+O")
         self.act_manage_models = self._action(self.open_model_manager, "Ctrl+Shift+M")
         self.act_perplexity = self._action(self.open_perplexity)
+        # Tools > llama.cpp type: the quantization the fast engine loads (kept between sessions).
+        from gptdesk.models.convert import DEFAULT_QUANT, QUANT_TYPES
+
+        saved = str(self._qsettings.value("quant", DEFAULT_QUANT))
+        self.quant = saved if saved in QUANT_TYPES else DEFAULT_QUANT
+        self.quant_group = QActionGroup(self)
+        self.act_quants: dict[str, QAction] = {}
+        for quant in QUANT_TYPES:
+            action = QAction(quant, self)
+            action.setCheckable(True)
+            action.setChecked(quant == self.quant)
+            action.triggered.connect(lambda _checked=False, q=quant: self.set_quant(q))
+            self.quant_group.addAction(action)
+            self.act_quants[quant] = action
         self.act_quit = self._action(self.close, QKeySequence.StandardKey.Quit)
         self.act_focus_prompt = self._action(self._focus_prompt, "Ctrl+L")
         self.act_focus_model = self._action(self.model_picker.combo.setFocus, "Ctrl+M")
@@ -349,6 +363,9 @@ class MainWindow(QMainWindow):
             self.view_menu.addAction(dock.toggleViewAction())
         self.tools_menu = bar.addMenu("")
         self.tools_menu.addAction(self.act_perplexity)
+        self.quant_menu = self.tools_menu.addMenu("")
+        for action in self.act_quants.values():
+            self.quant_menu.addAction(action)
         self.language_menu = bar.addMenu("")
         for action in self.act_languages.values():
             self.language_menu.addAction(action)
@@ -427,6 +444,7 @@ class MainWindow(QMainWindow):
         self.language_menu.setTitle(self.tr("&Language"))
         self.tools_menu.setTitle(self.tr("&Tools"))
         self.act_perplexity.setText(self.tr("How well does this model know my text?…"))
+        self.quant_menu.setTitle(self.tr("llama.cpp &type (speed against quality)"))
         self.act_generate.setText(self.tr("&Generate"))
         self.act_stop.setText(self.tr("&Stop"))
         self.act_continue.setText(self.tr("Co&ntinue"))
@@ -512,6 +530,8 @@ class MainWindow(QMainWindow):
     def load_model(self, name: str | None, *, kind: str = "catalog", label: str = "") -> bool:
         """Load a catalog model, hub id or folder in a worker (None: the embedded model)."""
 
+        quant = self.quant
+
         def load(progress: Progress) -> Engine:
             progress(Text("Starting the engine", "Запуск движка"), None)
             warm_up()
@@ -519,7 +539,7 @@ class MainWindow(QMainWindow):
 
             # "auto": the quantized llama.cpp engine on a CPU when installed, else transformers;
             # beam search falls back to transformers with a notice.
-            return load_engine(name, engine="auto", progress=progress)
+            return load_engine(name, engine="auto", progress=progress, quant=quant)
 
         key: object = name
         if kind == "catalog":
@@ -536,6 +556,15 @@ class MainWindow(QMainWindow):
         dialog.model_chosen.connect(self._on_model_chosen)
         self.model_manager = dialog
         dialog.show()
+
+    def set_quant(self, quant: str) -> None:
+        """The llama.cpp type for the next loads; the model loaded on llama.cpp is loaded again in it."""
+        self.quant = quant
+        self.act_quants[quant].setChecked(True)
+        self._qsettings.setValue("quant", quant)
+        kind, key, label = self._load_target
+        if self.engine is not None and self.engine.info.engine == "llamacpp" and kind == "catalog":
+            self.load_model(key if isinstance(key, str) else None, label=label)
 
     def open_perplexity(self) -> None:
         """Tools > How well does this model know my text? (for the loaded local model, else the embedded one)."""

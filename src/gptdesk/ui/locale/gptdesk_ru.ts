@@ -192,6 +192,10 @@
         <translation>Насколько модель знает мой текст?…</translation>
     </message>
     <message>
+        <source>llama.cpp &amp;type (speed against quality)</source>
+        <translation>&amp;Тип весов llama.cpp (скорость против качества)</translation>
+    </message>
+    <message>
         <source>&amp;Generate</source>
         <translation>&amp;Сгенерировать</translation>
     </message>

@@ -43,7 +43,9 @@ def test_first_day_with_the_embedded_model(qtbot: Any, make_window: Any) -> None
     window.token_received.connect(lambda _e: speeds.append(window.status_labels["speed"].text()))
     with qtbot.waitSignal(window.generation_finished, timeout=180_000) as blocker:
         qtbot.keyClick(window.prompt_edit, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
-        qtbot.waitUntil(lambda: window._gen is not None and window._gen.tokens >= 20, timeout=180_000)
+        qtbot.waitUntil(
+            lambda: window.generation.current is not None and window.generation.current.tokens >= 20, timeout=180_000
+        )
         qtbot.wait(300)
         live = window.status_labels["speed"].text()
         assert live.endswith("ток/с") and float(live.split()[0].replace(",", ".")) > 0  # live, while generating

@@ -64,7 +64,9 @@ def test_live_figures_update_while_generating(qtbot: Any, make_window: Any) -> N
     _settings(window, do_sample=False, max_new_tokens=40)
     window.prompt_edit.setPlainText("Жили-были")
     window.generate()
-    qtbot.waitUntil(lambda: window._gen is not None and window._gen.tokens >= 10, timeout=10_000)
+    qtbot.waitUntil(
+        lambda: window.generation.current is not None and window.generation.current.tokens >= 10, timeout=10_000
+    )
     qtbot.wait(250)  # one refresh of the figures
     tokens = int(window.status_labels["tokens"].text().split(": ")[1])
     assert 3 <= tokens < 40
@@ -83,9 +85,11 @@ def test_stop_button_and_escape_stop_within_one_token(qtbot: Any, make_window: A
     window.prompt_edit.setPlainText("Жили-были")
     with qtbot.waitSignal(window.generation_finished, timeout=10_000) as blocker:
         window.generate()
-        qtbot.waitUntil(lambda: window._gen is not None and window._gen.tokens >= 5, timeout=10_000)
+        qtbot.waitUntil(
+            lambda: window.generation.current is not None and window.generation.current.tokens >= 5, timeout=10_000
+        )
         qtbot.keyClick(window.prompt_edit, Qt.Key.Key_Escape)
-        stop_count = window._gen.tokens if window._gen else -1
+        stop_count = window.generation.current.tokens if window.generation.current else -1
     finished = blocker.args[0]
     assert finished.finish_reason == "cancelled"
     # Tokens shown after Stop: at most the one the model was computing when Stop was pressed.
@@ -98,7 +102,9 @@ def test_stop_button_and_escape_stop_within_one_token(qtbot: Any, make_window: A
     # The button itself stops too.
     with qtbot.waitSignal(window.generation_finished, timeout=10_000) as blocker:
         qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: window._gen is not None and window._gen.tokens >= 3, timeout=10_000)
+        qtbot.waitUntil(
+            lambda: window.generation.current is not None and window.generation.current.tokens >= 3, timeout=10_000
+        )
         qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
     assert blocker.args[0].finish_reason == "cancelled"
 

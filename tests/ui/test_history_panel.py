@@ -78,11 +78,15 @@ def test_reproduce_loads_the_recorded_model_first(qtbot: Any, make_window: Any) 
     window.set_engine(other)
     loaded: list[str | None] = []
 
-    def load_model(name: str | None, *, kind: str = "catalog", label: str = "") -> bool:
+    def load_model(name: str | None, *, kind: str = "catalog", label: str = "", then: Any = None) -> bool:
         loaded.append(name)
-        return bool(window.load_engine(lambda _p: FakeEngine(model_id=str(name)), kind=kind, key=name, label=label))
+        return bool(
+            window.loader.load_engine(
+                lambda _p: FakeEngine(model_id=str(name)), kind=kind, key=name, label=label, then=then
+            )
+        )
 
-    window.load_model = load_model
+    window.loader.load_model = load_model
     with qtbot.waitSignal(window.generation_finished, timeout=10_000) as blocker:
         assert window.reproduce(window.store.find()[0].id)
     assert loaded == ["fake-model"]

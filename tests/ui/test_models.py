@@ -154,7 +154,7 @@ def test_the_model_manager_opens_from_the_menu_and_its_choice_loads(
 ) -> None:
     window = make_window(FakeEngine(model_id="old-model"))
     chosen: list[str | None] = []
-    monkeypatch.setattr(window, "load_model", lambda name, **kw: chosen.append(name) or True)
+    monkeypatch.setattr(window.loader, "load_model", lambda name, **kw: chosen.append(name) or True)
     assert window.act_manage_models in window.file_menu.actions()
     window.act_manage_models.trigger()
     dialog = window.model_manager

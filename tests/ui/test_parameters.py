@@ -163,7 +163,7 @@ def test_a_generation_the_machine_cannot_afford_is_refused(qtbot: Any, make_wind
     window.prompt_edit.setPlainText("Дорого")
     window.params.set_values({"do_sample": True, "num_return_sequences": 16, "max_new_tokens": 400})
     monkeypatch.setattr(gptdesk.estimate, "available_memory", lambda: 1_000_000)
-    window._update_estimate()
+    window.estimate.update()
     assert "does not fit in the free memory" in window.params.estimate_label.text()
     assert not window.generate()
     message = window.message_bar.text

@@ -94,8 +94,10 @@ def test_stop_halts_the_embedded_model_within_one_token(qtbot: Any, make_window:
     window.prompt_edit.setPlainText("В лесу родилась ёлочка")
     with qtbot.waitSignal(window.generation_finished, timeout=180_000) as blocker:
         window.generate()
-        qtbot.waitUntil(lambda: window._gen is not None and window._gen.tokens >= 10, timeout=180_000)
-        gen = window._gen
+        qtbot.waitUntil(
+            lambda: window.generation.current is not None and window.generation.current.tokens >= 10, timeout=180_000
+        )
+        gen = window.generation.current
         window.stop()
     finished = blocker.args[0]
     assert finished.finish_reason == "cancelled"
@@ -127,12 +129,14 @@ def test_closing_mid_generation_stops_waits_and_keeps_the_history(qtbot: Any, ma
     window.params.set_values({"do_sample": False, "max_new_tokens": 1000})
     window.prompt_edit.setPlainText("Закрыть посреди генерации")
     window.generate()
-    qtbot.waitUntil(lambda: window._gen is not None and window._gen.tokens >= 5, timeout=10_000)
-    gen = window._gen
+    qtbot.waitUntil(
+        lambda: window.generation.current is not None and window.generation.current.tokens >= 5, timeout=10_000
+    )
+    gen = window.generation.current
     assert gen is not None
     recorder = gen.recorder
     assert recorder is not None
-    threads = [thread for thread, _worker in window._threads.values()]
+    threads = window.threads.threads()
     closing = time.perf_counter()
     window.close()
     closed_in = time.perf_counter() - closing

@@ -137,6 +137,31 @@ def start_in_thread(worker: GenerationWorker | CallWorker, name: str) -> QThread
     return thread
 
 
+class WorkerThreads:
+    """The window's worker threads by role ("load", "scan", "generate"): one per role at a time."""
+
+    def __init__(self) -> None:
+        self.running: dict[str, tuple[QThread, GenerationWorker | CallWorker]] = {}
+
+    def start(self, role: str, worker: GenerationWorker | CallWorker) -> QThread:
+        previous = self.running.pop(role, None)
+        if previous is not None:
+            previous[0].quit()  # it has reported already: this only joins the ended thread
+            previous[0].wait()
+        thread = start_in_thread(worker, f"gptdesk-{role}")
+        self.running[role] = (thread, worker)
+        return thread
+
+    def threads(self) -> list[QThread]:
+        return [thread for thread, _worker in self.running.values()]
+
+    def wait_all(self) -> None:
+        """Block until every worker thread has ended (the caller stops the generation first)."""
+        for thread, _worker in list(self.running.values()):
+            thread.quit()
+            thread.wait()
+
+
 def preload_native_libraries() -> None:
     """Map torch's main shared library with the GIL released, before `import torch` needs it.
 

@@ -2,6 +2,148 @@
 <!DOCTYPE TS>
 <TS version="2.1" language="ru_RU">
 <context>
+    <name>EstimatePanel</name>
+    <message>
+        <source>Load a model to see the cost.</source>
+        <translation>Загрузите модель, чтобы увидеть стоимость.</translation>
+    </message>
+    <message>
+        <source>The model runs on the server; its memory is not counted here.</source>
+        <translation>Модель работает на сервере; её память здесь не учитывается.</translation>
+    </message>
+    <message>
+        <source>Fix the settings to see the cost.</source>
+        <translation>Исправьте параметры, чтобы увидеть стоимость.</translation>
+    </message>
+    <message>
+        <source>{n} prompt tokens, up to {m} new. </source>
+        <translation>Токенов в затравке: {n}, новых — до {m}. </translation>
+    </message>
+    <message>
+        <source>This does not fit in the free memory: Generate will refuse it.</source>
+        <translation>Это не помещается в свободную память: генерация будет отклонена.</translation>
+    </message>
+</context>
+<context>
+    <name>GenerationController</name>
+    <message>
+        <source>Stopping…</source>
+        <extracomment>(history id, base prompt) of the text shown in the output, which Continue extends.</extracomment>
+        <translation>Остановка…</translation>
+    </message>
+    <message>
+        <source>Copied {n} characters.</source>
+        <translation>Скопировано символов: {n}.</translation>
+    </message>
+    <message>
+        <source>Stopped after {n} tokens.</source>
+        <translation>Остановлено; токенов: {n}.</translation>
+    </message>
+</context>
+<context>
+    <name>GenerationView</name>
+    <message>
+        <source>&amp;Prompt (Ctrl+Enter generates, Esc stops):</source>
+        <extracomment>Alternatives asked of the engine for every generated token (the inspector shows them). Milliseconds between updates of the output while tokens stream: ~40 a second is smooth, and cheap at any speed, since a fast engine&apos;s tokens are shown in batches.</extracomment>
+        <translation>&amp;Затравка (Ctrl+Enter — генерировать, Esc — остановить):</translation>
+    </message>
+    <message>
+        <source>Type the beginning of a text, e.g. «Жили-были старик со старухой», and press Ctrl+Enter.</source>
+        <translation>Введите начало текста, например «Жили-были старик со старухой», и нажмите Ctrl+Enter.</translation>
+    </message>
+    <message>
+        <source>Prompt</source>
+        <translation>Затравка</translation>
+    </message>
+    <message>
+        <source>The text the model continues. Ctrl+Enter generates.</source>
+        <translation>Текст, который продолжит модель. Ctrl+Enter запускает генерацию.</translation>
+    </message>
+    <message>
+        <source>&amp;Output:</source>
+        <translation>&amp;Результат:</translation>
+    </message>
+    <message>
+        <source>Co&amp;ntinue</source>
+        <translation>Пр&amp;одолжить</translation>
+    </message>
+    <message>
+        <source>Continue the shown text from where it stopped (Ctrl+Shift+Enter)</source>
+        <translation>Продолжить показанный текст с места остановки (Ctrl+Shift+Enter)</translation>
+    </message>
+    <message>
+        <source>Continue</source>
+        <translation>Продолжить</translation>
+    </message>
+    <message>
+        <source>&amp;Copy</source>
+        <translation>&amp;Копировать</translation>
+    </message>
+    <message>
+        <source>Copy the shown text to the clipboard (Ctrl+Shift+C)</source>
+        <translation>Скопировать показанный текст в буфер обмена (Ctrl+Shift+C)</translation>
+    </message>
+    <message>
+        <source>Copy output</source>
+        <translation>Копировать результат</translation>
+    </message>
+    <message>
+        <source>C&amp;lear</source>
+        <translation>О&amp;чистить</translation>
+    </message>
+    <message>
+        <source>Clear the output and the generated tokens (Ctrl+Shift+L)</source>
+        <translation>Очистить результат и сгенерированные токены (Ctrl+Shift+L)</translation>
+    </message>
+    <message>
+        <source>Clear output</source>
+        <translation>Очистить результат</translation>
+    </message>
+    <message>
+        <source>&amp;Stop</source>
+        <translation>О&amp;становить</translation>
+    </message>
+    <message>
+        <source>Stop generating (Esc)</source>
+        <translation>Остановить генерацию (Esc)</translation>
+    </message>
+    <message>
+        <source>Stop</source>
+        <translation>Остановить</translation>
+    </message>
+    <message>
+        <source>&amp;Generate</source>
+        <translation>&amp;Сгенерировать</translation>
+    </message>
+    <message>
+        <source>Continue the prompt with the model (Ctrl+Enter)</source>
+        <translation>Продолжить затравку моделью (Ctrl+Enter)</translation>
+    </message>
+    <message>
+        <source>Generate</source>
+        <translation>Сгенерировать</translation>
+    </message>
+    <message>
+        <source>The settings are invalid: see the Parameters panel</source>
+        <translation>Параметры заданы неверно: см. панель «Параметры»</translation>
+    </message>
+</context>
+<context>
+    <name>HistoryActions</name>
+    <message>
+        <source>Generation #{id} of {when}, model {model}, seed {seed}.</source>
+        <translation>Генерация №{id} от {when}, модель {model}, зерно {seed}.</translation>
+    </message>
+    <message>
+        <source>Export history</source>
+        <translation>Экспорт истории</translation>
+    </message>
+    <message>
+        <source>Exported {n} generations to {path}.</source>
+        <translation>Генераций экспортировано: {n}, файл {path}.</translation>
+    </message>
+</context>
+<context>
     <name>HistoryPanel</name>
     <message>
         <source>running</source>
@@ -92,64 +234,11 @@
     <name>MainWindow</name>
     <message>
         <source>GPT Desk</source>
-        <extracomment>Alternatives asked of the engine for every generated token (the inspector shows them).</extracomment>
         <translation>GPT Desk</translation>
-    </message>
-    <message>
-        <source>&amp;Prompt (Ctrl+Enter generates, Esc stops):</source>
-        <translation>&amp;Затравка (Ctrl+Enter — генерировать, Esc — остановить):</translation>
-    </message>
-    <message>
-        <source>Type the beginning of a text, e.g. «Жили-были старик со старухой», and press Ctrl+Enter.</source>
-        <translation>Введите начало текста, например «Жили-были старик со старухой», и нажмите Ctrl+Enter.</translation>
-    </message>
-    <message>
-        <source>Prompt</source>
-        <translation>Затравка</translation>
-    </message>
-    <message>
-        <source>The text the model continues. Ctrl+Enter generates.</source>
-        <translation>Текст, который продолжит модель. Ctrl+Enter запускает генерацию.</translation>
-    </message>
-    <message>
-        <source>&amp;Output:</source>
-        <translation>&amp;Результат:</translation>
     </message>
     <message>
         <source>Co&amp;ntinue</source>
         <translation>Пр&amp;одолжить</translation>
-    </message>
-    <message>
-        <source>Continue the shown text from where it stopped (Ctrl+Shift+Enter)</source>
-        <translation>Продолжить показанный текст с места остановки (Ctrl+Shift+Enter)</translation>
-    </message>
-    <message>
-        <source>Continue</source>
-        <translation>Продолжить</translation>
-    </message>
-    <message>
-        <source>&amp;Copy</source>
-        <translation>&amp;Копировать</translation>
-    </message>
-    <message>
-        <source>Copy the shown text to the clipboard (Ctrl+Shift+C)</source>
-        <translation>Скопировать показанный текст в буфер обмена (Ctrl+Shift+C)</translation>
-    </message>
-    <message>
-        <source>Copy output</source>
-        <translation>Копировать результат</translation>
-    </message>
-    <message>
-        <source>C&amp;lear</source>
-        <translation>О&amp;чистить</translation>
-    </message>
-    <message>
-        <source>Clear the output and the generated tokens (Ctrl+Shift+L)</source>
-        <translation>Очистить результат и сгенерированные токены (Ctrl+Shift+L)</translation>
-    </message>
-    <message>
-        <source>Clear output</source>
-        <translation>Очистить результат</translation>
     </message>
     <message>
         <source>Parameters</source>
@@ -247,142 +336,6 @@
         <source>As {fmt}…</source>
         <translation>В формате {fmt}…</translation>
     </message>
-    <message>
-        <source>The model in use</source>
-        <translation>Используемая модель</translation>
-    </message>
-    <message>
-        <source>Where it runs</source>
-        <translation>Где она работает</translation>
-    </message>
-    <message>
-        <source>Number format of the weights</source>
-        <translation>Формат чисел весов</translation>
-    </message>
-    <message>
-        <source>Memory used by GPT Desk</source>
-        <translation>Память, занятая GPT Desk</translation>
-    </message>
-    <message>
-        <source>Tokens per second while generating</source>
-        <translation>Токенов в секунду во время генерации</translation>
-    </message>
-    <message>
-        <source>Time to the first token</source>
-        <translation>Время до первого токена</translation>
-    </message>
-    <message>
-        <source>Tokens generated so far</source>
-        <translation>Сгенерировано токенов</translation>
-    </message>
-    <message>
-        <source>Model loading progress</source>
-        <translation>Ход загрузки модели</translation>
-    </message>
-    <message>
-        <source>Stop generating (Esc)</source>
-        <translation>Остановить генерацию (Esc)</translation>
-    </message>
-    <message>
-        <source>Stop</source>
-        <translation>Остановить</translation>
-    </message>
-    <message>
-        <source>Continue the prompt with the model (Ctrl+Enter)</source>
-        <translation>Продолжить затравку моделью (Ctrl+Enter)</translation>
-    </message>
-    <message>
-        <source>Generate</source>
-        <translation>Сгенерировать</translation>
-    </message>
-    <message>
-        <source>Loading {model}…</source>
-        <translation>Загрузка {model}…</translation>
-    </message>
-    <message>
-        <source>Choose a model folder</source>
-        <translation>Выберите папку модели</translation>
-    </message>
-    <message>
-        <source>Model: loading…</source>
-        <translation>Модель: загрузка…</translation>
-    </message>
-    <message>
-        <source>Model: none</source>
-        <translation>Модель: нет</translation>
-    </message>
-    <message>
-        <source>Model: {name}</source>
-        <translation>Модель: {name}</translation>
-    </message>
-    <message>
-        <source>Device: {device}</source>
-        <translation>Устройство: {device}</translation>
-    </message>
-    <message>
-        <source>RAM: {size}</source>
-        <translation>ОЗУ: {size}</translation>
-    </message>
-    <message>
-        <source>Stopping…</source>
-        <translation>Остановка…</translation>
-    </message>
-    <message>
-        <source>Stopped after {n} tokens.</source>
-        <translation>Остановлено; токенов: {n}.</translation>
-    </message>
-    <message>
-        <source>Tokens: {n}</source>
-        <translation>Токенов: {n}</translation>
-    </message>
-    <message>
-        <source>{v} tok/s</source>
-        <translation>{v} ток/с</translation>
-    </message>
-    <message>
-        <source>First token: {s} s</source>
-        <translation>Первый токен: {s} с</translation>
-    </message>
-    <message>
-        <source>The settings are invalid: see the Parameters panel</source>
-        <translation>Параметры заданы неверно: см. панель «Параметры»</translation>
-    </message>
-    <message>
-        <source>Load a model to see the cost.</source>
-        <translation>Загрузите модель, чтобы увидеть стоимость.</translation>
-    </message>
-    <message>
-        <source>The model runs on the server; its memory is not counted here.</source>
-        <translation>Модель работает на сервере; её память здесь не учитывается.</translation>
-    </message>
-    <message>
-        <source>Fix the settings to see the cost.</source>
-        <translation>Исправьте параметры, чтобы увидеть стоимость.</translation>
-    </message>
-    <message>
-        <source>{n} prompt tokens, up to {m} new. </source>
-        <translation>Токенов в затравке: {n}, новых — до {m}. </translation>
-    </message>
-    <message>
-        <source>This does not fit in the free memory: Generate will refuse it.</source>
-        <translation>Это не помещается в свободную память: генерация будет отклонена.</translation>
-    </message>
-    <message>
-        <source>Copied {n} characters.</source>
-        <translation>Скопировано символов: {n}.</translation>
-    </message>
-    <message>
-        <source>Generation #{id} of {when}, model {model}, seed {seed}.</source>
-        <translation>Генерация №{id} от {when}, модель {model}, зерно {seed}.</translation>
-    </message>
-    <message>
-        <source>Export history</source>
-        <translation>Экспорт истории</translation>
-    </message>
-    <message>
-        <source>Exported {n} generations to {path}.</source>
-        <translation>Генераций экспортировано: {n}, файл {path}.</translation>
-    </message>
 </context>
 <context>
     <name>MessageBar</name>
@@ -393,6 +346,13 @@
     <message>
         <source>Dismiss the message</source>
         <translation>Закрыть сообщение</translation>
+    </message>
+</context>
+<context>
+    <name>ModelLoader</name>
+    <message>
+        <source>Choose a model folder</source>
+        <translation>Выберите папку модели</translation>
     </message>
 </context>
 <context>
@@ -589,6 +549,77 @@
     <message>
         <source>API key</source>
         <translation>Ключ API</translation>
+    </message>
+</context>
+<context>
+    <name>StatusFigures</name>
+    <message>
+        <source>Tokens: {n}</source>
+        <translation>Токенов: {n}</translation>
+    </message>
+    <message>
+        <source>{v} tok/s</source>
+        <translation>{v} ток/с</translation>
+    </message>
+    <message>
+        <source>First token: {s} s</source>
+        <translation>Первый токен: {s} с</translation>
+    </message>
+    <message>
+        <source>Model: loading…</source>
+        <translation>Модель: загрузка…</translation>
+    </message>
+    <message>
+        <source>Model: none</source>
+        <translation>Модель: нет</translation>
+    </message>
+    <message>
+        <source>Model: {name}</source>
+        <translation>Модель: {name}</translation>
+    </message>
+    <message>
+        <source>Device: {device}</source>
+        <translation>Устройство: {device}</translation>
+    </message>
+    <message>
+        <source>RAM: {size}</source>
+        <translation>ОЗУ: {size}</translation>
+    </message>
+    <message>
+        <source>Loading {model}…</source>
+        <translation>Загрузка {model}…</translation>
+    </message>
+    <message>
+        <source>The model in use</source>
+        <translation>Используемая модель</translation>
+    </message>
+    <message>
+        <source>Where it runs</source>
+        <translation>Где она работает</translation>
+    </message>
+    <message>
+        <source>Number format of the weights</source>
+        <translation>Формат чисел весов</translation>
+    </message>
+    <message>
+        <source>Memory used by GPT Desk</source>
+        <translation>Память, занятая GPT Desk</translation>
+    </message>
+    <message>
+        <source>Tokens per second while generating</source>
+        <translation>Токенов в секунду во время генерации</translation>
+    </message>
+    <message>
+        <source>Time to the first token</source>
+        <translation>Время до первого токена</translation>
+    </message>
+    <message>
+        <source>Tokens generated so far</source>
+        <translation>Сгенерировано токенов</translation>
+    </message>
+    <message>
+        <source>Model loading progress</source>
+        <translation>Ход загрузки модели</translation>
     </message>
 </context>
 <context>

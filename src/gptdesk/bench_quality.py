@@ -203,6 +203,18 @@ def print_summary(report: dict[str, Any], out: TextIO) -> None:
         file=out,
     )
     _print_targets(quality, out)
+    large = speed.get("large", {}).get("q4_K_M")
+    if large and large.get("speedup_vs_fp32"):
+        ok = large["speedup_vs_fp32"] >= 8.0
+        print(
+            _t(
+                f"target q4_K_M at least 8× fp32 on the large shape: {'met' if ok else 'MISSED'} "
+                f"({large['speedup_vs_fp32']:.1f}×)",
+                f"цель q4_K_M не меньше 8× fp32 на форме large: {'да' if ok else 'НЕТ'} "
+                f"({large['speedup_vs_fp32']:.1f}×)",
+            ),
+            file=out,
+        )
 
 
 def _print_targets(quality: dict[str, dict[str, Any]], out: TextIO) -> None:

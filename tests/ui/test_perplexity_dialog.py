@@ -109,3 +109,8 @@ def test_tools_menu_picks_a_k_quant_and_reloads_the_model(qtbot: Any, make_windo
     assert window.engine.info.dtype == "q4_K_M"
     assert window.act_quants["q4_K_M"].isChecked() and not window.act_quants["q8_0"].isChecked()
     assert window._qsettings.value("quant") == "q4_K_M"
+    # The measure opens for the model in the window.
+    window.act_perplexity.trigger()
+    assert window.perplexity_dialog.model == "embedded"
+    assert window.perplexity_dialog.model_label.text() == "embedded"
+    window.perplexity_dialog.close()

@@ -347,8 +347,12 @@ class MainWindow(QMainWindow):
         """Tools > How well does this model know my text? (the loaded local model, else the embedded one)."""
         from gptdesk.ui.perplexity_dialog import PerplexityDialog
 
-        local = self.engine is not None and self.engine.info.engine != "remote"
-        dialog = PerplexityDialog(self, model=self.engine.info.model_id if local and self.engine else None)
+        model: str | None = None
+        if self.engine is not None and self.engine.info.engine != "remote":
+            info = self.engine.info
+            # A catalog or hub model by its id (its converted files are found again); a folder by its path.
+            model = info.model_id if find_entry(info.model_id) is not None else info.source
+        dialog = PerplexityDialog(self, model=model)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.perplexity_dialog = dialog
         dialog.show()

@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
 import signal
-import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from types import FrameType
 from typing import Any, TextIO
 
 from gptdesk import __version__
-from gptdesk.errors import GptDeskError, SettingsError
-from gptdesk.i18n import Text, current_language, set_language
+from gptdesk.console import (
+    GuardedOutput,
+    check_arguments,
+    interrupt_exits_at_once,
+    read_text,
+    readable,
+    say,
+    silence,
+    standard_streams,
+    stop_strings,
+)
+from gptdesk.errors import GptDeskError, OutputClosedError, OutputError, SettingsError
+from gptdesk.i18n import Text, set_language
 
 #: Modules that add their own subcommands: each has `register(subparsers)`, whose parsers set
 #: `func(args, out, err) -> int`. Keeps each face's command next to its code, out of this file.
@@ -31,6 +42,44 @@ EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+EXIT_PIPE_CLOSED = 141  # the reader of the output went away (see errors.OutputClosedError)
+
+#: Every exit status of `gptdesk`, shown by --help; the README lists the same (a test compares them).
+EXIT_CODES: list[tuple[int, Text]] = [
+    (0, Text("done", "готово")),
+    (1, Text("internal failure (a bug: please report it)", "внутренняя ошибка (сообщите о ней)")),
+    (
+        2,
+        Text(
+            "bad input (prompt, settings, names, text that is not UTF-8)",
+            "неверный ввод (затравка, настройки, имена, текст не в UTF-8)",
+        ),
+    ),
+    (
+        3,
+        Text(
+            "model missing or damaged, or it cannot be fetched or prepared (hub, cache folder)",
+            "модели нет или она повреждена, либо её не получить или не подготовить (хаб, папка кэша)",
+        ),
+    ),
+    (4, Text("not enough memory or disk space", "не хватает памяти или места на диске")),
+    (
+        5,
+        Text(
+            "the output or the history cannot be written (full disk, an encoding without Cyrillic, a locked file)",
+            "вывод или историю не записать (диск полон, кодировка без кириллицы, файл занят)",
+        ),
+    ),
+    (6, Text("no graphical display for the window", "нет графического дисплея для окна")),
+    (130, Text("stopped with Ctrl+C", "остановлено по Ctrl+C")),
+    (
+        141,
+        Text(
+            "the output's reader went away (`gptdesk … | head`): a quiet stop, as for any Unix tool",
+            "читатель вывода закрылся (`gptdesk … | head`): тихая остановка, как у любой Unix-программы",
+        ),
+    ),
+]
 
 _SETTING_TYPES: dict[str, Callable[[str], Any]] = {
     "temperature": float,
@@ -62,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
             "GPT Desk: a workbench for GPT-2-family language models (ruGPT-3 first).",
             "GPT Desk: рабочее место для языковых моделей семейства GPT-2 (прежде всего ruGPT-3).",
         ),
+        epilog=_t("exit status:", "код завершения:")
+        + "".join(f"\n  {code:>3}  {text.get()}" for code, text in EXIT_CODES),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"gptdesk {__version__}")
     parser.add_argument("--lang", choices=("ru", "en"), help=_t("language of messages", "язык сообщений"))
@@ -192,10 +244,6 @@ def _quant_option(args: argparse.Namespace) -> dict[str, str]:
     return {"quant": canonical_quant(args.quant)}
 
 
-def _read(value: str) -> str:
-    return sys.stdin.read() if value == "-" else value
-
-
 def _settings_from_args(args: argparse.Namespace) -> Any:
     from gptdesk.presets import get_preset
 
@@ -203,15 +251,20 @@ def _settings_from_args(args: argparse.Namespace) -> Any:
     if args.do_sample is not None:
         overrides["do_sample"] = args.do_sample
     if args.stop is not None:
-        overrides["stop"] = [s.encode().decode("unicode_escape") if "\\" in s else s for s in args.stop]
+        overrides["stop"] = stop_strings(args.stop)
     return get_preset(args.preset).settings(**overrides)
 
 
 class _CtrlC:
-    """First Ctrl+C stops the generation at the next token; a second one aborts."""
+    """First Ctrl+C stops the generation at the next token; a second one aborts.
 
-    def __init__(self, cancel: threading.Event) -> None:
+    With `at_once` (downloads) the first one also raises KeyboardInterrupt, which fetch() turns into
+    its clean cancel even inside a read that a stalled server never completes.
+    """
+
+    def __init__(self, cancel: threading.Event, *, at_once: bool = False) -> None:
         self.cancel = cancel
+        self.at_once = at_once
         self.previous: Any = None
 
     def __enter__(self) -> _CtrlC:
@@ -222,6 +275,8 @@ class _CtrlC:
         if self.cancel.is_set():
             raise KeyboardInterrupt
         self.cancel.set()
+        if self.at_once:
+            raise KeyboardInterrupt
 
     def __exit__(self, *exc: object) -> None:
         signal.signal(signal.SIGINT, self.previous)
@@ -230,8 +285,10 @@ class _CtrlC:
 def cmd_generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from gptdesk.engine import Finished, Notice, TokenEvent, load_engine
 
-    prompt = _read(args.prompt)
+    prompt = read_text(args.prompt)
     settings = _settings_from_args(args)
+    if isinstance(out, GuardedOutput):
+        out.check_encodable(prompt)  # the text starts with the prompt: fail before loading anything
     if args.remote:
         api_key = args.api_key or os.environ.get("GPTDESK_API_KEY") or None
         engine = load_engine(args.model, engine="remote", base_url=args.remote, api_key=api_key)
@@ -247,8 +304,9 @@ def cmd_generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         notices: list[str] = []
         finished: Finished | None = None
         current_seq = -1
-        with _CtrlC(cancel):
-            for event in engine.stream(prompt, settings, cancel):
+        events = engine.stream(prompt, settings, cancel)
+        with _CtrlC(cancel), _closing(events):
+            for event in events:
                 if isinstance(event, Notice):
                     notices.append(event.text.get())
                     print("! " + event.text.get(), file=err, flush=True)
@@ -314,6 +372,16 @@ def cmd_generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         engine.close()
 
 
+@contextlib.contextmanager
+def _closing(events: Iterator[Any]) -> Iterator[None]:
+    """A write that fails (a closed pipe) stops the generation too, not only the output."""
+    try:
+        yield
+    finally:
+        if isinstance(events, Generator):
+            events.close()
+
+
 def _fetch_if_missing(name: str | None, err: TextIO) -> None:
     """A hub model used for the first time is downloaded here with a progress bar, not silently."""
     from pathlib import Path
@@ -330,14 +398,17 @@ def _fetch_if_missing(name: str | None, err: TextIO) -> None:
     if (entry is not None and entry.id == EMBEDDED_ID) or find_local(name) is not None:
         return
     from gptdesk.models.cli import TerminalProgress
-    from gptdesk.models.download import pull
+    from gptdesk.models.download import fetch, plan
 
     print(
         _t(f"{name} is not on this computer yet: downloading it.", f"{name} ещё нет на компьютере: скачиваю."), file=err
     )
+    # Asking the hub what to fetch is start-up (Ctrl+C ends it at once, even in a stalled request);
+    # the transfer itself stops cleanly and keeps its bytes for the next run.
+    the_plan = plan(name)
     cancel = threading.Event()
-    with _CtrlC(cancel):
-        pull(name, progress=TerminalProgress(err), cancel=cancel)
+    with _CtrlC(cancel, at_once=True):
+        fetch(the_plan, progress=TerminalProgress(err), cancel=cancel)
 
 
 def _print_tokens(pieces: Sequence[Any], out: TextIO) -> None:
@@ -353,7 +424,7 @@ def cmd_tokens(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from gptdesk.engine.tokens import load_tokenizer, tokenize
     from gptdesk.models.locate import resolve
 
-    text = _read(args.text)
+    text = read_text(args.text)
     resolved = resolve(args.model, allow_download=True)
     pieces = tokenize(load_tokenizer(resolved.path), text)
     if args.json:
@@ -365,10 +436,26 @@ def cmd_tokens(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    out = out or sys.stdout
-    err = err or sys.stderr
+    # Output failures (a closed pipe, a full disk, an encoding without Cyrillic) become typed errors.
+    out, err = standard_streams(out, err)
+    with interrupt_exits_at_once(Text("Interrupted.", "Прервано.")):
+        try:
+            return _run(argv, out, err)
+        except (OutputClosedError, BrokenPipeError):
+            # Like any Unix tool whose reader went away: no message, 141 (see errors.OutputClosedError).
+            silence(out)
+            silence(err)
+            return EXIT_PIPE_CLOSED
+
+
+def _parse(argv: Sequence[str] | None, out: TextIO) -> argparse.Namespace:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        with contextlib.redirect_stdout(out):  # --help and --version go through the output guard too
+            args = parser.parse_args(argv)
+    except SystemExit:
+        out.flush()  # inside the guard, as for every command
+        raise
     if args.lang:
         set_language(args.lang)
     if args.command is None:
@@ -376,26 +463,43 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         from gptdesk.ui.command import cmd_gui
 
         args.func = cmd_gui
-    func: Callable[[argparse.Namespace, TextIO, TextIO], int] = args.func
+    return args
+
+
+def _run(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
     try:
-        return func(args, out, err)
+        args = _parse(argv, out)
+        func: Callable[[argparse.Namespace, TextIO, TextIO], int] = args.func
+        check_arguments(vars(args))
+        code = func(args, out, err)
+        # Flushed here, inside the guard: the interpreter's own flush at exit would report a closed
+        # pipe as "Exception ignored … BrokenPipeError" (and exit 120), a full disk as a traceback.
+        out.flush()
+        return code
     except SettingsError as exc:
-        print(_t("Invalid settings:", "Неверные настройки:"), file=err)
-        for issue in exc.issues:
-            print("  - " + issue.text.get(), file=err)
+        lines = [_t("Invalid settings:", "Неверные настройки:")] + ["  - " + i.text.get() for i in exc.issues]
+        say(err, "\n".join(lines))
+        return exc.exit_code
+    except OutputClosedError:
+        raise
+    except OutputError as exc:
+        silence(out)  # the interpreter's last flush of what could not be written stays quiet
+        say(err, readable(err, Text("Error: ", "Ошибка: ") + exc.text))
         return exc.exit_code
     except GptDeskError as exc:
-        print(_t("Error: ", "Ошибка: ") + exc.message(current_language()), file=err)
+        say(err, readable(err, Text("Error: ", "Ошибка: ") + exc.text))
         return exc.exit_code
     except KeyboardInterrupt:
-        print(_t("\nInterrupted.", "\nПрервано."), file=err)
+        say(err, _t("\nInterrupted.", "\nПрервано."))
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        raise
     except Exception as exc:  # a bug: say so plainly, with the type, and exit with the internal code
-        print(
+        say(
+            err,
             _t(
                 f"Internal error ({type(exc).__name__}: {exc}). Please report it with the command you ran.",
                 f"Внутренняя ошибка ({type(exc).__name__}: {exc}). Сообщите о ней вместе с командой.",
             ),
-            file=err,
         )
         return EXIT_INTERNAL

@@ -123,3 +123,43 @@ class EngineError(GptDeskError):
     """The engine failed in a way the user did not cause (a bug or a library fault)."""
 
     exit_code = 1
+
+
+class CacheFolderError(ModelError):
+    """GPT Desk's cache folder (GPTDESK_CACHE_DIR or the user cache) cannot hold a converted model."""
+
+    http_status = 500
+    error_type = "server_error"
+
+    def __init__(self, text: Text, folder: str) -> None:
+        super().__init__(text)
+        self.folder = folder
+
+
+class DamagedWeightsError(ModelCorruptError):
+    """A model's weights hold NaN values: the file is well formed but its numbers are not."""
+
+    def __init__(self, folder: object, tensor: str) -> None:
+        super().__init__(
+            Text(
+                f"The model's weights are damaged (NaN): tensor '{tensor}' in {folder} holds NaN values, so "
+                "every output would be garbage. Download or copy the model again, or retrain it.",
+                f"Веса модели повреждены (NaN): тензор «{tensor}» в {folder} содержит значения NaN, и любой "
+                "вывод был бы мусором. Скачайте или скопируйте модель заново либо обучите её снова.",
+            )
+        )
+        self.tensor = tensor
+
+
+class OutputError(GptDeskError):
+    """The CLI's output cannot be written: a full disk, an encoding that cannot hold the text."""
+
+    exit_code = 5
+
+
+class OutputClosedError(OutputError):
+    """The reader of the output went away (`gptdesk … | head`): the CLI stops quietly."""
+
+    # 128 + SIGPIPE: what a shell reports for `cat` or `yes` that a closed pipe ended, so
+    # `set -o pipefail` scripts see the usual code.
+    exit_code = 141

@@ -26,6 +26,9 @@ DEFAULT_MAX_NEW_TOKENS = 100
 
 MAX_STOP_STRINGS = 8
 MAX_STOP_CHARS = 200
+#: The smallest temperature above 0: below it the scores overflow float32 when divided, and
+#: sampling either fails or turns into a disguised greedy search. Every face refuses it.
+MIN_TEMPERATURE = 0.05
 
 
 @dataclass(frozen=True)
@@ -57,12 +60,12 @@ FIELD_HELP: dict[str, FieldHelp] = {
         Text(
             "Divides the model's scores before sampling: below 1 the likely tokens become "
             "likelier and the text more predictable, above 1 the text becomes more varied and, "
-            "past about 1.5, incoherent. Typical values are 0.7–1.2; it only matters when "
-            "do_sample is on. Costs nothing.",
+            "past about 1.5, incoherent. Typical values are 0.7–1.2; the smallest is 0.05 (0 only "
+            "with do_sample off). It only matters when do_sample is on. Costs nothing.",
             "Делит оценки модели перед случайным выбором: ниже 1 вероятные токены становятся "
             "ещё вероятнее и текст предсказуемее, выше 1 текст разнообразнее, а примерно после "
-            "1.5 он теряет связность. Обычно 0.7–1.2; действует только при включённом "
-            "do_sample. На скорость не влияет.",
+            "1.5 он теряет связность. Обычно 0.7–1.2; наименьшая — 0.05 (0 только при "
+            "выключенном do_sample). Действует только при включённом do_sample. На скорость не влияет.",
         ),
     ),
     "top_k": FieldHelp(
@@ -285,6 +288,8 @@ class GenerationSettings(BaseModel):
     def contradictions(self) -> list[SettingIssue]:
         """Errors that involve more than one field (all of them, not just the first)."""
         issues: list[SettingIssue] = []
+        if 0 < self.temperature < MIN_TEMPERATURE:
+            issues.append(_below_floor(self.temperature))
         if self.do_sample and self.temperature == 0:
             issues.append(
                 SettingIssue(
@@ -493,6 +498,23 @@ def _ru_times(n: int) -> str:
 
 def _warning(field: str, en: str, ru: str) -> SettingIssue:
     return SettingIssue(field, Text(en, ru), level="warning")
+
+
+def _below_floor(temperature: float) -> SettingIssue:
+    shown = _show(temperature)
+    return SettingIssue(
+        "temperature",
+        Text(
+            f"temperature = {shown} is below {MIN_TEMPERATURE}: dividing the scores by so small a number "
+            "overflows, and sampling either fails or quietly becomes greedy. Use at least "
+            f"{MIN_TEMPERATURE} (0.2–0.5 for cautious text), or turn do_sample off for greedy decoding "
+            "(temperature 0 on the server).",
+            f"temperature = {shown} меньше {MIN_TEMPERATURE}: деление оценок на такое малое число даёт "
+            "переполнение, и случайный выбор либо ломается, либо незаметно становится жадным. Задайте "
+            f"не меньше {MIN_TEMPERATURE} (0.2–0.5 для осторожного текста) или выключите do_sample для "
+            "жадного поиска (temperature 0 на сервере).",
+        ),
+    )
 
 
 def _no_room(max_length: int, prompt_tokens: int) -> SettingIssue:

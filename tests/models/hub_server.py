@@ -62,6 +62,9 @@ class Faults:
     corrupt_times: dict[str, int] = field(default_factory=dict)  # serve a flipped byte this many times
     throttle: dict[str, float] = field(default_factory=dict)  # bytes per second, per file name
     fail_status: dict[str, list[int]] = field(default_factory=dict)  # GETs answer these statuses first, one each
+    stall: set[str] = field(default_factory=set)  # "api" or file names: take the request, never answer
+    stall_body: set[str] = field(default_factory=set)  # file names: send the headers, then never the body
+    api_answer: tuple[str, bytes] | None = None  # the model API sends this (content type, body) instead
 
 
 @dataclass
@@ -197,6 +200,16 @@ class _Handler(BaseHTTPRequestHandler):
     def _api(self, rest: str, query: dict[str, list[str]]) -> None:
         if "/tree/" in rest:
             return self._tree(rest)
+        if "api" in self.hub.faults.stall:
+            return self._stall()
+        if self.hub.faults.api_answer is not None:
+            kind, body = self.hub.faults.api_answer
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return None
         repo_id, _, revision = rest.partition("/revision/")
         repo = self._repo(repo_id)
         if repo is None:
@@ -258,6 +271,8 @@ class _Handler(BaseHTTPRequestHandler):
         f = repo.files.get(filename)
         if f is None:
             return self._error(404, "EntryNotFound", "Entry not found", commit=repo.commit)
+        if filename in self.hub.faults.stall:
+            return self._stall()
         statuses = self.hub.faults.fail_status.get(filename)
         if statuses and not head:
             with self.hub.lock:
@@ -311,6 +326,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if head:
             return
+        if f.name in faults.stall_body:
+            self.wfile.flush()
+            return self._stall()
         drop_at: int | None = None
         with self.hub.lock:
             if f.name in faults.drop_after:
@@ -341,6 +359,11 @@ class _Handler(BaseHTTPRequestHandler):
                     time.sleep(len(piece) / rate)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+    def _stall(self) -> None:
+        """Accept the request and never answer, as a broken mirror or proxy does (until the hub stops)."""
+        self.hub.stopping.wait()
+        self.close_connection = True
 
     def _drop(self) -> None:
         """Cut the connection mid-body, as a flaky network does."""

@@ -12,6 +12,7 @@ from gptdesk.engine.base import (
     Alternative,
     Finished,
     FinishReason,
+    LeadingBeam,
     ModelInfo,
     Notice,
     StreamEvent,
@@ -58,11 +59,13 @@ class FakeEngine:
         revision: str = "fake-rev-1",
         fail_after: int | None = None,
         notice: Text | None = None,
+        batched: bool = False,
     ) -> None:
         self.script = list(script)
         self.delay = delay
         self.fail_after = fail_after
         self.notice = notice
+        self.batched = batched  # variants step together, as a batching engine sends them
         self.calls: list[tuple[str, GenerationSettings]] = []
         self.closed = False
         self.cancel_seen_at: float | None = None  # when the engine noticed Stop
@@ -112,6 +115,12 @@ class FakeEngine:
         seed = settings.seed if settings.seed is not None else random.randrange(2**31)
         if self.notice is not None:
             yield Notice("test_notice", self.notice)
+        if settings.num_beams > 1:
+            yield from self._beam_search(prompt, settings, cancel, max_new, seed, started)
+            return
+        if self.batched:
+            yield from self._batch(prompt, settings, cancel, max_new, seed, started)
+            return
         timings = Timings()
         texts: list[str] = []
         reasons: list[FinishReason] = []
@@ -163,6 +172,100 @@ class FakeEngine:
             finish_reasons=reasons,
             prompt_tokens=len(self.tokenize(prompt)),
             generated_tokens=counts,
+            seed=seed,
+            timings=timings,
+            tokens=all_events,
+        )
+
+    def _batch(
+        self,
+        prompt: str,
+        settings: GenerationSettings,
+        cancel: threading.Event | None,
+        max_new: int,
+        seed: int,
+        started: float,
+    ) -> Iterator[StreamEvent]:
+        """Sampled variants decoded together: each step yields one token of every variant."""
+        timings = Timings()
+        count = settings.num_return_sequences
+        rngs = [random.Random(seed * 1000 + sequence) for sequence in range(count)]
+        events: list[list[TokenEvent]] = [[] for _ in range(count)]
+        reason: FinishReason = "length"
+        for _step in range(max_new):
+            if self.delay:
+                time.sleep(self.delay)
+            for sequence, rng in enumerate(rngs):
+                piece = rng.choice(self.script)
+                event = TokenEvent(piece, self._id(piece), piece, -1.0, (), sequence)
+                if timings.first_token is None:
+                    timings.first_token = time.perf_counter() - started
+                events[sequence].append(event)
+                yield event
+            if cancel is not None and cancel.is_set():
+                self.cancel_seen_at = time.perf_counter()
+                reason = "cancelled"
+                break
+        timings.generated_tokens = len(events[0])
+        timings.total = time.perf_counter() - started
+        yield Finished(
+            texts=["".join(e.text for e in seq) for seq in events],
+            finish_reasons=[reason] * count,
+            prompt_tokens=len(self.tokenize(prompt)),
+            generated_tokens=[len(seq) for seq in events],
+            seed=seed,
+            timings=timings,
+            tokens=events,
+        )
+
+    def _beam_search(
+        self,
+        prompt: str,
+        settings: GenerationSettings,
+        cancel: threading.Event | None,
+        max_new: int,
+        seed: int,
+        started: float,
+    ) -> Iterator[StreamEvent]:
+        """A scripted beam search: the leader grows one piece a step and, at every third step, is
+        overtaken by another hypothesis (a different text, not a continuation); then the best
+        beams follow token by token, as the real engines send them."""
+        timings = Timings()
+        reason: FinishReason = "length"
+        leader: list[str] = []
+        self.beam_steps: list[str] = []
+        for step in range(1, max_new + 1):
+            if self.delay:
+                time.sleep(self.delay)
+            if step % 3 == 0:  # overtaken: the new leader shares no tail with the old one
+                leader = [self.script[(step + i) % len(self.script)] for i in range(step)]
+            else:
+                leader.append(self.script[step % len(self.script)])
+            if timings.first_token is None:
+                timings.first_token = time.perf_counter() - started
+            text = "".join(leader)
+            self.beam_steps.append(text)
+            yield LeadingBeam(text, tuple(self._id(p) for p in leader), -0.5 * step, step)
+            if cancel is not None and cancel.is_set():
+                self.cancel_seen_at = time.perf_counter()
+                reason = "cancelled"
+                break
+        beams = [list(leader)] + [
+            [self.script[(i + 3 * k + 2) % len(self.script)] for i in range(len(leader))]
+            for k in range(1, settings.num_return_sequences)
+        ]
+        all_events = []
+        for sequence, pieces in enumerate(beams):
+            events = [TokenEvent(p, self._id(p), p, -0.5, (), sequence) for p in pieces]
+            yield from events
+            all_events.append(events)
+        timings.generated_tokens = len(leader)
+        timings.total = time.perf_counter() - started
+        yield Finished(
+            texts=["".join(b) for b in beams],
+            finish_reasons=[reason] * len(beams),
+            prompt_tokens=len(self.tokenize(prompt)),
+            generated_tokens=[len(b) for b in beams],
             seed=seed,
             timings=timings,
             tokens=all_events,

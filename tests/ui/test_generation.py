@@ -160,6 +160,10 @@ def test_variants_side_by_side_and_any_can_be_continued(qtbot: Any, make_window:
     assert window.output.count() == 3
     assert window.output.texts() == texts
     assert len(set(texts)) > 1  # sampled independently
+    # Side by side by default; the tabs are one click away.
+    assert window.view.showing_columns and window.output.columns.isVisible()
+    assert [window.output.columns.titles[i].text() for i in range(3)] == ["Variant 1", "Variant 2", "Variant 3"]
+    window.view.side_by_side.setChecked(False)
     assert window.output.tabBar().isVisible()
     assert [window.output.tabText(i) for i in range(3)] == ["Variant 1", "Variant 2", "Variant 3"]
     # Continue the second variant.

@@ -146,4 +146,8 @@ def test_without_history_the_window_still_generates_and_says_why(qtbot: Any, mak
     with qtbot.waitSignal(window.generation_finished, timeout=10_000):
         assert window.generate()
     assert window.output.text(0)
+    assert window.keeper.button.text() == "History is off · 1 not saved"  # still said after Generate
+    asked: list[int] = []
+    window.keeper.ask_on_close = lambda n: asked.append(n) or "discard"
     window.close()
+    assert asked == [1]  # closing asks before dropping what was not saved

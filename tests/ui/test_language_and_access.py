@@ -144,3 +144,23 @@ def test_everything_is_reachable_from_the_keyboard(qtbot: Any, make_window: Any)
         seen.append(window.focusWidget())
     assert window.generate_button in seen
     assert "\t" not in window.prompt_edit.toPlainText()
+
+
+def test_a_closed_window_follows_a_language_switch_without_touching_its_closed_engine(
+    qtbot: Any, make_window: Any
+) -> None:
+    from tests.ui.fake_engine import FakeEngine
+
+    class Strict(FakeEngine):
+        def tokenize(self, text: str) -> Any:
+            assert not self.closed, "tokenize() on a closed engine"
+            return super().tokenize(text)
+
+    engine = Strict()
+    closed = make_window(engine)
+    closed.prompt_edit.setPlainText("Текст")
+    closed.close()
+    assert engine.closed
+    other = make_window(FakeEngine())
+    other.set_language("ru")  # every top-level widget retranslates, the closed window too
+    assert closed.params.estimate_label.text() == "Загрузите модель, чтобы увидеть стоимость."

@@ -218,6 +218,13 @@ class TransformersEngine:
                     "или повреждены; скачайте или скопируйте модель заново.",
                 )
             ) from exc
+        for tensor_name, tensor in model.named_parameters():
+            # NaN weights load without complaint, then fail inside generate() or produce garbage. A sum
+            # is NaN when any element is and costs a fraction of isnan(): only then look closer.
+            if not torch.isfinite(tensor.sum(dtype=torch.float32)) and torch.isnan(tensor).any():
+                from gptdesk.errors import DamagedWeightsError
+
+                raise DamagedWeightsError(resolved.path, tensor_name)
         model.to(dev)
         model.eval()
         report("Ready", "Готово", 1.0)
@@ -277,7 +284,6 @@ class TransformersEngine:
         with self._lock, torch.inference_mode():
             full = torch.tensor([ids], device=self._model.device)
             return self._model(full).logits[0, -1].float().cpu().numpy()
-
 
     def prepare(self, prompt: str, settings: GenerationSettings) -> PreparedPrompt:
         """Prompt ids (cut to fit the context), min and max new tokens, and notices to show."""

@@ -10,7 +10,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
@@ -776,7 +775,7 @@ def load_auto(
     wants_torch_dtype = dtype in ("float32", "bfloat16")
     if not is_available() or wants_torch_dtype or (device != "cpu" and _cuda_present(device, pick_device)):
         return TransformersEngine.load_resolved(resolved, **reference_options)
-    from gptdesk.errors import UnsupportedModelError
+    from gptdesk.errors import CacheFolderError, UnsupportedModelError
 
     try:
         fast = LlamaCppEngine.load_resolved(
@@ -784,8 +783,36 @@ def load_auto(
         )
     except UnsupportedModelError:
         return TransformersEngine.load_resolved(resolved, **reference_options)
+    except CacheFolderError as exc:
+        # The fast engine needs its converted copy in the cache; the reference engine reads the
+        # model's own folder, so an unusable cache costs speed, not the generation.
+        return _reference_saying_why(resolved, reference_options, exc.text)
     reference_options["device"] = "cpu"
     return AutoEngine(fast, resolved, reference_options)
+
+
+def _reference_saying_why(resolved: ResolvedModel, options: dict[str, Any], reason: Text) -> Engine:
+    """The reference engine in place of llama.cpp; each generation starts with a notice that says why."""
+    from gptdesk.engine.hf import TransformersEngine
+
+    notice = Notice(
+        "engine_fallback",
+        Text("Running on transformers instead of llama.cpp: ", "Работает transformers вместо llama.cpp: ") + reason,
+    )
+
+    class ReferenceFallback(TransformersEngine):
+        def stream(
+            self,
+            prompt: str,
+            settings: GenerationSettings,
+            cancel: threading.Event | None = None,
+            *,
+            top_alternatives: int = 0,
+        ) -> Iterator[StreamEvent]:
+            yield notice
+            yield from super().stream(prompt, settings, cancel, top_alternatives=top_alternatives)
+
+    return ReferenceFallback.load_resolved(resolved, **options)
 
 
 def _cuda_present(device: str, pick_device: Any) -> bool:

@@ -132,5 +132,3 @@ def log_softmax(scores: np.ndarray[Any, np.dtype[np.float32]]) -> np.ndarray[Any
         "np.ndarray[Any, np.dtype[np.float32]]",
         shifted - np.float32(np.log(np.sum(np.exp(shifted, dtype=np.float32), dtype=np.float64))),
     )
-
-

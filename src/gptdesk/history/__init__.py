@@ -2,19 +2,30 @@
 
 from gptdesk.history.errors import HistoryBugError, HistoryError, HistoryUnavailableError
 from gptdesk.history.export import FORMATS, export
-from gptdesk.history.recorder import LiveRecorder
-from gptdesk.history.store import GenerationRecord, HistoryStore, data_dir, default_path, library_versions
+from gptdesk.history.recorder import Backlog, LiveRecorder
+from gptdesk.history.store import (
+    GenerationRecord,
+    HistoryStore,
+    PendingGeneration,
+    data_dir,
+    default_path,
+    library_versions,
+    open_history,
+)
 
 __all__ = [
     "FORMATS",
+    "Backlog",
     "GenerationRecord",
     "HistoryBugError",
     "HistoryError",
     "HistoryStore",
     "HistoryUnavailableError",
     "LiveRecorder",
+    "PendingGeneration",
     "data_dir",
     "default_path",
     "export",
     "library_versions",
+    "open_history",
 ]

@@ -9,11 +9,13 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from gptdesk.engine.base import Finished, ModelInfo
 from gptdesk.history.errors import HistoryBugError, HistoryError, HistoryUnavailableError, classify
@@ -22,6 +24,8 @@ from gptdesk.i18n import Text
 from gptdesk.settings import GenerationSettings
 
 DB_NAME = "history.sqlite3"
+_SQLITE_BUSY = 5
+_SQLITE_LOCKED = 6
 STATUSES = ("running", "finished", "cancelled", "failed", "interrupted")
 KINDS = ("new", "continue", "reproduce")
 #: Libraries whose versions decide what a generation produces, recorded with each one.
@@ -44,6 +48,11 @@ def default_path() -> Path:
 
 def library_versions() -> dict[str, str]:
     """Versions of Python and of the libraries in VERSIONED that are installed (read from metadata)."""
+    return dict(_library_versions())
+
+
+@cache  # read once per process: the installed versions do not change while it runs
+def _library_versions() -> dict[str, str]:
     found = {"python": platform.python_version()}
     for name in VERSIONED:
         try:
@@ -60,6 +69,61 @@ def _now() -> str:
 def _fold(value: object) -> str:
     # SQLite's own LIKE and lower() fold ASCII only; Python's casefold also folds Cyrillic.
     return str(value).casefold() if value is not None else ""
+
+
+@dataclass
+class PendingGeneration:
+    """A generation the history could not store (yet), kept in memory with all a record needs."""
+
+    prompt: str
+    settings: dict[str, Any]
+    seed: int | None
+    info: ModelInfo | None
+    engine: str | None
+    kind: str = "new"
+    parent_id: int | None = None
+    created_at: str = field(default_factory=lambda: _now())
+    texts: list[str] = field(default_factory=lambda: [""])
+    finished: Finished | None = None
+    error: str | None = None
+    gen_id: int | None = None  # the row, if the prompt was stored before writes began to fail
+
+    @property
+    def status(self) -> str:
+        if self.finished is not None:
+            return "cancelled" if self.finished.finish_reason == "cancelled" else "finished"
+        return "failed" if self.error is not None else "running"
+
+    def record(self) -> GenerationRecord:
+        """As a record (id 0 when it has no row yet), for exports."""
+        info, finished = self.info, self.finished
+        t = finished.timings if finished is not None else None
+        return GenerationRecord(
+            id=self.gen_id or 0,
+            created_at=self.created_at,
+            updated_at=_now(),
+            status=self.status,
+            prompt=self.prompt,
+            texts=list(finished.texts if finished is not None else self.texts),
+            settings=dict(self.settings),
+            seed=finished.seed if finished is not None else self.seed,
+            model_id=info.model_id if info else None,
+            model_revision=info.revision if info else None,
+            model_source=info.source if info else None,
+            engine=self.engine or (info.engine if info else None),
+            device=info.device if info else None,
+            dtype=info.dtype if info else None,
+            versions=library_versions(),
+            finish_reason=finished.finish_reason if finished is not None else None,
+            prompt_tokens=finished.prompt_tokens if finished is not None else None,
+            generated_tokens=max(finished.generated_tokens, default=0) if finished is not None else None,
+            first_token_s=t.first_token if t is not None else None,
+            total_s=t.total if t is not None else None,
+            tokens_per_second=t.tokens_per_second if t is not None else None,
+            error=self.error,
+            kind=self.kind,
+            parent_id=self.parent_id,
+        )
 
 
 @dataclass(frozen=True)
@@ -148,15 +212,30 @@ class HistoryStore:
     committed write survives the process being killed.
     """
 
-    def __init__(self, path: Path | None = None, *, timeout: float = 5.0) -> None:
+    def __init__(self, path: Path | None = None, *, timeout: float = 5.0, read_only: bool = False) -> None:
         self.path = Path(path) if path is not None else default_path()
+        self.read_only = read_only
+        #: Why this store is read-only when it was opened as a fallback (see open_history).
+        self.problem: HistoryError | None = None
         self._timeout = timeout
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._uri = ""
+        try:
+            self._open()
+        except BaseException:
+            self.close()  # no connection outlives a failed open (it would hold -wal and -shm files)
+            raise
+
+    def _open(self) -> None:
         with self._guard(Text("opening the history", "открытие истории")):
+            if self.read_only:
+                self._open_read_only()
+                return
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._check_permissions()
             db = self._db()
             known = {name for name, _ in MIGRATIONS}
             newer = [name for name in applied(db) if name not in known]
@@ -173,14 +252,128 @@ class HistoryStore:
                     "newer",
                 )
             migrate(db)
-            self._mark_interrupted(db)
+        try:
+            # SQLite opens a file it may not write read-only without a word; find out now.
+            self.check_writable()
+        except HistoryUnavailableError as exc:
+            if exc.reason != "locked":
+                raise
+            self.problem = exc  # readable now; writes wait for the other program (see check_writable)
+            return
+        with self._guard(Text("opening the history", "открытие истории")):
+            self._mark_interrupted(self._db())
+
+    def check_writable(self) -> None:
+        """Raise HistoryUnavailableError now if a write would fail (read-only, locked); never waits."""
+        if self.read_only:
+            raise self.problem or HistoryUnavailableError(
+                Text(
+                    f"The history file {self.path} is open for reading only.",
+                    f"Файл истории {self.path} открыт только для чтения.",
+                ),
+                "readonly",
+            )
+        with (
+            self._guard(Text("checking that the history can be written", "проверка записи истории")),
+            self.lock_wait(0),
+        ):
+            db = self._db()
+            db.execute("BEGIN IMMEDIATE")  # takes the lock, but succeeds on a file opened read-only
+            try:
+                db.execute("DELETE FROM _migrations WHERE 0")  # a write that changes nothing
+            finally:
+                db.execute("ROLLBACK")
+        self.problem = None
 
     # -- connections -----------------------------------------------------------------------------
+
+    def _open_read_only(self) -> None:
+        """Open an existing history for reading only: browsing and search work, writes raise."""
+        if not self.path.is_file():
+            raise HistoryUnavailableError(
+                Text(f"There is no history file at {self.path}.", f"Файла истории {self.path} нет."), "missing"
+            )
+        quoted = quote(str(self.path.resolve()))
+        # While another program has it open (its -wal file exists), read through its log with
+        # mode=ro. Otherwise read the file as immutable: mode=ro would leave -wal and -shm files
+        # with the database's read-only permissions, which would keep the history read-only even
+        # after the user makes the file writable again.
+        uris = [f"file:{quoted}?immutable=1"]
+        if self.path.with_name(self.path.name + "-wal").exists():
+            uris.insert(0, f"file:{quoted}?mode=ro")
+        last: sqlite3.Error | None = None
+        for uri in uris:
+            self._uri = uri
+            try:
+                db = self._db()
+                db.execute("SELECT count(*) FROM generations").fetchone()
+            except sqlite3.Error as exc:
+                last = exc
+                self._drop_connection()
+                continue
+            known = {name for name, _ in MIGRATIONS}
+            if [name for name, _ in MIGRATIONS] != [n for n in _applied_read_only(db) if n in known]:
+                raise HistoryUnavailableError(
+                    Text(
+                        f"The history in {self.path} is from an older GPT Desk and cannot be upgraded, because "
+                        "the file cannot be written. Make it writable, or point GPTDESK_DATA_DIR elsewhere.",
+                        f"История в {self.path} записана старой версией GPT Desk, и её нельзя обновить: файл "
+                        "недоступен для записи. Разрешите запись или укажите другую папку в GPTDESK_DATA_DIR.",
+                    ),
+                    "readonly",
+                )
+            return
+        assert last is not None
+        raise last
+
+    def _check_permissions(self) -> None:
+        """Refuse a file or folder this process may not write before SQLite opens it anyway.
+
+        SQLite silently opens such a file read-only and creates its -wal and -shm files with the
+        file's read-only permissions, which would outlast the user's fix of the file's permissions.
+        """
+        folder = self.path.parent
+        targets = [self.path] if self.path.exists() else []
+        targets.append(folder)
+        for target in targets:
+            mode = os.W_OK | (os.X_OK if target == folder else 0)
+            if not os.access(target, mode, effective_ids=os.access in os.supports_effective_ids):
+                raise HistoryUnavailableError(
+                    Text(
+                        f"The history cannot be written: {target} is read-only for this user. Check the "
+                        "permissions of the file and its folder, or point GPTDESK_DATA_DIR elsewhere.",
+                        f"Историю нельзя записать: {target} доступен этому пользователю только для чтения. "
+                        "Проверьте права на файл и его папку или укажите другую папку в GPTDESK_DATA_DIR.",
+                    ),
+                    "readonly",
+                )
+
+    def _drop_connection(self) -> None:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            self._local.conn = None
+            with self._lock:
+                self._connections.remove(conn)
+            with suppress(sqlite3.Error):
+                conn.close()
+
+    @property
+    def writable(self) -> bool:
+        return not self.read_only
 
     def _db(self) -> sqlite3.Connection:
         if self._closed:
             raise HistoryBugError(Text("The history store is closed.", "Хранилище истории закрыто."))
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None and self.read_only:
+            conn = sqlite3.connect(
+                self._uri, uri=True, timeout=self._timeout, isolation_level=None, check_same_thread=False
+            )
+            conn.row_factory = sqlite3.Row
+            conn.create_function("fold", 1, _fold, deterministic=True)
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
         if conn is None:
             # Autocommit (isolation_level=None): every write below is its own short transaction,
             # so nothing waits on a transaction left open by another thread.
@@ -234,7 +427,7 @@ class HistoryStore:
     def migrations(self) -> list[str]:
         """The migrations recorded in this database, in order."""
         with self._guard(Text("reading the schema version", "чтение версии схемы")):
-            return applied(self._db())
+            return _applied_read_only(self._db()) if self.read_only else applied(self._db())
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -248,13 +441,19 @@ class HistoryStore:
         engine: str | None = None,
         kind: str = "new",
         parent_id: int | None = None,
+        created_at: str | None = None,
+        timeout: float | None = None,
     ) -> int:
-        """Store a generation about to start (status 'running') and return its id."""
+        """Store a generation about to start (status 'running') and return its id.
+
+        `timeout`: seconds to wait for a lock held by another program (default: the store's), so
+        the GUI thread can fail fast and keep the generation in memory instead of freezing.
+        """
         if kind not in KINDS:
             raise HistoryBugError(Text(f"Unknown generation kind {kind!r}.", f"Неизвестный вид генерации {kind!r}."))
         values = settings.model_dump() if isinstance(settings, GenerationSettings) else dict(settings)
-        now = _now()
-        with self._guard(Text("saving the prompt", "сохранение затравки")):
+        now = created_at or _now()
+        with self._guard(Text("saving the prompt", "сохранение затравки")), self.lock_wait(timeout):
             cur = self._db().execute(
                 """
                 INSERT INTO generations (
@@ -334,6 +533,53 @@ class HistoryStore:
                 (error, _now(), gen_id),
             )
 
+    def save_pending(self, pending: PendingGeneration, *, timeout: float | None = None) -> int:
+        """Store a generation that was kept in memory while the history could not be written.
+
+        If its prompt was stored before writes began to fail, that row is completed; otherwise a
+        new row is added with the time it was made. Returns the row's id.
+        """
+        with self._guard(Text("saving a kept generation", "сохранение отложенной генерации")), self.lock_wait(timeout):
+            gen_id = pending.gen_id
+            if (
+                gen_id is None
+                or self._db().execute("SELECT 1 FROM generations WHERE id = ?", (gen_id,)).fetchone() is None
+            ):
+                gen_id = self.begin(
+                    pending.prompt,
+                    pending.settings,
+                    seed=pending.seed,
+                    info=pending.info,
+                    engine=pending.engine,
+                    kind=pending.kind,
+                    parent_id=pending.parent_id,
+                    created_at=pending.created_at,
+                )
+                pending.gen_id = gen_id  # a later retry completes this row rather than adding another
+            if pending.finished is not None:
+                self.finish(gen_id, pending.finished)
+            elif pending.error is not None:
+                self.fail(gen_id, pending.error, pending.texts)
+            else:
+                self.update_output(gen_id, pending.texts)
+            pending.gen_id = gen_id
+            return gen_id
+
+    @contextmanager
+    def lock_wait(self, timeout: float | None) -> Iterator[None]:
+        """Wait at most `timeout` seconds for another program's lock during the block (None: the store's)."""
+        if timeout is None:
+            yield
+            return
+        with self._guard(Text("opening the history", "открытие истории")):
+            db = self._db()
+            db.execute(f"PRAGMA busy_timeout = {max(0, round(timeout * 1000))}")
+        try:
+            yield
+        finally:
+            with suppress(sqlite3.Error):  # setting a pragma on an open handle does not fail
+                db.execute(f"PRAGMA busy_timeout = {round(self._timeout * 1000)}")
+
     def delete(self, gen_id: int) -> None:
         with self._guard(Text("deleting a generation", "удаление генерации")):
             self._db().execute("DELETE FROM generations WHERE id = ?", (gen_id,))
@@ -345,11 +591,18 @@ class HistoryStore:
         rows = db.execute("SELECT id, pid FROM generations WHERE status = 'running'").fetchall()
         dead = [row["id"] for row in rows if row["pid"] is None or not psutil.pid_exists(row["pid"])]
         for gen_id in dead:
-            db.execute(
-                "UPDATE generations SET status = 'interrupted', pid = NULL, "
-                "finish_reason = coalesce(finish_reason, 'interrupted') WHERE id = ?",
-                (gen_id,),
-            )
+            try:
+                db.execute(
+                    "UPDATE generations SET status = 'interrupted', pid = NULL, "
+                    "finish_reason = coalesce(finish_reason, 'interrupted') WHERE id = ?",
+                    (gen_id,),
+                )
+            except sqlite3.OperationalError as exc:
+                # Locked by another program: the label can wait for the next start; the history
+                # itself is readable now, and writes report the lock when they meet it.
+                if getattr(exc, "sqlite_errorcode", 0) & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED):
+                    return
+                raise
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -381,6 +634,32 @@ class HistoryStore:
     def count(self) -> int:
         with self._guard(Text("reading the history", "чтение истории")):
             return int(self._db().execute("SELECT count(*) FROM generations").fetchone()[0])
+
+
+def open_history(path: Path | None = None, *, timeout: float = 5.0) -> HistoryStore:
+    """The history for reading and writing; failing that, for reading only, with `problem` saying why.
+
+    A locked, read-only or unwritable history can still be browsed and searched. A damaged file,
+    or one from a newer GPT Desk, raises its HistoryError: there is nothing to show from it.
+    """
+    try:
+        return HistoryStore(path, timeout=timeout)
+    except HistoryUnavailableError as exc:
+        if exc.reason not in ("readonly", "locked", "io", "os"):
+            raise
+        try:
+            store = HistoryStore(path, timeout=timeout, read_only=True)
+        except HistoryError:
+            raise exc from None
+        store.problem = exc
+        return store
+
+
+def _applied_read_only(db: sqlite3.Connection) -> list[str]:
+    try:
+        return [row[0] for row in db.execute("SELECT name FROM _migrations ORDER BY rowid")]
+    except sqlite3.OperationalError:  # no _migrations table: not a GPT Desk history
+        return []
 
 
 def _variants(texts: Sequence[str]) -> str | None:

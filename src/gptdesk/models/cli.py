@@ -233,15 +233,15 @@ class TerminalProgress:
 
 @contextmanager
 def _ctrl_c_cancels(cancel: threading.Event) -> Iterator[None]:
-    """The first Ctrl+C cancels the download cleanly; a second one aborts at once."""
+    """Ctrl+C cancels the download cleanly, at once: fetch() turns the KeyboardInterrupt into its cancel,
+    even inside a read that a stalled server never completes."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handle(signum: int, frame: FrameType | None) -> None:
-        if cancel.is_set():
-            raise KeyboardInterrupt
         cancel.set()
+        raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGINT, handle)
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -509,10 +510,14 @@ def convert(
     n_embd = int(config["n_embd"])
     tokens, types, merges, special_ids = _vocabulary(folder, n_vocab)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _cache_unusable(out.parent, exc) from exc
     # A unique temporary name: two processes converting at once each write their own file, and the
     # cache only ever holds complete files (os.replace is atomic).
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.part")
+    _remove_stale_parts(out)
     ftype = {
         "f16": gguf.LlamaFileType.MOSTLY_F16,
         "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
@@ -559,6 +564,11 @@ def convert(
             if cancel is not None and cancel.is_set():
                 raise ConversionCancelled(Text("The conversion was cancelled.", "Преобразование отменено."))
             data = weights.load(item.source)
+            # Quantizing NaN fails deep inside gguf; say what is wrong instead (the sum is the cheap test).
+            if not np.isfinite(data.sum(dtype=np.float64)) and np.isnan(data).any():
+                from gptdesk.errors import DamagedWeightsError
+
+                raise DamagedWeightsError(folder, item.source)
             if item.transpose:
                 data = np.ascontiguousarray(data.T)
             if data.shape != item.shape:  # pragma: no cover - shapes come from the same files
@@ -574,6 +584,8 @@ def convert(
             tmp, out, {"model_id": model_id, "source": str(folder), "revision": revision, "quant": quant}
         )
     except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise _cache_unusable(out.parent, exc) from exc
         raise ModelError(
             Text(
                 f"Cannot write the converted model to {out.parent} ({exc}). Free some disk space (it needs "
@@ -614,6 +626,39 @@ def _publish(tmp: Path, out: Path, fields: dict[str, Any]) -> dict[str, Any]:
     os.replace(mtmp, manifest_path(out))
     os.replace(tmp, out)
     return manifest
+
+
+#: A temporary file untouched this long belongs to a conversion that died (killed, Ctrl+C during
+#: start-up ends the process at once, power loss): a live one writes every few seconds.
+_STALE_PART_S = 15 * 60
+
+
+def _remove_stale_parts(out: Path) -> None:
+    """Delete what dead conversions of this file left behind; a model's worth of disk each."""
+    now = time.time()
+    for leftover in out.parent.glob(f".{out.name}.*"):  # the temporaries (and their manifests)
+        with contextlib.suppress(OSError):
+            if now - leftover.stat().st_mtime > _STALE_PART_S:
+                leftover.unlink()
+
+
+def _cache_unusable(folder: Path, exc: OSError) -> ModelError:
+    """A cache folder on a read-only disk, without permission, or that is a file: name it and the way out."""
+    from gptdesk.errors import CacheFolderError
+
+    root = cache_dir()
+    why = exc.strerror or type(exc).__name__
+    return CacheFolderError(
+        Text(
+            f"The cache folder {folder} cannot be written ({why}), so the model cannot be converted for "
+            f"llama.cpp. Point GPTDESK_CACHE_DIR at a writable folder (now: {root}), make it writable, or "
+            "use --engine transformers, which needs no cache.",
+            f"Папка кэша {folder} недоступна для записи ({why}), поэтому модель нельзя преобразовать для "
+            f"llama.cpp. Укажите в GPTDESK_CACHE_DIR папку, куда можно писать (сейчас: {root}), разрешите "
+            "запись или используйте --engine transformers, которому кэш не нужен.",
+        ),
+        str(folder),
+    )
 
 
 def _byte_shape(shape: tuple[int, ...], qtype: Any) -> tuple[int, ...]:
@@ -697,8 +742,12 @@ def quantize(
 
     why = Text("", "") if reason is None else Text(f" ({reason.en})", f" ({reason.ru})")
     report(Text(f"Quantizing to {quant} with llama.cpp", f"Квантование в {quant} средствами llama.cpp") + why, 0.0)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _cache_unusable(out.parent, exc) from exc
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.part")
+    _remove_stale_parts(out)
     # The f16 file holds 16 bits per weight: the nominal bits give the size to expect, for the bar.
     expected = max(1, int(source.stat().st_size * bits / 16))
     try:
@@ -758,6 +807,8 @@ def quantize(
             },
         )
     except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise _cache_unusable(out.parent, exc) from exc
         raise ModelError(
             Text(
                 f"Cannot write the quantized model to {out.parent} ({exc}). Free some disk space (it needs "

@@ -12,7 +12,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
@@ -98,11 +98,28 @@ class RetryPolicy:
     attempts: int = 6  # tries in a row without receiving a byte before giving up
     first_delay_s: float = 1.0  # pause before the first retry; doubles each time
     max_delay_s: float = 30.0
-    connect_timeout_s: float = 15.0
-    read_timeout_s: float = 30.0  # no byte for this long counts as a dropped connection
+    # Every request (the model's metadata included) has both: a mirror that accepts the connection
+    # and never answers must not hang the app. HF_HUB_DOWNLOAD_TIMEOUT, when set, gives both.
+    connect_timeout_s: float = field(default_factory=lambda: _timeout_from_env(15.0))
+    read_timeout_s: float = field(default_factory=lambda: _timeout_from_env(30.0))  # no byte this long: dropped
 
     def delay(self, failures: int) -> float:
         return float(min(self.max_delay_s, self.first_delay_s * 2 ** max(0, failures - 1)))
+
+    def timeout(self) -> Any:
+        """The httpx Timeout for one request."""
+        import httpx2
+
+        return httpx2.Timeout(self.read_timeout_s, connect=self.connect_timeout_s)
+
+
+def _timeout_from_env(default: float) -> float:
+    value = os.environ.get("HF_HUB_DOWNLOAD_TIMEOUT", "").strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        return default
+    return seconds if seconds > 0 else default
 
 
 # -- what to fetch ---------------------------------------------------------------------------------
@@ -366,9 +383,11 @@ def _is_unreachable(exc: BaseException) -> bool:
 # -- planning ----------------------------------------------------------------------------------------
 
 
-def plan(name: str, *, hub: HubSettings | None = None, revision: str = "main") -> DownloadPlan:
+def plan(
+    name: str, *, hub: HubSettings | None = None, revision: str = "main", retry: RetryPolicy | None = None
+) -> DownloadPlan:
     """Ask the hub which files a model has at `revision`, their sizes and checksums (needs the network)."""
-    from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_url
+    from huggingface_hub import HfApi, hf_hub_url
     from huggingface_hub.errors import (
         GatedRepoError,
         HfHubHTTPError,
@@ -393,11 +412,15 @@ def plan(name: str, *, hub: HubSettings | None = None, revision: str = "main") -
         raise _offline_mode_error(text)
     endpoint = hub.resolved_endpoint()
     token = hub.resolved_token()
+    retry = retry or RetryPolicy()
+    timeout = retry.timeout()
     api = HfApi(endpoint=endpoint, token=token or False)
     last: Exception | None = None
     for repo_id in hub_candidates(text):
         try:
-            info = api.model_info(repo_id, revision=None if revision == "main" else revision, files_metadata=True)
+            info = api.model_info(
+                repo_id, revision=None if revision == "main" else revision, files_metadata=True, timeout=timeout
+            )
         except GatedRepoError as exc:
             raise ModelError(
                 Text(
@@ -419,9 +442,13 @@ def plan(name: str, *, hub: HubSettings | None = None, revision: str = "main") -
             ) from exc
         except OfflineModeIsEnabled as exc:
             raise _offline_mode_error(text) from exc
+        except (ValueError, KeyError, TypeError) as exc:
+            # HTML (a captive portal, a web page) or JSON that is not a model's: json.JSONDecodeError
+            # is a ValueError, and ModelInfo(**data) raises KeyError/TypeError on missing fields.
+            raise _not_a_hub_answer(endpoint, repo_id, exc) from exc
         except Exception as exc:
             if _is_transient(exc):
-                raise offline_error(text, _short(exc)) from exc
+                raise _unreachable(text, endpoint, exc, retry) from exc
             raise
         siblings = {s.rfilename: s for s in (info.siblings or [])}
         wanted = select_files(set(siblings))
@@ -441,16 +468,15 @@ def plan(name: str, *, hub: HubSettings | None = None, revision: str = "main") -
         for filename in wanted:
             sib = siblings[filename]
             try:
-                meta = get_hf_file_metadata(
+                meta = _file_metadata(
                     hf_hub_url(repo_id, filename, revision=commit or revision, endpoint=endpoint),
                     token=token or False,
                     endpoint=endpoint,
-                    # The hub answered model_info a moment ago: a failure now is a hiccup worth retrying.
-                    retry_on_errors=True,
+                    retry=retry,
                 )
             except HfHubHTTPError as exc:
                 if _is_transient(exc):
-                    raise offline_error(text, _short(exc)) from exc
+                    raise _unreachable(text, endpoint, exc, retry) from exc
                 raise ModelError(
                     Text(
                         f"The hub refused '{filename}' of '{repo_id}': {_short(exc)}. Retry later, or check the "
@@ -461,7 +487,7 @@ def plan(name: str, *, hub: HubSettings | None = None, revision: str = "main") -
                 ) from exc
             except Exception as exc:
                 if _is_transient(exc):
-                    raise offline_error(text, _short(exc)) from exc
+                    raise _unreachable(text, endpoint, exc, retry) from exc
                 raise
             commit = commit or (meta.commit_hash or "")
             lfs = sib.lfs
@@ -505,6 +531,58 @@ def plan(name: str, *, hub: HubSettings | None = None, revision: str = "main") -
             "an access token for a private model, or see `gptdesk models` for the catalog.",
             f"Модели «{text}» нет на хабе {endpoint} ({_short(last)}). Проверьте написание (владелец/имя), "
             "задайте токен для закрытой модели или см. каталог: `gptdesk models`.",
+        )
+    )
+
+
+def _unreachable(name: str, endpoint: str, exc: BaseException, retry: RetryPolicy) -> NetworkError:
+    """A hub that does not answer in time is named as such; anything else reads as no network."""
+    import httpx2
+
+    if not isinstance(exc, httpx2.TimeoutException | TimeoutError) or isinstance(exc, httpx2.ConnectTimeout):
+        return offline_error(name, _short(exc))
+    wait = f"{retry.read_timeout_s:g}"
+    return NetworkError(
+        Text(
+            f"The hub at {endpoint} took the request for '{name}' but did not answer within {wait} s. If "
+            "HF_ENDPOINT is a mirror, it may be down or overloaded: retry later, use another mirror, or unset "
+            "HF_ENDPOINT (HF_HUB_DOWNLOAD_TIMEOUT sets how long to wait).",
+            f"Хаб {endpoint} принял запрос «{name}», но не ответил за {wait} с. Если HF_ENDPOINT — зеркало, "
+            "оно, возможно, не работает или перегружено: повторите позже, возьмите другое зеркало или уберите "
+            "HF_ENDPOINT (HF_HUB_DOWNLOAD_TIMEOUT задаёт, сколько ждать).",
+        )
+    )
+
+
+def _file_metadata(url: str, *, token: str | bool, endpoint: str, retry: RetryPolicy) -> Any:
+    """One file's HEAD. The hub answered model_info a moment ago, so a failure now is a hiccup worth
+    retrying, the way the transfer retries (huggingface_hub's own retry_on_errors waits too long)."""
+    from huggingface_hub import get_hf_file_metadata
+
+    failures = 0
+    while True:
+        try:
+            return get_hf_file_metadata(url, token=token, endpoint=endpoint, timeout=retry.timeout())
+        except Exception as exc:
+            failures += 1
+            if not _is_transient(exc) or failures >= retry.attempts:
+                raise
+            time.sleep(retry.delay(failures))
+
+
+def _not_a_hub_answer(endpoint: str, repo_id: str, exc: BaseException) -> ModelError:
+    what = "a web page or text" if isinstance(exc, ValueError) and not isinstance(exc, TypeError) else "JSON"
+    what_ru = "веб-страницей или текстом" if what != "JSON" else "JSON другого вида"
+    return ModelError(
+        Text(
+            f"The hub at {endpoint} answered the request for '{repo_id}' with {what}, not the model "
+            f"information the Hugging Face hub sends ({type(exc).__name__}: {_short(exc)}). If HF_ENDPOINT is "
+            "a mirror, it is not a Hugging Face–compatible one (or a login page stands in the way): check the "
+            "address, use another mirror, or unset HF_ENDPOINT.",
+            f"Хаб {endpoint} ответил на запрос «{repo_id}» {what_ru}, а не сведениями о модели, как хаб "
+            f"Hugging Face ({type(exc).__name__}: {_short(exc)}). Если HF_ENDPOINT — зеркало, оно несовместимо "
+            "с Hugging Face (или мешает страница входа): проверьте адрес, возьмите другое зеркало или уберите "
+            "HF_ENDPOINT.",
         )
     )
 
@@ -643,7 +721,7 @@ def pull(
     The snapshot and refs/<revision> are written only once every file is complete and verified, so
     a cancelled or failed download never looks like a usable model.
     """
-    the_plan = plan(name, hub=hub, revision=revision)
+    the_plan = plan(name, hub=hub, revision=revision, retry=retry)
     return fetch(
         the_plan,
         hub=hub,
@@ -668,8 +746,6 @@ def fetch(
     clock: Callable[[], float] = time.monotonic,
 ) -> Path:
     """Carry out a plan made by plan(): see pull()."""
-    from huggingface_hub.errors import OfflineModeIsEnabled
-
     hub = hub or HubSettings()
     cancel = cancel or threading.Event()
     retry = retry or RetryPolicy()
@@ -677,6 +753,29 @@ def fetch(
     meter = _Meter(the_plan, progress, clock)
     (the_plan.repo_dir / "blobs").mkdir(parents=True, exist_ok=True)
     _tag_cache(the_plan.cache_dir)
+    try:
+        _fetch_files(the_plan, hub, meter, cancel, retry, verify_existing)
+    except KeyboardInterrupt:
+        # Ctrl+C in a terminal arrives here at once, even inside a read that a stalled server keeps
+        # waiting: the same clean stop as Cancel (the partial file stays for the next run).
+        cancel.set()
+        _raise_if_cancelled(cancel, the_plan)
+        raise
+    _register(the_plan)
+    meter.emit(force=True, phase="done", done_bytes=the_plan.total_bytes, file_done=0, note=None)
+    return the_plan.snapshot_dir
+
+
+def _fetch_files(
+    the_plan: DownloadPlan,
+    hub: HubSettings,
+    meter: _Meter,
+    cancel: threading.Event,
+    retry: RetryPolicy,
+    verify_existing: bool,
+) -> None:
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
     for index, f in enumerate(the_plan.files, start=1):
         _raise_if_cancelled(cancel, the_plan)
         meter.at(0, force=True, phase="check", filename=f.name, file_index=index, file_total=f.size, note=None)
@@ -704,9 +803,6 @@ def fetch(
                 raise _offline_mode_error(the_plan.name) from exc
         meter.completed += f.size
         meter.at(0, force=True)
-    _register(the_plan)
-    meter.emit(force=True, phase="done", done_bytes=the_plan.total_bytes, file_done=0, note=None)
-    return the_plan.snapshot_dir
 
 
 def _verify(f: HubFile, path: Path, meter: _Meter) -> bool:
@@ -866,12 +962,12 @@ def _retry_or_give_up(
     if cancel.wait(delay):
         _raise_if_cancelled(cancel, the_plan)
     try:
-        return _fresh_url(the_plan, f, hub)
+        return _fresh_url(the_plan, f, hub, retry)
     except Exception:  # still down: the next GET says so, and counts as the next failure
         return None
 
 
-def _fresh_url(the_plan: DownloadPlan, f: HubFile, hub: HubSettings) -> str:
+def _fresh_url(the_plan: DownloadPlan, f: HubFile, hub: HubSettings, retry: RetryPolicy) -> str:
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
 
     token = hub.resolved_token()
@@ -879,6 +975,7 @@ def _fresh_url(the_plan: DownloadPlan, f: HubFile, hub: HubSettings) -> str:
         hf_hub_url(the_plan.repo_id, f.name, revision=the_plan.commit, endpoint=the_plan.endpoint),
         token=token or False,
         endpoint=the_plan.endpoint,
+        timeout=retry.timeout(),
     )
     return meta.location
 
@@ -926,7 +1023,7 @@ def _transfer(
         headers.pop("authorization", None)  # a signed CDN address: the token must not leave the hub
     if offset:
         headers["Range"] = f"bytes={offset}-"
-    timeout = httpx2.Timeout(retry.read_timeout_s, connect=retry.connect_timeout_s)
+    timeout = retry.timeout()
     written = offset
     with get_session().stream("GET", url, headers=headers, timeout=timeout, follow_redirects=True) as response:
         if offset and response.status_code == 416:

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any, TextIO
 
+from gptdesk.console import interrupt_raises
 from gptdesk.i18n import Text
 from gptdesk.server.config import (
     DEFAULT_HOST,
@@ -152,7 +153,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 file=err,
                 flush=True,
             )
-            with _sigterm_interrupts():
+            with _sigterm_interrupts(), interrupt_raises():
                 serve_forever(app, config, sock)
         except KeyboardInterrupt:
             pass  # Ctrl+C or SIGTERM: uvicorn has already shut down gracefully

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QApplication
 
 from gptdesk import __version__
 from gptdesk.history.errors import HistoryError
-from gptdesk.history.store import HistoryStore
+from gptdesk.history.store import HistoryStore, open_history
 from gptdesk.ui.main_window import MainWindow
 from gptdesk.ui.translations import Translations, detect_language
 
@@ -24,7 +24,7 @@ def create_window(
     store: HistoryStore | None = None
     store_error: HistoryError | None = None
     try:
-        store = HistoryStore()
+        store = open_history()  # read-only when it cannot be written: still browsable
     except HistoryError as exc:  # the window still works; it says why nothing is saved
         store_error = exc
     translations = translations or Translations.instance(app)

@@ -9,18 +9,28 @@ from dataclasses import dataclass, field
 
 from PySide6.QtCore import QEvent, QObject, Qt, QThread, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
-from gptdesk.engine.base import Engine, Finished, Notice, Timings, TokenEvent
+from gptdesk.engine.base import Engine, Finished, LeadingBeam, Notice, Timings, TokenEvent
 from gptdesk.errors import GptDeskError, InsufficientMemoryError, SettingsError
 from gptdesk.history.recorder import LiveRecorder
 from gptdesk.i18n import Text
 from gptdesk.settings import GenerationSettings
 from gptdesk.ui.estimate_panel import precheck
-from gptdesk.ui.history_actions import HistoryKeeper
+from gptdesk.ui.history_state import HistoryKeeper
 from gptdesk.ui.inspector import TokenInspector
 from gptdesk.ui.messages import Messages, error_text
-from gptdesk.ui.status import StatusFigures
+from gptdesk.ui.status import StatusFigures, number
 from gptdesk.ui.widgets import OutputPane
 from gptdesk.ui.workers import GenerationWorker, WorkerThreads
 
@@ -72,6 +82,25 @@ class GenerationView(QWidget):
         self.output_label = QLabel()
         self.output = OutputPane()
         self.output_label.setBuddy(self.output)
+        # Several variants are watched growing side by side; the tabs show one at a time, larger.
+        self.side_by_side = QCheckBox()
+        self.side_by_side.setObjectName("side_by_side")
+        self.side_by_side.setChecked(True)
+        self.side_by_side.toggled.connect(self._update_output_layout)
+        self.output_stack = QStackedWidget()
+        self.output_stack.addWidget(self.output)
+        self.output_stack.addWidget(self.output.columns)
+        self.output.count_changed.connect(self._update_output_layout)
+        self.output.columns.variant_clicked.connect(self.output.setCurrentIndex)
+        self.beam_label = QLabel()
+        self.beam_label.setObjectName("beam_state")
+        self.beam_label.hide()
+        self._beam: tuple[LeadingBeam | None, bool] = (None, False)
+        output_header = QHBoxLayout()
+        output_header.addWidget(self.output_label)
+        output_header.addWidget(self.beam_label)
+        output_header.addStretch(1)
+        output_header.addWidget(self.side_by_side)
 
         top = QWidget()
         top_layout = QVBoxLayout(top)
@@ -82,8 +111,8 @@ class GenerationView(QWidget):
         bottom = QWidget()
         bottom_layout = QVBoxLayout(bottom)
         bottom_layout.setContentsMargins(0, 0, 0, 0)
-        bottom_layout.addWidget(self.output_label)
-        bottom_layout.addWidget(self.output)
+        bottom_layout.addLayout(output_header)
+        bottom_layout.addWidget(self.output_stack)
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.addWidget(top)
         self.splitter.addWidget(bottom)
@@ -93,6 +122,33 @@ class GenerationView(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.splitter)
         self.retranslate()
+        self._update_output_layout()
+
+    def _update_output_layout(self, *_: object) -> None:
+        several = self.output.count() > 1
+        self.side_by_side.setVisible(several)
+        columns = several and self.side_by_side.isChecked()
+        self.output_stack.setCurrentWidget(self.output.columns if columns else self.output)
+
+    def show_beam(self, beam: LeadingBeam | None, *, final: bool = False) -> None:
+        """Say that the output is a beam search's leading hypothesis (or its final beams)."""
+        self._beam = (beam, final)
+        if beam is None and not final:
+            self.beam_label.hide()
+            return
+        if beam is not None:
+            text = self.tr("Beam search, step {step}: the leading beam so far (score {score})").format(
+                step=beam.step, score=number(beam.score, 3)
+            )
+        else:
+            text = self.tr("Beam search ended: the best beams")
+        self.beam_label.setText(text)
+        self.beam_label.setAccessibleName(text)
+        self.beam_label.show()
+
+    @property
+    def showing_columns(self) -> bool:
+        return self.output_stack.currentWidget() is self.output.columns
 
     def set_busy(self, busy: bool) -> None:
         """The Generate button becomes Stop while a generation runs."""
@@ -107,6 +163,8 @@ class GenerationView(QWidget):
         self.prompt_edit.setAccessibleName(self.tr("Prompt"))
         self.prompt_edit.setAccessibleDescription(self.tr("The text the model continues. Ctrl+Enter generates."))
         self.output_label.setText(self.tr("&Output:"))
+        self.side_by_side.setText(self.tr("&Side by side"))
+        self.side_by_side.setToolTip(self.tr("Show the variants in columns next to each other, or one per tab"))
         self.continue_button.setText(self.tr("Co&ntinue"))
         self.continue_button.setToolTip(self.tr("Continue the shown text from where it stopped (Ctrl+Shift+Enter)"))
         self.continue_button.setAccessibleName(self.tr("Continue"))
@@ -117,6 +175,8 @@ class GenerationView(QWidget):
         self.clear_button.setToolTip(self.tr("Clear the output and the generated tokens (Ctrl+Shift+L)"))
         self.clear_button.setAccessibleName(self.tr("Clear output"))
         self._retranslate_generate_button()
+        beam, final = self._beam
+        self.show_beam(beam, final=final)
 
     def _retranslate_generate_button(self) -> None:
         if self.busy:
@@ -144,7 +204,7 @@ class Generation:
     worker: GenerationWorker
     thread: QThread
     cancel: threading.Event
-    recorder: LiveRecorder | None
+    recorder: LiveRecorder
     prompt: str
     base_prompt: str  # what the output pane's text continues (for Continue)
     kind: str
@@ -154,6 +214,11 @@ class Generation:
     tokens: int = 0
     stop_requested: float | None = None
     tokens_after_stop: int = 0
+    prefix: str = ""  # earlier output a continuation extends
+    count: int = 1  # variants asked for
+    beam: LeadingBeam | None = None  # a beam search's latest leading hypothesis
+    beam_shown: LeadingBeam | None = None
+    final_beams: bool = False  # the final beams' tokens have begun (they replace the leader)
 
     def timings(self) -> Timings:
         """The figures so far, measured on the GUI thread as tokens arrive."""
@@ -168,6 +233,7 @@ class GenerationController(QObject):
     Signals:
         started(object): a generation began (its history id, or None without history).
         token_received(TokenEvent): a streamed token was shown.
+        leading_beam_shown(LeadingBeam): a beam search's leading hypothesis is shown (replacing the last).
         finished(Finished): a generation ended (completed, stopped, stop string).
         failed(BaseException): a generation failed; its partial text stays shown.
         state_changed(): busy or idle, or the shown text changed (actions may change).
@@ -175,6 +241,7 @@ class GenerationController(QObject):
 
     started = Signal(object)
     token_received = Signal(object)
+    leading_beam_shown = Signal(object)
     finished = Signal(object)
     failed = Signal(object)
     state_changed = Signal()
@@ -255,18 +322,32 @@ class GenerationController(QObject):
         )
         worker.token_received.connect(self._on_token_received)
         worker.notice_received.connect(self._on_notice_received)
+        worker.leading_beam.connect(self._on_leading_beam)
         worker.finished.connect(self._on_finished)
         worker.failed.connect(self._on_failed)
         worker.history_failed.connect(self.history.report_failure)
-        self.output.reset(settings.num_return_sequences, prefix, context=base_prompt)
+        # A beam search shows one text, its leader, until the best beams arrive (see _show_pending_tokens).
+        shown = 1 if settings.num_beams > 1 else settings.num_return_sequences
+        self.output.reset(shown, prefix, context=base_prompt)
         self.inspector.clear_generated()
         self.inspector.set_prompt_tokens(pieces)
         self.last_finished = None
-        self.current = Generation(worker, QThread(), cancel, recorder, prompt, base_prompt, kind)
+        self.current = Generation(
+            worker,
+            QThread(),
+            cancel,
+            recorder,
+            prompt,
+            base_prompt,
+            kind,
+            prefix=prefix,
+            count=settings.num_return_sequences,
+        )
+        self.view.show_beam(None)
         self.current.thread = self.threads.start("generate", worker)
         self._stats_timer.start()
         self.update_live_figures()
-        self.started.emit(recorder.gen_id if recorder else None)
+        self.started.emit(recorder.gen_id)
         return True
 
     def continue_shown(self, engine: Engine | None, settings: GenerationSettings) -> bool:
@@ -303,6 +384,12 @@ class GenerationController(QObject):
         self._stats_timer.stop()
         self._token_timer.stop()
 
+    def collect(self) -> None:
+        """After shutdown and the workers' end: hand the stopped generation's record to history."""
+        gen, self.current = self.current, None
+        if gen is not None:
+            self.history.end(gen.recorder)
+
     # -- output ----------------------------------------------------------------------------------
 
     def copy(self) -> None:
@@ -331,7 +418,7 @@ class GenerationController(QObject):
         self._pending_tokens.append(event)
         if not self._token_timer.isActive():
             self._token_timer.start()
-        if event.token_id >= 0:
+        if event.token_id >= 0 and gen.beam is None:  # a beam search's steps are counted by its leader
             gen.tokens += 1
             gen.last_token = now
             if gen.first_token is None:
@@ -339,10 +426,41 @@ class GenerationController(QObject):
             if gen.stop_requested is not None:
                 gen.tokens_after_stop += 1
 
+    def _on_leading_beam(self, event: object) -> None:
+        gen = self.current
+        if gen is None or self.closing or not isinstance(event, LeadingBeam):
+            return
+        # Only the latest matters: each replaces the one before, so the display shows one per batch.
+        now = time.perf_counter()
+        gen.beam = event
+        gen.tokens = event.step
+        gen.last_token = now
+        if gen.first_token is None:
+            gen.first_token = now
+        if not self._token_timer.isActive():
+            self._token_timer.start()
+
+    def _show_leading_beam(self, gen: Generation) -> None:
+        beam = gen.beam
+        if beam is None or beam is gen.beam_shown or gen.final_beams:
+            return
+        gen.beam_shown = beam
+        self.output.replace(0, beam.text)
+        self.view.show_beam(beam)
+        self.leading_beam_shown.emit(beam)
+
     def _show_pending_tokens(self) -> None:
+        gen = self.current
+        if gen is not None:
+            self._show_leading_beam(gen)
         events, self._pending_tokens = self._pending_tokens, []
         if not events:
             return
+        if gen is not None and gen.beam is not None and not gen.final_beams:
+            # The search ended: its best beams follow token by token and replace the leader.
+            gen.final_beams = True
+            self.output.reset(gen.count, gen.prefix, context=gen.base_prompt)
+            self.view.show_beam(None, final=True)
         texts: dict[int, list[str]] = {}
         for event in events:
             texts.setdefault(event.sequence, []).append(event.text)
@@ -371,18 +489,26 @@ class GenerationController(QObject):
         self._show_pending_tokens()
         gen, self.current = self.current, None
         self._stats_timer.stop()
+        if gen is not None:
+            self.history.end(gen.recorder)  # kept in memory if the history could not take it
         self.figures.bar.clearMessage()
         if gen is not None:
             if gen.stop_requested is not None:
                 self.stop_latency = time.perf_counter() - gen.stop_requested
-            self.shown = (gen.recorder.gen_id if gen.recorder else None, gen.base_prompt)
+            self.shown = (gen.recorder.gen_id, gen.base_prompt)
         self.state_changed.emit()
         return gen
 
     def _on_finished(self, finished: object) -> None:
         if self.closing or not isinstance(finished, Finished):
             return
-        self._end()
+        gen = self._end()
+        if gen is not None and gen.beam is not None and not gen.final_beams:
+            # The engine sent the final beams only in Finished: show them instead of the leader.
+            self.output.reset(len(finished.texts), gen.prefix, context=gen.base_prompt)
+            for index, text in enumerate(finished.texts):
+                self.output.append(index, text)
+            self.view.show_beam(None, final=True)
         self.last_finished = finished
         t = finished.timings
         self.figures.show_figures(

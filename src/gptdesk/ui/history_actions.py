@@ -11,15 +11,15 @@ from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QFileDialog, QWidget
 
 from gptdesk.engine.base import Engine
-from gptdesk.errors import GptDeskError, SettingsError
+from gptdesk.errors import SettingsError
 from gptdesk.history.errors import HistoryError
 from gptdesk.history.export import FORMATS, export
-from gptdesk.history.recorder import LiveRecorder
-from gptdesk.history.store import GenerationRecord, HistoryStore
+from gptdesk.history.store import GenerationRecord
 from gptdesk.i18n import Text
 from gptdesk.models.catalog import find_entry
 from gptdesk.settings import GenerationSettings
 from gptdesk.ui.history_panel import HistoryPanel
+from gptdesk.ui.history_state import HistoryKeeper
 from gptdesk.ui.messages import Messages
 from gptdesk.ui.params import ParametersPanel
 from gptdesk.ui.status import StatusFigures
@@ -27,70 +27,6 @@ from gptdesk.ui.status import StatusFigures
 if TYPE_CHECKING:
     from gptdesk.ui.generation import GenerationController
     from gptdesk.ui.loading import ModelLoader
-
-
-class HistoryKeeper(QObject):
-    """The window's side of the history store: a record for each generation, and its failures shown."""
-
-    def __init__(self, store: HistoryStore | None, messages: Messages, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.store = store
-        self.messages = messages
-        self.closing = False
-
-    def begin(
-        self,
-        prompt: str,
-        settings: GenerationSettings,
-        *,
-        seed: int,
-        engine: Engine,
-        kind: str,
-        parent_id: int | None,
-    ) -> LiveRecorder | None:
-        """Store the prompt and start recording, or say why this generation will not be saved."""
-        recorder: LiveRecorder | None = None
-        if self.store is not None:
-            try:
-                recorder = LiveRecorder.start(
-                    self.store,
-                    prompt,
-                    settings,
-                    seed=seed,
-                    info=engine.info,
-                    engine=engine.name,
-                    kind=kind,
-                    parent_id=parent_id,
-                )
-            except HistoryError as exc:
-                self.messages.show(
-                    Text("This generation will not be saved in history: ", "Эта генерация не попадёт в историю: ")
-                    + exc.text,
-                    "warning",
-                )
-        if self.store is None or recorder is not None:
-            self.messages.clear()
-        return recorder
-
-    def report_failure(self, exc: object) -> None:
-        if self.closing:
-            return
-        text = exc.text if isinstance(exc, GptDeskError) else Text(str(exc), str(exc))
-        self.messages.show(Text("History: ", "История: ") + text, "warning")
-
-    def record(self, gen_id: int) -> GenerationRecord | None:
-        if self.store is None:
-            return None
-        try:
-            return self.store.get(gen_id)
-        except HistoryError as exc:
-            self.report_failure(exc)
-            return None
-
-    def close(self) -> None:
-        self.closing = True
-        if self.store is not None:
-            self.store.close()
 
 
 class HistoryActions(QObject):

@@ -22,8 +22,9 @@ from gptdesk.models.catalog import find_entry
 from gptdesk.settings import GenerationSettings
 from gptdesk.ui.estimate_panel import EstimatePanel
 from gptdesk.ui.generation import GenerationController, GenerationView
-from gptdesk.ui.history_actions import HistoryActions, HistoryKeeper
+from gptdesk.ui.history_actions import HistoryActions
 from gptdesk.ui.history_panel import HistoryPanel
+from gptdesk.ui.history_state import HistoryKeeper
 from gptdesk.ui.inspector import TokenInspector
 from gptdesk.ui.language import LanguageSwitcher
 from gptdesk.ui.loading import ModelLoader
@@ -44,6 +45,7 @@ class MainWindow(QMainWindow):
         model_failed(object): loading failed (the exception); the previous model stays in use.
         generation_started(object): a generation began (its history id, or None without history).
         token_received(object): a streamed TokenEvent was shown.
+        leading_beam_shown(object): a beam search's leading hypothesis (LeadingBeam) is shown.
         generation_finished(object): the Finished event of a generation that ended.
         generation_failed(object): the exception of a generation that failed.
         language_changed(str): the interface language changed ("ru" or "en").
@@ -53,6 +55,7 @@ class MainWindow(QMainWindow):
     model_failed = Signal(object)
     generation_started = Signal(object)
     token_received = Signal(object)
+    leading_beam_shown = Signal(object)
     generation_finished = Signal(object)
     generation_failed = Signal(object)
     language_changed = Signal(str)
@@ -86,7 +89,9 @@ class MainWindow(QMainWindow):
         self._build_docks()
 
         # Features.
-        self.keeper = HistoryKeeper(store, self.messages, self)
+        self.keeper = HistoryKeeper(store, self.messages, self.threads, error=store_error, parent=self)
+        # Left of the figures, where a warning is seen; it stays until history saves again.
+        self.statusBar().insertPermanentWidget(0, self.keeper.button)
         self.generation = GenerationController(
             self.view, self.inspector, self.figures, self.messages, self.keeper, self.threads
         )
@@ -120,6 +125,8 @@ class MainWindow(QMainWindow):
         self._restore_state()
         self.retranslate()
         self._update_actions()
+        if store_error is not None or (store is not None and store.problem is not None):
+            store_error = store_error or (store.problem if store is not None else None)
         if store_error is not None:
             self.messages.show(store_error.text, "warning")
 
@@ -172,6 +179,7 @@ class MainWindow(QMainWindow):
         generation = self.generation
         generation.started.connect(self._on_generation_started)
         generation.token_received.connect(self.token_received)
+        generation.leading_beam_shown.connect(self.leading_beam_shown)
         generation.finished.connect(self._on_generation_finished)
         generation.failed.connect(self._on_generation_failed)
         generation.state_changed.connect(self._update_actions)
@@ -180,6 +188,7 @@ class MainWindow(QMainWindow):
         self.loader.state_changed.connect(self._on_loading_changed)
         self.params.settings_changed.connect(self._on_settings_changed)
         self.language.changed.connect(self._on_language_changed)
+        self.keeper.store_changed.connect(self._on_store_changed)
 
     def _action(self, slot: Callable[[], Any], *shortcuts: QKeySequence | QKeySequence.StandardKey | str) -> QAction:
         action = QAction(self)
@@ -506,6 +515,11 @@ class MainWindow(QMainWindow):
         self._update_actions()
         self.estimate.schedule()
 
+    def _on_store_changed(self, store: object) -> None:
+        self.store = store if isinstance(store, HistoryStore) else None
+        self.history.store = self.store
+        self.history.refresh()
+
     def _focus_history_search(self) -> None:
         self.history_dock.show()
         self.history_dock.raise_()
@@ -521,17 +535,25 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         # Stop first (the engine halts within a token), then quit and wait for every worker, so no
         # thread outlives the window and the recorder has written the last of the output.
-        self._closing = True
         self.generation.shutdown()
+        self.wait_for_workers()
+        self.generation.collect()
+        if not self.keeper.confirm_close():  # generations the history could not take: export them?
+            self.generation.closing = False
+            event.ignore()
+            return
+        self._closing = True
         self.loader.closing = True
         self.keeper.closing = True
-        self.wait_for_workers()
         self.threads.running.clear()
         self.figures.stop()
         self.estimate.stop()
         self._qsettings.setValue("geometry", self.saveGeometry())
         self._qsettings.setValue("state", self.saveState())
         self._qsettings.sync()
+        # A closed window still receives LanguageChange (and retranslates): nothing may reach the
+        # closed engine then (a closed llama.cpp model crashed the process when tokenizing).
+        self.estimate.engine = None
         if self.engine is not None:
             self.engine.close()
             self.engine = None

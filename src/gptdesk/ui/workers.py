@@ -19,7 +19,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
-from gptdesk.engine.base import Engine, Finished, Notice, TokenEvent
+from gptdesk.engine.base import Engine, Finished, LeadingBeam, Notice, TokenEvent
 from gptdesk.history.recorder import LiveRecorder
 from gptdesk.i18n import Text
 from gptdesk.settings import GenerationSettings
@@ -34,6 +34,7 @@ class GenerationWorker(QObject):
     Signals:
         token_received(TokenEvent): a token arrived (its text may be "" mid-character).
         notice_received(Notice): something to tell the user (a warning, a truncated prompt).
+        leading_beam(LeadingBeam): a beam search's best hypothesis changed (it replaces the last).
         finished(Finished): the generation ended (completed, stopped or hit a stop string).
         failed(BaseException): the engine raised; the partial output is already in history.
         history_failed(HistoryError): history could not be written; the generation went on.
@@ -41,6 +42,7 @@ class GenerationWorker(QObject):
 
     token_received = Signal(object)
     notice_received = Signal(object)
+    leading_beam = Signal(object)
     finished = Signal(object)
     failed = Signal(object)
     history_failed = Signal(object)
@@ -74,6 +76,8 @@ class GenerationWorker(QObject):
                     recorder.add(event)
                 if isinstance(event, TokenEvent):
                     self.token_received.emit(event)
+                elif isinstance(event, LeadingBeam):
+                    self.leading_beam.emit(event)
                 elif isinstance(event, Notice):
                     self.notice_received.emit(event)
                 elif isinstance(event, Finished):

@@ -43,8 +43,16 @@
 <context>
     <name>GenerationView</name>
     <message>
-        <source>&amp;Prompt (Ctrl+Enter generates, Esc stops):</source>
+        <source>Beam search, step {step}: the leading beam so far (score {score})</source>
         <extracomment>Alternatives asked of the engine for every generated token (the inspector shows them). Milliseconds between updates of the output while tokens stream: ~40 a second is smooth, and cheap at any speed, since a fast engine&apos;s tokens are shown in batches.</extracomment>
+        <translation>Лучевой поиск, шаг {step}: лучший луч на сейчас (оценка {score})</translation>
+    </message>
+    <message>
+        <source>Beam search ended: the best beams</source>
+        <translation>Лучевой поиск завершён: лучшие лучи</translation>
+    </message>
+    <message>
+        <source>&amp;Prompt (Ctrl+Enter generates, Esc stops):</source>
         <translation>&amp;Затравка (Ctrl+Enter — генерировать, Esc — остановить):</translation>
     </message>
     <message>
@@ -62,6 +70,14 @@
     <message>
         <source>&amp;Output:</source>
         <translation>&amp;Результат:</translation>
+    </message>
+    <message>
+        <source>&amp;Side by side</source>
+        <translation>&amp;Рядом</translation>
+    </message>
+    <message>
+        <source>Show the variants in columns next to each other, or one per tab</source>
+        <translation>Показывать варианты колонками рядом друг с другом или по одному на вкладке</translation>
     </message>
     <message>
         <source>Co&amp;ntinue</source>
@@ -141,6 +157,78 @@
     <message>
         <source>Exported {n} generations to {path}.</source>
         <translation>Генераций экспортировано: {n}, файл {path}.</translation>
+    </message>
+</context>
+<context>
+    <name>HistoryKeeper</name>
+    <message>
+        <source>History is off</source>
+        <extracomment>How long the GUI thread waits for another program&apos;s lock when storing a prompt: longer would freeze the window; a prompt that meets the lock is kept in memory and written by the retries. How long the recorder&apos;s own writes (off the GUI thread) wait for a lock before keeping the rest in memory: another GPT Desk holds it for milliseconds; longer would delay the end of a generation. Milliseconds between background attempts to reopen or write the history while it is off. Why history is not saving now (None: it is).</extracomment>
+        <translation>История отключена</translation>
+    </message>
+    <message>
+        <source>History is read-only</source>
+        <translation>История только для чтения</translation>
+    </message>
+    <message>
+        <source>History is locked</source>
+        <translation>История заблокирована</translation>
+    </message>
+    <message>
+        <source>History is not saving</source>
+        <translation>История не сохраняется</translation>
+    </message>
+    <message>
+        <source>{n} not saved</source>
+        <translation>не сохранено: {n}</translation>
+    </message>
+    <message>
+        <source>Past generations can still be browsed and searched.</source>
+        <translation>Прошлые генерации по-прежнему можно просматривать и искать.</translation>
+    </message>
+    <message>
+        <source>New generations are kept in memory and saved when the history can be written again (GPT Desk retries every few seconds). Export them to keep them in a file now.</source>
+        <translation>Новые генерации хранятся в памяти и будут сохранены, когда историю снова можно будет записать (GPT Desk пробует каждые несколько секунд). Экспортируйте их, чтобы сохранить в файл уже сейчас.</translation>
+    </message>
+    <message>
+        <source>&amp;Try again now</source>
+        <translation>&amp;Повторить сейчас</translation>
+    </message>
+    <message>
+        <source>&amp;Export generations not saved…</source>
+        <translation>&amp;Экспортировать несохранённые генерации…</translation>
+    </message>
+    <message>
+        <source>JSON (*.json)</source>
+        <translation>JSON (*.json)</translation>
+    </message>
+    <message>
+        <source>Markdown (*.md)</source>
+        <translation>Markdown (*.md)</translation>
+    </message>
+    <message>
+        <source>Export generations not saved in history</source>
+        <translation>Экспорт генераций, не сохранённых в истории</translation>
+    </message>
+    <message>
+        <source>Generations not saved</source>
+        <translation>Генерации не сохранены</translation>
+    </message>
+    <message>
+        <source>{n} generations could not be saved in history.</source>
+        <translation>Не удалось сохранить в истории генераций: {n}.</translation>
+    </message>
+    <message>
+        <source>Export them to a file before closing?</source>
+        <translation>Экспортировать их в файл перед закрытием?</translation>
+    </message>
+    <message>
+        <source>&amp;Export…</source>
+        <translation>&amp;Экспортировать…</translation>
+    </message>
+    <message>
+        <source>Close &amp;without saving</source>
+        <translation>Закрыть &amp;без сохранения</translation>
     </message>
 </context>
 <context>
@@ -402,6 +490,7 @@
     <name>OutputPane</name>
     <message>
         <source>Output</source>
+        <extracomment>The same variants side by side; every change is written there too.</extracomment>
         <translation>Результат</translation>
     </message>
     <message>
@@ -675,6 +764,21 @@
     <message>
         <source>Probability</source>
         <translation>Вероятность</translation>
+    </message>
+</context>
+<context>
+    <name>VariantColumns</name>
+    <message>
+        <source>Variants side by side</source>
+        <translation>Варианты рядом</translation>
+    </message>
+    <message>
+        <source>Variant {n}</source>
+        <translation>Вариант {n}</translation>
+    </message>
+    <message>
+        <source>The prompt in grey, then the text the model wrote</source>
+        <translation>Затравка серым, затем текст, написанный моделью</translation>
     </message>
 </context>
 </TS>

@@ -64,7 +64,7 @@ def test_matches_a_direct_transformers_computation(reference: TransformersEngine
         logits = model(torch.tensor([ids])).logits[0, :-1].double()
     nll = -torch.log_softmax(logits, dim=-1).gather(1, torch.tensor(ids[1:])[:, None]).sum().item()
 
-    result = measure(SHORT, tokenizer, reference.token_logprobs, context=512)
+    result = measure(SHORT, tokenizer, reference.score_tokens, context=512)
     assert result.windows == 1 and result.complete
     assert result.tokens == len(ids) - 1
     assert result.characters == len(SHORT)
@@ -88,11 +88,11 @@ def test_strided_windows_match_a_direct_computation(reference: TransformersEngin
             logp = torch.log_softmax(reference._model(window).logits[0, :-1].double(), dim=-1)
             rows = range(w.score_from - w.begin - 1, w.end - w.begin - 1)
             expected -= sum(float(logp[r, ids[w.begin + r + 1]]) for r in rows)
-    result = measure(text, tokenizer, reference.token_logprobs, context=context)
+    result = measure(text, tokenizer, reference.score_tokens, context=context)
     assert result.windows > 5
     assert result.nll_nats == pytest.approx(expected, rel=1e-5)
     # A longer context sees more text before each token, so the model is less surprised.
-    assert measure(text, tokenizer, reference.token_logprobs, context=256).nll_nats < result.nll_nats
+    assert measure(text, tokenizer, reference.score_tokens, context=256).nll_nats < result.nll_nats
 
 
 # f16 holds exactly the embedded model's weights (stored in float16); llama.cpp computes in its
@@ -103,14 +103,14 @@ def test_llama_cpp_agrees_with_transformers(reference: TransformersEngine, share
     text = heldout_text()[:2500]
     with LlamaCppEngine.load(None, quant=quant, threads=2) as fast:
         ids = [2, *reference.tokenizer(text[:600], add_special_tokens=False)["input_ids"]]
-        a = reference.token_logprobs(ids, 1)
-        b = fast.token_logprobs(ids, 1)
+        a = reference.score_tokens(ids, 1)
+        b = fast.score_tokens(ids, 1)
         assert a.shape == b.shape == (len(ids) - 1,)
         assert np.max(np.abs(a - b)) < 0.05
         # Scoring from a later position gives the tail of the same figures.
-        np.testing.assert_allclose(fast.token_logprobs(ids, 40), b[39:], atol=1e-4)
-        slow_result = measure(text, reference.tokenizer, reference.token_logprobs, context=128)
-        fast_result = measure(text, fast.tokenizer, fast.token_logprobs, context=128)
+        np.testing.assert_allclose(fast.score_tokens(ids, 40), b[39:], atol=1e-4)
+        slow_result = measure(text, reference.tokenizer, reference.score_tokens, context=128)
+        fast_result = measure(text, fast.tokenizer, fast.score_tokens, context=128)
     assert fast_result.tokens == slow_result.tokens
     assert fast_result.bits_per_char == pytest.approx(slow_result.bits_per_char, rel=3e-3)
     # The embedded model knows this kind of prose (its card: 1.56 bits/char on all held-out works).
@@ -119,11 +119,11 @@ def test_llama_cpp_agrees_with_transformers(reference: TransformersEngine, share
 
 def test_quantized_types_cost_quality_in_order(reference: TransformersEngine, shared_cache: Path) -> None:
     text = heldout_text()[:3000]
-    f32 = measure(text, reference.tokenizer, reference.token_logprobs, context=256).bits_per_char
+    f32 = measure(text, reference.tokenizer, reference.score_tokens, context=256).bits_per_char
     figures = {}
     for quant in ("q8_0", "q4_K_M", "q4_0"):
         with LlamaCppEngine.load(None, quant=quant, threads=2) as fast:
-            figures[quant] = measure(text, fast.tokenizer, fast.token_logprobs, context=256).bits_per_char
+            figures[quant] = measure(text, fast.tokenizer, fast.score_tokens, context=256).bits_per_char
     assert figures["q8_0"] <= f32 * 1.01
     assert figures["q4_K_M"] <= f32 * 1.05
     assert figures["q4_K_M"] < figures["q4_0"]

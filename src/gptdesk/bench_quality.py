@@ -87,7 +87,7 @@ def measure_type(qtype: str, threads: int) -> dict[str, Any]:
         label = f"llama.cpp {qtype}"
     with engine:
         load_s = time.perf_counter() - started
-        result = measure(heldout_text(), engine.tokenizer, engine.token_logprobs, context=engine.info.n_positions)
+        result = measure(heldout_text(), engine.tokenizer, engine.score_tokens, context=engine.info.n_positions)
         file_bytes = getattr(engine, "gguf", None)
         size = file_bytes.stat().st_size if file_bytes is not None else 0
     return {

@@ -35,6 +35,8 @@ SUBCOMMAND_MODULES: list[str] = [
     "gptdesk.models.cli",
     "gptdesk.server.cli",
     "gptdesk.bench",
+    "gptdesk.lab.cli",
+    "gptdesk.desktop.cli",
     "gptdesk.perplexity_cli",
 ]
 
@@ -297,6 +299,8 @@ def cmd_generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         engine = load_engine(
             args.model, engine=args.engine, device=args.device, dtype=args.dtype, **_quant_option(args)
         )
+        if args.engine == "auto":
+            _say_fast_engine_missing(err)
     try:
         if args.show_tokens:
             _print_tokens(engine.tokenize(prompt), out)
@@ -370,6 +374,15 @@ def cmd_generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return EXIT_INTERRUPTED if finished.finish_reason == "cancelled" else EXIT_OK
     finally:
         engine.close()
+
+
+def _say_fast_engine_missing(err: TextIO) -> None:
+    """Once per run: "auto" fell back to transformers because llama.cpp is not installed; say what it would give."""
+    from gptdesk.desktop.fast_engine import fast_engine_notice
+
+    notice = fast_engine_notice()
+    if notice is not None:
+        print("! " + notice.get(), file=err, flush=True)
 
 
 @contextlib.contextmanager

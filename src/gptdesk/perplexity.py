@@ -17,7 +17,7 @@ from gptdesk.errors import InvalidInputError
 from gptdesk.i18n import Text
 
 #: A scorer: (token ids of one window, first position to score) -> log p(ids[i] | ids[:i]) for
-#: i = start .. len(ids) - 1, in nats. Both local engines' `token_logprobs` are scorers.
+#: i = start .. len(ids) - 1, in nats. Both local engines' `score_tokens` are scorers.
 Scorer = Callable[[list[int], int], Any]
 
 #: Engines that can score a text (the remote protocol returns no log-probabilities of given text).
@@ -220,7 +220,7 @@ class LoadedScorer:
         return int(self.engine.info.n_positions)
 
     def score(self, ids: list[int], start: int) -> Any:
-        return self.engine.token_logprobs(ids, start)
+        return self.engine.score_tokens(ids, start)
 
     def close(self) -> None:
         self.engine.close()

@@ -119,7 +119,7 @@ def test_corrupt_k_quant_is_rebuilt(embedded: ResolvedModel, damage: str) -> Non
     assert not rebuilt.reused
     assert cached_problem(path, revision=embedded.revision, quant="q6_K", full=True) is None
     with LlamaCppEngine.load(None, quant="q6_K", threads=2) as engine:
-        assert engine.token_logprobs(engine.tokenizer("Жили-были дед да баба")["input_ids"]).shape[0] > 2
+        assert engine.score_tokens(engine.tokenizer("Жили-были дед да баба")["input_ids"]).shape[0] > 2
 
 
 def test_progress_runs_to_the_end_and_names_the_type(embedded: ResolvedModel) -> None:

@@ -285,6 +285,27 @@ class TransformersEngine:
             full = torch.tensor([ids], device=self._model.device)
             return self._model(full).logits[0, -1].float().cpu().numpy()
 
+    def token_logprobs(self, prompt_ids: list[int], ids: list[int]) -> Any:
+        """The raw log-probability of each of `ids` after `prompt_ids` (a float32 numpy vector; for the lab)."""
+        if self._model is None:
+            raise EngineError(Text("The engine is closed.", "Движок закрыт."))
+        if not prompt_ids or len(prompt_ids) + len(ids) > self.info.n_positions:
+            raise InvalidInputError(
+                Text(
+                    f"{len(prompt_ids)} + {len(ids)} token ids: give a prompt and at most "
+                    f"{self.info.n_positions} tokens in all.",
+                    f"{len(prompt_ids)} + {len(ids)} токенов: нужна затравка и не больше "
+                    f"{self.info.n_positions} токенов всего.",
+                )
+            )
+        import numpy as np
+        import torch
+
+        if not ids:
+            return np.zeros(0, dtype=np.float32)
+        logprobs = self._score(prompt_ids, ids)
+        return logprobs[torch.arange(len(ids)), torch.tensor(ids)].cpu().numpy()
+
     def prepare(self, prompt: str, settings: GenerationSettings) -> PreparedPrompt:
         """Prompt ids (cut to fit the context), min and max new tokens, and notices to show."""
         if not prompt.strip():
@@ -621,7 +642,7 @@ class TransformersEngine:
 
     # -- scoring a text (the perplexity tool) ---------------------------------------------------
 
-    def token_logprobs(self, ids: list[int], start: int = 1) -> Any:
+    def score_tokens(self, ids: list[int], start: int = 1) -> Any:
         """log p(ids[i] | ids[:i]) for i in start .. len(ids) - 1 (a float64 numpy vector), from one
         forward pass over `ids`.
 

@@ -399,6 +399,34 @@ class LlamaCppEngine:
             native.clear()
             return native.decode(ids)
 
+    def token_logprobs(self, prompt_ids: list[int], ids: list[int]) -> np.ndarray[Any, np.dtype[np.float32]]:
+        """The raw log-probability of each of `ids` after `prompt_ids` (temperature 1, nothing applied).
+
+        The prompt is decoded once and the tokens one by one on the cache, as in a generation (for the lab).
+        """
+        if not prompt_ids or len(prompt_ids) + len(ids) > self.info.n_positions:
+            raise InvalidInputError(
+                Text(
+                    f"{len(prompt_ids)} + {len(ids)} token ids: give a prompt and at most "
+                    f"{self.info.n_positions} tokens in all.",
+                    f"{len(prompt_ids)} + {len(ids)} токенов: нужна затравка и не больше "
+                    f"{self.info.n_positions} токенов всего.",
+                )
+            )
+        out = np.zeros(len(ids), dtype=np.float32)
+        with self._lock:
+            native = self._native
+            if native is None:
+                raise EngineError(Text("The engine is closed.", "Движок закрыт."))
+            native.ensure_context(len(prompt_ids) + len(ids), self.info.n_positions)
+            native.clear()
+            logits = native.decode(prompt_ids)
+            for i, token in enumerate(ids):
+                if i > 0:
+                    logits = native.decode([ids[i - 1]])
+                out[i] = log_softmax(logits)[token]
+        return out
+
     def stream(
         self,
         prompt: str,
@@ -569,7 +597,7 @@ class LlamaCppEngine:
 
     # -- scoring a text (the perplexity tool) ---------------------------------------------------
 
-    def token_logprobs(self, ids: list[int], start: int = 1) -> np.ndarray[Any, np.dtype[np.float64]]:
+    def score_tokens(self, ids: list[int], start: int = 1) -> np.ndarray[Any, np.dtype[np.float64]]:
         """log p(ids[i] | ids[:i]) for i in start .. len(ids) - 1, as the reference engine's method.
 
         A context of its own (made and freed here, so generation's cache is left alone), fed in
@@ -741,9 +769,9 @@ class AutoEngine:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def token_logprobs(self, ids: list[int], start: int = 1) -> np.ndarray[Any, np.dtype[np.float64]]:
-        """Scored by the llama.cpp engine (see LlamaCppEngine.token_logprobs)."""
-        return self.fast.token_logprobs(ids, start)
+    def score_tokens(self, ids: list[int], start: int = 1) -> np.ndarray[Any, np.dtype[np.float64]]:
+        """Scored by the llama.cpp engine (see LlamaCppEngine.score_tokens)."""
+        return self.fast.score_tokens(ids, start)
 
 
 def load_auto(

@@ -60,6 +60,13 @@ def m002_variants_and_lineage(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE generations ADD COLUMN parent_id INTEGER REFERENCES generations (id) ON DELETE SET NULL")
 
 
+@migration
+def m003_groups(db: sqlite3.Connection) -> None:
+    # The parameter lab's explorer stores a grid of settings as generations sharing one group id.
+    db.execute("ALTER TABLE generations ADD COLUMN group_id TEXT")
+    db.execute("CREATE INDEX generations_group ON generations (group_id)")
+
+
 def applied(db: sqlite3.Connection) -> list[str]:
     """Names of the migrations recorded in this database, in the order they ran."""
     db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")

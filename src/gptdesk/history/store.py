@@ -27,7 +27,7 @@ DB_NAME = "history.sqlite3"
 _SQLITE_BUSY = 5
 _SQLITE_LOCKED = 6
 STATUSES = ("running", "finished", "cancelled", "failed", "interrupted")
-KINDS = ("new", "continue", "reproduce")
+KINDS = ("new", "continue", "reproduce", "explore")  # explore: a cell of the lab's settings grid
 #: Libraries whose versions decide what a generation produces, recorded with each one.
 VERSIONED = ("gptdesk", "torch", "transformers", "tokenizers", "safetensors", "PySide6-Essentials")
 
@@ -154,6 +154,7 @@ class GenerationRecord:
     error: str | None
     kind: str = "new"
     parent_id: int | None = None
+    group_id: str | None = None  # cells of one explorer grid share it
 
     @property
     def output(self) -> str:
@@ -179,6 +180,7 @@ class GenerationRecord:
             "status": self.status,
             "kind": self.kind,
             "parent_id": self.parent_id,
+            "group_id": self.group_id,
             "prompt": self.prompt,
             "output": self.output,
             "variants": self.texts,
@@ -441,6 +443,7 @@ class HistoryStore:
         engine: str | None = None,
         kind: str = "new",
         parent_id: int | None = None,
+        group_id: str | None = None,
         created_at: str | None = None,
         timeout: float | None = None,
     ) -> int:
@@ -459,8 +462,8 @@ class HistoryStore:
                 INSERT INTO generations (
                     created_at, updated_at, status, pid, prompt, output, settings, seed,
                     model_id, model_revision, model_source, engine, device, dtype, versions,
-                    kind, parent_id
-                ) VALUES (?, ?, 'running', ?, ?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    kind, parent_id, group_id
+                ) VALUES (?, ?, 'running', ?, ?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
                 (
                     now,
@@ -478,6 +481,7 @@ class HistoryStore:
                     json.dumps(library_versions()),
                     kind,
                     parent_id,
+                    group_id,
                 ),
             )
         if cur.lastrowid is None:  # pragma: no cover - an INSERT always sets it
@@ -631,6 +635,28 @@ class HistoryStore:
             rows = self._db().execute(query, params).fetchall()
         return [_record(row) for row in rows]
 
+    def find_group(self, group_id: str) -> list[GenerationRecord]:
+        """The generations of one explorer grid, in the order they were stored."""
+        with self._guard(Text("reading the history", "чтение истории")):
+            rows = (
+                self._db().execute("SELECT * FROM generations WHERE group_id = ? ORDER BY id", (group_id,)).fetchall()
+            )
+        return [_record(row) for row in rows]
+
+    def groups(self, *, limit: int = 50) -> list[tuple[str, int, str]]:
+        """Recent explorer grids: (group id, cells, prompt), newest first."""
+        with self._guard(Text("reading the history", "чтение истории")):
+            rows = (
+                self._db()
+                .execute(
+                    "SELECT group_id, count(*), min(prompt), max(id) AS last FROM generations "
+                    "WHERE group_id IS NOT NULL GROUP BY group_id ORDER BY last DESC LIMIT ?",
+                    (limit,),
+                )
+                .fetchall()
+            )
+        return [(str(r[0]), int(r[1]), str(r[2])) for r in rows]
+
     def count(self) -> int:
         with self._guard(Text("reading the history", "чтение истории")):
             return int(self._db().execute("SELECT count(*) FROM generations").fetchone()[0])
@@ -693,4 +719,5 @@ def _record(row: sqlite3.Row) -> GenerationRecord:
         error=row["error"],
         kind=row["kind"],
         parent_id=row["parent_id"],
+        group_id=row["group_id"],
     )

@@ -14,9 +14,10 @@ from typing import Any, TextIO
 
 from gptdesk.estimate import available_memory, format_bytes
 from gptdesk.i18n import Text, current_language
+from gptdesk.models.converted import cache_total, gguf_root
 from gptdesk.models.download import DownloadProgress, HubSettings, format_duration, plan
 from gptdesk.models.download import fetch as fetch_plan
-from gptdesk.models.manage import SHOWN_DTYPES, ModelRow, delete_model, find_row, list_models
+from gptdesk.models.manage import SHOWN_DTYPES, ModelRow, delete_converted, delete_model, find_row, list_models
 
 EXIT_OK = 0
 _BAR_WIDTH = 24
@@ -97,11 +98,22 @@ def register(subparsers: Any) -> None:
         "rm",
         help=_t("delete a downloaded model", "удалить скачанную модель"),
         description=_t(
-            "Delete NAME from the Hugging Face cache, under every org name, partial downloads included.",
-            "Удалить NAME из кэша Hugging Face под всеми именами организации, вместе с недокачанными файлами.",
+            "Delete NAME from the Hugging Face cache, under every org name, partial downloads included, and its "
+            "GGUF copies for the llama.cpp engine. --converted deletes only the GGUF copies.",
+            "Удалить NAME из кэша Hugging Face под всеми именами организации, вместе с недокачанными файлами, и её "
+            "копии GGUF для движка llama.cpp. С --converted удаляются только копии GGUF.",
         ),
     )
     rm.add_argument("name", help=_t("catalog name or hub id", "имя из каталога или id на хабе"))
+    rm.add_argument(
+        "--converted",
+        action="store_true",
+        help=_t(
+            "delete only the converted GGUF files (they are made again when needed); works for the embedded model",
+            "удалить только преобразованные файлы GGUF (при надобности они создаются заново); подходит и для "
+            "встроенной модели",
+        ),
+    )
     rm.set_defaults(func=cmd_rm)
 
 
@@ -124,6 +136,9 @@ def _row_json(r: ModelRow) -> dict[str, Any]:
         "fits": r.fits,
         "licence": r.licence,
         "local_path": str(r.local_path) if r.local_path else None,
+        "converted": [
+            {"quant": f.quant, "path": str(f.path), "bytes": f.bytes, "revision": f.revision} for f in r.converted
+        ],
     }
 
 
@@ -136,6 +151,7 @@ def cmd_ls(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             {
                 "available_memory_bytes": free,
                 "cache_dir": str(hub.resolved_cache()),
+                "gguf_cache": {"dir": str(gguf_root()), "bytes": cache_total()},
                 "models": [_row_json(r) for r in rows],
             },
             out,
@@ -164,6 +180,11 @@ def cmd_ls(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if r.status == "partial":
             status += f" ({format_bytes(r.partial_bytes, lang)})"
         print(f"{r.name:<16} {params} {download:>9} {disk:>9}{rams}  {status:<18} {r.id}", file=out)
+        for f in r.converted:
+            print(
+                f"{'':<16} └ GGUF {f.quant:<5} {format_bytes(f.bytes, lang):>9}  {f.path}",
+                file=out,
+            )
     print(
         _t(
             f"Free memory now: {format_bytes(free)}. '!' marks a model that does not fit in that dtype "
@@ -173,6 +194,17 @@ def cmd_ls(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         ),
         file=out,
     )
+    total = cache_total()
+    if total:
+        print(
+            _t(
+                f"Converted GGUF files (llama.cpp engine): {format_bytes(total)} in {gguf_root()}; "
+                "`gptdesk models rm NAME --converted` deletes a model's copies.",
+                f"Преобразованные файлы GGUF (движок llama.cpp): {format_bytes(total, 'ru')} в {gguf_root()}; "
+                "`gptdesk models rm ИМЯ --converted` удаляет копии модели.",
+            ),
+            file=out,
+        )
     return EXIT_OK
 
 
@@ -308,6 +340,21 @@ def cmd_pull(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_rm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.converted:
+        freed = delete_converted(args.name)
+        print(
+            _t(
+                f"Deleted the converted GGUF files of {args.name}: {format_bytes(freed)} freed.",
+                f"Удалены преобразованные файлы GGUF модели {args.name}: освобождено {format_bytes(freed, 'ru')}.",
+            )
+            if freed
+            else _t(
+                f"{args.name} has no converted GGUF files in {gguf_root()}: nothing to delete.",
+                f"У {args.name} нет преобразованных файлов GGUF в {gguf_root()}: удалять нечего.",
+            ),
+            file=out,
+        )
+        return EXIT_OK
     freed = delete_model(args.name, HubSettings().resolved_cache())
     print(
         _t(

@@ -26,6 +26,7 @@ from gptdesk.ui.history_actions import HistoryActions
 from gptdesk.ui.history_panel import HistoryPanel
 from gptdesk.ui.history_state import HistoryKeeper
 from gptdesk.ui.inspector import TokenInspector
+from gptdesk.ui.lab.window import LabFeature
 from gptdesk.ui.language import LanguageSwitcher
 from gptdesk.ui.loading import ModelLoader
 from gptdesk.ui.messages import Messages
@@ -117,6 +118,17 @@ class MainWindow(QMainWindow):
         )
         self.estimate = EstimatePanel(self.params, self.prompt_edit, self.inspector, busy=lambda: self.generation.busy)
         self.language = LanguageSwitcher(translations, self._qsettings, self)
+        self.lab = LabFeature(
+            self,
+            self.threads,
+            current=lambda: self.engine,
+            store=store,
+            settings=lambda: self.params.current,
+            apply_settings=self.params.set_settings,
+            prompt=self.prompt_edit.toPlainText,
+            inspector=self.inspector,
+            show_message=self.show_message,
+        )
         self._connect()
         self._build_actions()
         self._build_menus()
@@ -251,6 +263,7 @@ class MainWindow(QMainWindow):
         self.view_menu.addSeparator()
         for dock in (self.history_dock, self.params_dock, self.inspector_dock):
             self.view_menu.addAction(dock.toggleViewAction())
+        bar.addMenu(self.lab.menu)
         self.tools_menu = bar.addMenu("")
         self.tools_menu.addAction(self.act_perplexity)
         self.quant_menu = self.tools_menu.addMenu("")
@@ -317,6 +330,7 @@ class MainWindow(QMainWindow):
         self.generation.update_live_figures()
         self.messages.retranslate()
         self.estimate.update()
+        self.lab.retranslate()
 
     # -- messages --------------------------------------------------------------------------------
 
@@ -536,6 +550,7 @@ class MainWindow(QMainWindow):
         # Stop first (the engine halts within a token), then quit and wait for every worker, so no
         # thread outlives the window and the recorder has written the last of the output.
         self.generation.shutdown()
+        self.lab.stop()
         self.wait_for_workers()
         self.generation.collect()
         if not self.keeper.confirm_close():  # generations the history could not take: export them?

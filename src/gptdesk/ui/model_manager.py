@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from gptdesk.errors import GptDeskError
 from gptdesk.estimate import available_memory, format_bytes
 from gptdesk.i18n import Text, current_language
+from gptdesk.models.converted import cache_total, gguf_root
 from gptdesk.models.download import (
     DownloadCancelled,
     DownloadProgress,
@@ -38,7 +39,7 @@ from gptdesk.models.download import (
     free_disk_space,
     pull,
 )
-from gptdesk.models.manage import SHOWN_DTYPES, ModelRow, delete_model, find_row, list_models
+from gptdesk.models.manage import SHOWN_DTYPES, ModelRow, delete_converted, delete_model, find_row, list_models
 
 _ID_ROLE = Qt.ItemDataRole.UserRole + 1
 _PROGRESS_STEPS = 1000
@@ -48,6 +49,7 @@ _COLUMNS: tuple[tuple[str, Text], ...] = (
     ("params", Text("Parameters", "Параметры")),
     ("download", Text("Download", "Загрузка")),
     ("disk", Text("On disk", "На диске")),
+    ("converted", Text("GGUF copies", "Копии GGUF")),
     *((f"ram_{d}", Text(f"RAM {d}", f"ОЗУ {d}")) for d in SHOWN_DTYPES),
     ("licence", Text("Licence", "Лицензия")),
     ("status", Text("Status", "Состояние")),
@@ -142,11 +144,19 @@ class ModelManagerDialog(QDialog):
         self.download_button = QPushButton()
         self.cancel_button = QPushButton()
         self.delete_button = QPushButton()
+        self.delete_converted_button = QPushButton()
+        self.delete_converted_button.setObjectName("delete_converted")
         self.open_button = QPushButton()
         self.use_button = QPushButton()
         self.use_button.setDefault(True)
         actions = QHBoxLayout()
-        for button in (self.download_button, self.cancel_button, self.delete_button, self.open_button):
+        for button in (
+            self.download_button,
+            self.cancel_button,
+            self.delete_button,
+            self.delete_converted_button,
+            self.open_button,
+        ):
             actions.addWidget(button)
         actions.addStretch(1)
         actions.addWidget(self.use_button)
@@ -202,6 +212,7 @@ class ModelManagerDialog(QDialog):
         self.repo_edit.returnPressed.connect(self._on_add_clicked)
         self.cancel_button.clicked.connect(self.cancel_download)
         self.delete_button.clicked.connect(self._on_delete_clicked)
+        self.delete_converted_button.clicked.connect(self._on_delete_converted_clicked)
         self.open_button.clicked.connect(self._on_open_clicked)
         self.use_button.clicked.connect(self._on_use_clicked)
         self.table.itemSelectionChanged.connect(self._update_buttons)
@@ -271,6 +282,13 @@ class ModelManagerDialog(QDialog):
         self.table.setHorizontalHeaderLabels([label.get(lang) for _, label in _COLUMNS])
         self.cancel_button.setText(Text("Cancel download", "Отменить загрузку").get(lang))
         self.delete_button.setText(Text("Delete", "Удалить").get(lang))
+        self.delete_converted_button.setText(Text("Delete GGUF copies", "Удалить копии GGUF").get(lang))
+        self.delete_converted_button.setToolTip(
+            Text(
+                "Delete the model's files converted for the llama.cpp engine; they are made again when needed.",
+                "Удалить файлы модели, преобразованные для движка llama.cpp; при надобности они создаются заново.",
+            ).get(lang)
+        )
         self.open_button.setText(Text("Open folder", "Открыть папку").get(lang))
         self.use_button.setText(Text("Use", "Использовать").get(lang))
         self.repo_label.setText(Text("Any model on the hub:", "Любая модель с хаба:").get(lang))
@@ -304,14 +322,18 @@ class ModelManagerDialog(QDialog):
         free = available_memory()
         disk_free = self._disk_free()
         machine = Text(
-            "This computer: {mem} of memory available now; {disk} free for downloads in {dir}.",
-            "Этот компьютер: сейчас доступно {mem} памяти; для загрузок свободно {disk} в {dir}.",
+            "This computer: {mem} of memory available now; {disk} free for downloads in {dir}. "
+            "GGUF copies for the llama.cpp engine: {gguf} in {gguf_dir}.",
+            "Этот компьютер: сейчас доступно {mem} памяти; для загрузок свободно {disk} в {dir}. "
+            "Копии GGUF для движка llama.cpp: {gguf} в {gguf_dir}.",
         )
         self.machine_label.setText(
             machine.get(lang).format(
                 mem=format_bytes(free, lang),
                 disk=format_bytes(disk_free, lang) if disk_free is not None else "?",
                 dir=self._hub.resolved_cache(),
+                gguf=format_bytes(cache_total(), lang),
+                gguf_dir=gguf_root(),
             )
         )
         fits_tip = Text(
@@ -331,12 +353,14 @@ class ModelManagerDialog(QDialog):
                 "params": f"{row.params / 1e6:.0f}M" if row.params else "?",
                 "download": format_bytes(row.download_bytes, lang) if row.download_bytes else "?",
                 "disk": format_bytes(row.disk_bytes, lang) if row.disk_bytes else "—",
+                "converted": ", ".join(f"{f.quant} {format_bytes(f.bytes, lang)}" for f in row.converted) or "—",
                 "licence": row.licence or Text("see its hub page", "см. страницу на хабе").get(lang),
                 "status": self._status_text(row).get(lang),
             }
             for key, text in cells.items():
                 self._cell(index, _COL[key]).setText(text)
             self._cell(index, _COL["model"]).setToolTip(f"{row.id}\n{self._description(row).get(lang)}")
+            self._cell(index, _COL["converted"]).setToolTip("\n".join(str(f.path) for f in row.converted))
             for dtype in SHOWN_DTYPES:
                 item = self._cell(index, _COL[f"ram_{dtype}"])
                 need = row.ram_bytes.get(dtype)
@@ -401,6 +425,7 @@ class ModelManagerDialog(QDialog):
         self.delete_button.setEnabled(
             row is not None and row.status in ("ready", "partial") and row.id != self._downloading
         )
+        self.delete_converted_button.setEnabled(row is not None and bool(row.converted))
         self.open_button.setEnabled(row is not None and (row.local_path is not None or bool(row.repo_dirs)))
         self.use_button.setEnabled(row is not None and row.status in ("ready", "embedded"))
 
@@ -462,14 +487,15 @@ class ModelManagerDialog(QDialog):
             return
         lang = current_language()
         question = Text(
-            "Delete {name} from the cache ({size})? Other programs that use the Hugging Face cache lose it too.",
-            "Удалить {name} из кэша ({size})? Другие программы, которые пользуются кэшем Hugging Face, тоже "
-            "её лишатся.",
+            "Delete {name} from the cache ({size}, GGUF copies included)? Other programs that use the Hugging "
+            "Face cache lose it too.",
+            "Удалить {name} из кэша ({size} вместе с копиями GGUF)? Другие программы, которые пользуются кэшем "
+            "Hugging Face, тоже её лишатся.",
         )
         answer = QMessageBox.question(
             self,
             Text("Delete model", "Удаление модели").get(lang),
-            question.get(lang).format(name=row.id, size=format_bytes(row.disk_bytes, lang)),
+            question.get(lang).format(name=row.id, size=format_bytes(row.disk_bytes + row.converted_bytes, lang)),
         )
         if answer != QMessageBox.StandardButton.Yes:
             return
@@ -482,6 +508,24 @@ class ModelManagerDialog(QDialog):
             Text("Deleted {name}: {size} freed.", "Удалена {name}: освобождено {size}.").format(
                 name=row.id, size=format_bytes(freed, lang)
             )
+        )
+        self.refresh()
+
+    def _on_delete_converted_clicked(self) -> None:
+        """Delete the selected model's GGUF copies (no question: they are made again from the download)."""
+        row = self.selected()
+        if row is None or not row.converted:
+            return
+        try:
+            freed = delete_converted(row.id)
+        except (GptDeskError, OSError) as exc:
+            self._set_message(_error_text(exc), error=True)
+            return
+        self._set_message(
+            Text(
+                "Deleted the GGUF copies of {name}: {size} freed.",
+                "Удалены копии GGUF модели {name}: освобождено {size}.",
+            ).format(name=row.id, size=format_bytes(freed, current_language()))
         )
         self.refresh()
 

@@ -96,7 +96,7 @@ def _tool(name: str) -> str:
 
 
 def sources() -> list[str]:
-    return sorted(str(p) for p in Path(__file__).resolve().parent.glob("*.py"))
+    return sorted(str(p) for p in Path(__file__).resolve().parent.rglob("*.py"))  # ui/lab/ too
 
 
 def extract(ts_file: Path) -> None:

@@ -25,6 +25,173 @@
     </message>
 </context>
 <context>
+    <name>ExplorerPanel</name>
+    <message>
+        <source>Cell {cell} of {total}</source>
+        <translation>Ячейка {cell} из {total}</translation>
+    </message>
+    <message>
+        <source>{done} of {total} cells</source>
+        <translation>Готово ячеек: {done} из {total}</translation>
+    </message>
+    <message>
+        <source>waiting…</source>
+        <translation>ожидает…</translation>
+    </message>
+    <message>
+        <source>repeated 3-grams {rep}, distinct-2 {dist}, fluency {flu}, {words} words, {tps} tok/s</source>
+        <translation>повторы троек слов {rep}, distinct-2 {dist}, беглость {flu}, слов: {words}, {tps} ток/с</translation>
+    </message>
+    <message>
+        <source>Searching {n} settings…</source>
+        <translation>Перебираю настроек: {n}…</translation>
+    </message>
+    <message>
+        <source>Stopped.</source>
+        <translation>Остановлено.</translation>
+    </message>
+    <message>
+        <source>Save the heat map</source>
+        <translation>Сохранить тепловую карту</translation>
+    </message>
+    <message>
+        <source>&amp;Prompt</source>
+        <translation>&amp;Затравка</translation>
+    </message>
+    <message>
+        <source>&amp;First setting</source>
+        <translation>&amp;Первая настройка</translation>
+    </message>
+    <message>
+        <source>Its &amp;values</source>
+        <translation>Её &amp;значения</translation>
+    </message>
+    <message>
+        <source>S&amp;econd setting</source>
+        <translation>&amp;Вторая настройка</translation>
+    </message>
+    <message>
+        <source>Its v&amp;alues</source>
+        <translation>Её з&amp;начения</translation>
+    </message>
+    <message>
+        <source>&amp;Seed</source>
+        <translation>&amp;Seed</translation>
+    </message>
+    <message>
+        <source>&amp;New tokens per cell</source>
+        <translation>&amp;Новых токенов на ячейку</translation>
+    </message>
+    <message>
+        <source>Explorer prompt</source>
+        <translation>Затравка обозревателя</translation>
+    </message>
+    <message>
+        <source>&amp;Run grid</source>
+        <translation>&amp;Запустить сетку</translation>
+    </message>
+    <message>
+        <source>S&amp;top</source>
+        <translation>&amp;Стоп</translation>
+    </message>
+    <message>
+        <source>&amp;Copy text</source>
+        <translation>&amp;Копировать текст</translation>
+    </message>
+    <message>
+        <source>&amp;Make current settings</source>
+        <translation>&amp;Сделать текущими настройками</translation>
+    </message>
+    <message>
+        <source>Save &amp;cell</source>
+        <translation>Сохранить &amp;ячейку</translation>
+    </message>
+    <message>
+        <source>Save &amp;grid to history</source>
+        <translation>Сохранить сетку в &amp;историю</translation>
+    </message>
+    <message>
+        <source>&amp;Heat map of</source>
+        <translation>&amp;Тепловая карта</translation>
+    </message>
+    <message>
+        <source>Measure shown in the heat map</source>
+        <translation>Величина на тепловой карте</translation>
+    </message>
+    <message>
+        <source>repeated word 3-grams (lower is better)</source>
+        <translation>повторы троек слов (меньше — лучше)</translation>
+    </message>
+    <message>
+        <source>distinct-2 (higher is more varied)</source>
+        <translation>distinct-2 (больше — разнообразнее)</translation>
+    </message>
+    <message>
+        <source>fluency: mean log-probability (higher is better)</source>
+        <translation>беглость: средняя лог-вероятность (больше — лучше)</translation>
+    </message>
+    <message>
+        <source>length in words</source>
+        <translation>длина в словах</translation>
+    </message>
+    <message>
+        <source>tokens per second</source>
+        <translation>токенов в секунду</translation>
+    </message>
+    <message>
+        <source>P&amp;NG…</source>
+        <translation>P&amp;NG…</translation>
+    </message>
+    <message>
+        <source>S&amp;VG…</source>
+        <translation>S&amp;VG…</translation>
+    </message>
+    <message>
+        <source>Saved &amp;grids</source>
+        <translation>Сохранённые &amp;сетки</translation>
+    </message>
+    <message>
+        <source>Run &amp;again</source>
+        <translation>&amp;Повторить</translation>
+    </message>
+    <message>
+        <source>&amp;Goal for suggested settings</source>
+        <translation>&amp;Цель для подбора настроек</translation>
+    </message>
+    <message>
+        <source>Stay close to the prompt</source>
+        <translation>Держаться ближе к затравке</translation>
+    </message>
+    <message>
+        <source>A story</source>
+        <translation>Рассказ</translation>
+    </message>
+    <message>
+        <source>Varied, poem-like text</source>
+        <translation>Разнообразный текст, как стихи</translation>
+    </message>
+    <message>
+        <source>S&amp;uggest settings</source>
+        <translation>&amp;Подобрать настройки</translation>
+    </message>
+    <message>
+        <source>Use suggested settings</source>
+        <translation>Применить подобранные настройки</translation>
+    </message>
+    <message>
+        <source>Explorer grid: one generated text per cell with its figures</source>
+        <translation>Сетка обозревателя: в каждой ячейке текст и его измерения</translation>
+    </message>
+    <message>
+        <source>Heat map of the chosen measure over the grid</source>
+        <translation>Тепловая карта выбранной величины по сетке</translation>
+    </message>
+    <message>
+        <source>Suggested settings and the figures behind them</source>
+        <translation>Подобранные настройки и цифры, на которых они основаны</translation>
+    </message>
+</context>
+<context>
     <name>GenerationController</name>
     <message>
         <source>Stopping…</source>
@@ -319,6 +486,59 @@
     </message>
 </context>
 <context>
+    <name>LabChart</name>
+    <message>
+        <source>raw (temperature 1, nothing cut)</source>
+        <translation>исходная (температура 1, ничего не отсечено)</translation>
+    </message>
+    <message>
+        <source>after the settings</source>
+        <translation>после настроек</translation>
+    </message>
+    <message>
+        <source>probability</source>
+        <translation>вероятность</translation>
+    </message>
+</context>
+<context>
+    <name>LabFeature</name>
+    <message>
+        <source>&amp;Lab</source>
+        <translation>&amp;Лаборатория</translation>
+    </message>
+    <message>
+        <source>&amp;Next-token view of the prompt</source>
+        <translation>&amp;Следующий токен после затравки</translation>
+    </message>
+    <message>
+        <source>Next-token view of the selected &amp;token</source>
+        <translation>Следующий токен в месте выбранного &amp;токена</translation>
+    </message>
+    <message>
+        <source>Settings &amp;explorer</source>
+        <translation>&amp;Обозреватель настроек</translation>
+    </message>
+    <message>
+        <source>&amp;Suggest settings</source>
+        <translation>&amp;Подобрать настройки</translation>
+    </message>
+</context>
+<context>
+    <name>LabWindow</name>
+    <message>
+        <source>Parameter lab — GPT Desk</source>
+        <translation>Лаборатория параметров — GPT Desk</translation>
+    </message>
+    <message>
+        <source>&amp;Next token</source>
+        <translation>&amp;Следующий токен</translation>
+    </message>
+    <message>
+        <source>&amp;Explorer</source>
+        <translation>&amp;Обозреватель</translation>
+    </message>
+</context>
+<context>
     <name>MainWindow</name>
     <message>
         <source>GPT Desk</source>
@@ -484,6 +704,132 @@
     <message>
         <source>The model that writes the text; choosing another loads it</source>
         <translation>Модель, которая пишет текст; выбор другой загружает её</translation>
+    </message>
+</context>
+<context>
+    <name>NextTokenPanel</name>
+    <message>
+        <source>Reading the model&apos;s scores…</source>
+        <extracomment>Knobs the view moves live: (settings field, minimum, maximum, step, decimals).</extracomment>
+        <translation>Считываю оценки модели…</translation>
+    </message>
+    <message>
+        <source> (penalized)</source>
+        <translation> (оштрафован)</translation>
+    </message>
+    <message>
+        <source>in play</source>
+        <translation>в игре</translation>
+    </message>
+    <message>
+        <source>cut by top-k</source>
+        <translation>отсечён top-k</translation>
+    </message>
+    <message>
+        <source>cut by top-p</source>
+        <translation>отсечён top-p</translation>
+    </message>
+    <message>
+        <source>banned: would repeat an n-gram</source>
+        <translation>запрещён: повторил бы n-грамму</translation>
+    </message>
+    <message>
+        <source>banned: text shorter than the minimum</source>
+        <translation>запрещён: текст короче минимума</translation>
+    </message>
+    <message>
+        <source>not the greedy choice</source>
+        <translation>не жадный выбор</translation>
+    </message>
+    <message>
+        <source>Open the view on the prompt or on a generated token.</source>
+        <translation>Откройте окно на затравке или на сгенерированном токене.</translation>
+    </message>
+    <message>
+        <source>Next token after: “{text}” ({n} tokens)</source>
+        <translation>Следующий токен после: «{text}» (токенов: {n})</translation>
+    </message>
+    <message>
+        <source>Entropy: {entropy:.2f} bits (raw {raw:.2f})
+Tokens in play: {n}
+Probability mass kept: {mass}
+Greedy choice: “{piece}” at {p}</source>
+        <translation>Энтропия: {entropy:.2f} бит (исходная {raw:.2f})
+Токенов в игре: {n}
+Сохранённая масса вероятности: {mass}
+Жадный выбор: «{piece}» с {p}</translation>
+    </message>
+    <message>
+        <source>Sampling is off: temperature, top-k and top-p change nothing. The model always takes the most likely token.</source>
+        <translation>Сэмплирование выключено: температура, top-k и top-p ничего не меняют. Модель всегда берёт самый вероятный токен.</translation>
+    </message>
+    <message>
+        <source>With {n} beams the model keeps the {n} continuations with the best total log-probability and extends each; shown are the probabilities after penalties and bans that the beams add up.</source>
+        <translation>С {n} лучами модель хранит {n} продолжений с лучшей суммарной лог-вероятностью и продлевает каждое; показаны вероятности после штрафов и запретов, которые лучи складывают.</translation>
+    </message>
+    <message>
+        <source>Save the chart</source>
+        <translation>Сохранить график</translation>
+    </message>
+    <message>
+        <source>Sampling (do_sample)</source>
+        <translation>Сэмплирование (do_sample)</translation>
+    </message>
+    <message>
+        <source>&amp;Temperature</source>
+        <translation>&amp;Температура</translation>
+    </message>
+    <message>
+        <source>Top-&amp;k</source>
+        <translation>Top-&amp;k</translation>
+    </message>
+    <message>
+        <source>Top-&amp;p</source>
+        <translation>Top-&amp;p</translation>
+    </message>
+    <message>
+        <source>&amp;Repetition penalty</source>
+        <translation>&amp;Штраф за повторы</translation>
+    </message>
+    <message>
+        <source>Save as P&amp;NG…</source>
+        <translation>Сохранить в P&amp;NG…</translation>
+    </message>
+    <message>
+        <source>Save as S&amp;VG…</source>
+        <translation>Сохранить в S&amp;VG…</translation>
+    </message>
+    <message>
+        <source>Next-token chart</source>
+        <translation>График следующего токена</translation>
+    </message>
+    <message>
+        <source>Bars of the top candidates: raw probability beside the probability after the settings</source>
+        <translation>Столбцы лучших кандидатов: исходная вероятность рядом с вероятностью после настроек</translation>
+    </message>
+    <message>
+        <source>Next-token candidates</source>
+        <translation>Кандидаты на следующий токен</translation>
+    </message>
+    <message>
+        <source>Token</source>
+        <translation>Токен</translation>
+    </message>
+    <message>
+        <source>Raw</source>
+        <translation>Исходная</translation>
+    </message>
+    <message>
+        <source>After settings</source>
+        <translation>После настроек</translation>
+    </message>
+    <message>
+        <source>What the settings did</source>
+        <translation>Что сделали настройки</translation>
+    </message>
+    <message>
+        <source>Next-token figures</source>
+        <translation>Цифры следующего токена</translation>
     </message>
 </context>
 <context>

@@ -295,3 +295,51 @@ def test_importing_estimate_loads_no_heavy_library() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code, str(src)], capture_output=True, text=True, check=True)
     assert json.loads(done.stdout) == []
+
+
+# --- the llama.cpp engine's own costs ------------------------------------------------------------
+
+
+def test_llamacpp_weights_are_the_quantized_file() -> None:
+    for dtype in ("q8_0", "q4_0", "float16"):
+        c = cost(dtype=dtype, engine="llamacpp")
+        assert c.engine == "llamacpp"
+        assert c.weights_bytes == int(RUGPT3_LARGE.param_count * DTYPE_BYTES[dtype])
+
+
+def test_llamacpp_cache_shares_the_prompt_and_counts_cells_per_sequence() -> None:
+    # float16 keys and values, n_embd wide, per layer; cells: the prompt once, then one per sequence per
+    # token, rounded up to the context step of 256.
+    per_cell = 2 * RUGPT3_LARGE.n_layer * RUGPT3_LARGE.n_embd * 2
+    greedy = cost(dtype="q8_0", engine="llamacpp", prompt_tokens=20, max_new_tokens=100)
+    assert greedy.kv_cache_bytes == 256 * per_cell
+    beams = cost(dtype="q8_0", engine="llamacpp", prompt_tokens=20, max_new_tokens=100, num_beams=10)
+    assert beams.kv_cache_bytes == 1024 * per_cell  # 20 + 10 x 100 = 1020 cells, not 10 x 120
+    variants = cost(dtype="q8_0", engine="llamacpp", prompt_tokens=500, max_new_tokens=100, num_return_sequences=4)
+    assert variants.kv_cache_bytes == 1024 * per_cell  # 500 + 4 x 100 = 900: the prompt's cells are shared
+
+
+def test_llamacpp_is_far_below_the_reference_for_the_sber_demo() -> None:
+    fast = cost(dtype="q4_0", engine="llamacpp", num_beams=10)
+    reference = cost(dtype="float32", num_beams=10)
+    assert fast.total_bytes < reference.total_bytes / 2
+    assert fast.seconds_per_token < reference.seconds_per_token
+
+
+def test_llamacpp_step_time_grows_with_the_batch_less_than_the_batch() -> None:
+    one = cost(dtype="q4_0", engine="llamacpp").seconds_per_token
+    ten = cost(dtype="q4_0", engine="llamacpp", num_beams=10).seconds_per_token
+    assert one < ten < 10 * one
+    # q8_0 has no batched kernel: its extra sequences cost more than q4_0's.
+    q8_extra = (
+        cost(dtype="q8_0", engine="llamacpp", num_beams=10).seconds_per_token
+        - cost(dtype="q8_0", engine="llamacpp").seconds_per_token
+    )
+    assert q8_extra > ten - one
+
+
+def test_llamacpp_refusal_suggests_fewer_beams_on_the_same_engine() -> None:
+    c = cost(dtype="q8_0", engine="llamacpp", num_beams=10, max_new_tokens=2000)
+    with pytest.raises(InsufficientMemoryError) as err:
+        check_affordable(c, weights_loaded=True, available=c.generation_bytes // 2)
+    assert "num_beams=" in err.value.text.en and "num_beams=" in err.value.text.ru

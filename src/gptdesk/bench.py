@@ -55,7 +55,18 @@ CONFIGS = (
     Config("q4_K_M", "llama.cpp q4_K_M", "llamacpp", "q4_K_M"),
     Config("q8_0_app", "llama.cpp q8_0, in the app's process", "llamacpp", "q8_0", app_process=True),
     Config("beam", "transformers fp32, Sber demo (10 beams)", "transformers", "float32", preset="sber_demo"),
+    # Many sequences per llama.cpp step. The auto engine runs them on q4_0 (engine.llamacpp.BATCH_QUANT);
+    # the q8_0 and f16 rows show why.
+    Config("beam_q4_0", "llama.cpp q4_0, Sber demo (10 beams)", "llamacpp", "q4_0", preset="sber_demo"),
+    Config("beam_q8_0", "llama.cpp q8_0, Sber demo (10 beams)", "llamacpp", "q8_0", preset="sber_demo"),
+    Config("beam_f16", "llama.cpp f16, Sber demo (10 beams)", "llamacpp", "f16", preset="sber_demo"),
+    Config("var4_q4_0", "llama.cpp q4_0, 4 variants in one batch", "llamacpp", "q4_0", preset="variants4"),
+    Config("var4_q8_0", "llama.cpp q8_0, 4 variants in one batch", "llamacpp", "q8_0", preset="variants4"),
+    Config("seq4_q8_0", "llama.cpp q8_0, 4 variants one after another", "llamacpp", "q8_0", preset="sequential4"),
 )
+CONFIG_BY_KEY = {c.key: c for c in CONFIGS}
+#: Rows whose speed is all generated tokens over the whole generation (first token included).
+MANY = ("sber_demo", "variants4", "sequential4")
 
 
 @dataclass
@@ -65,7 +76,7 @@ class Row:
     key: str
     label: str
     runs: int
-    tokens_per_second: float | None
+    tokens_per_second: float | None  # greedy: decode speed; many-sequence rows: all tokens / total time
     first_token_s: float | None
     peak_rss_bytes: int
     load_s: float
@@ -254,32 +265,48 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
         engine = LlamaCppEngine.load(spec["model"], quant=spec["dtype"], threads=threads, check_memory=False)
     load_s = time.perf_counter() - started
     new = int(spec["new_tokens"])
-    if spec["preset"] == "greedy":
+    preset = spec["preset"]
+    if preset == "greedy":
         settings = get_preset("greedy").settings(max_new_tokens=new, min_new_tokens=new)
+    elif preset in ("variants4", "sequential4"):
+        settings = get_preset("creative").settings(max_new_tokens=new, min_new_tokens=new, seed=0)
+        if preset == "variants4":
+            settings = settings.updated(num_return_sequences=4)
     else:
-        settings = get_preset(spec["preset"]).settings(max_new_tokens=new, min_new_tokens=new, seed=0)
+        settings = get_preset(preset).settings(max_new_tokens=new, min_new_tokens=new, seed=0)
     results: list[Finished] = []
     intervals: list[float] = []  # between consecutive streamed tokens, over all runs
+    tps: list[float | None] = []
     with engine:
         run_to_end(engine.stream(spec["prompt"], settings.updated(max_new_tokens=4, min_new_tokens=4)))  # warm-up
         for _ in range(int(spec["runs"])):
             stamps: list[float] = []
-            for event in engine.stream(spec["prompt"], settings):
-                if isinstance(event, TokenEvent) and event.token_id >= 0:
-                    stamps.append(time.perf_counter())
-                elif isinstance(event, Finished):
-                    results.append(event)
+            started_run = time.perf_counter()
+            for seq in range(4 if preset == "sequential4" else 1):
+                for event in engine.stream(spec["prompt"], settings.updated(seed=seq)):
+                    if isinstance(event, TokenEvent) and event.token_id >= 0:
+                        stamps.append(time.perf_counter())
+                    elif isinstance(event, Finished):
+                        results.append(event)
+            if preset in MANY:
+                # All generated tokens over the whole generation, first step included (beam search
+                # streams its tokens at the end; the sequential row is four generations).
+                if preset == "sber_demo":
+                    count = max(results[-1].generated_tokens)  # the returned text, as the fp32 beam row
+                elif preset == "variants4":
+                    count = results[-1].timings.generated_tokens
+                else:
+                    count = sum(r.timings.generated_tokens for r in results[-4:])
+                tps.append(count / (time.perf_counter() - started_run))
+            else:
+                tps.append(results[-1].timings.tokens_per_second)
             intervals.extend(b - a for a, b in itertools.pairwise(stamps))
-    tps = [r.timings.tokens_per_second for r in results]
-    if spec["preset"] != "greedy":
-        # Beam search returns all tokens at once: speed is new tokens over the whole generation.
-        tps = [max(r.generated_tokens) / r.timings.total for r in results]
     ttft = [r.timings.first_token for r in results]
     return {
         "tokens_per_second": [t for t in tps if t is not None],
         "first_token_s": [t for t in ttft if t is not None],
         # Beam search streams its tokens after the search: no intervals to speak of.
-        "token_interval_median_s": statistics.median(intervals) if intervals and spec["preset"] == "greedy" else None,
+        "token_interval_median_s": statistics.median(intervals) if intervals and preset == "greedy" else None,
         "generated_tokens": max(results[0].generated_tokens),
         "prompt_tokens": results[0].prompt_tokens,
         "load_s": load_s,
@@ -370,7 +397,7 @@ def run_bench(
             else:
                 per_token = reference_bytes_per_token(folder, config.dtype)
             n_runs = beam_runs if config.preset != "greedy" else runs
-            n_new = min(new_tokens, 100) if config.preset == "sber_demo" else new_tokens
+            n_new = min(new_tokens, 100) if config.preset in MANY else new_tokens
             spec = {
                 "model": str(folder),
                 "engine": config.engine,
@@ -418,7 +445,7 @@ def run_bench(
         report["machine"]["read_bandwidth_bytes_per_s"] = bandwidth
         fp32 = next((r for r in rows if r.key == "fp32" and r.tokens_per_second), None)
         for row in rows:
-            if row.tokens_per_second is not None and row.key != "beam":
+            if row.tokens_per_second is not None and CONFIG_BY_KEY[row.key].preset == "greedy":
                 row.percent_of_floor = 100.0 * row.tokens_per_second * row.weights_bytes / bandwidth
             if row.steady_tokens_per_second is not None:
                 row.steady_percent_of_floor = 100.0 * row.steady_tokens_per_second * row.weights_bytes / bandwidth
@@ -508,15 +535,52 @@ def print_table(shape_name: str, rows: list[Row], report: dict[str, Any], out: T
             "transformers fp32 row; floor: tokens/s if every weight byte were read at the measured "
             "bandwidth; steady: 1 / the median time between two tokens (a run's tok/s also counts the "
             "stalls other programs cause); peak RSS: the whole process (the app-process row also holds "
-            "torch and the embedded model).",
+            "torch and the embedded model). Sber demo and variant rows: all generated tokens over the "
+            "whole generation (the returned beam's tokens for beam search).",
             "ток/с: скорость без первого токена, медиана запусков; ×fp32: относительно строки "
             "transformers fp32; предел: токенов/с, если бы каждый байт весов читался с измеренной "
             "скоростью; ровно: 1 / медиана времени между двумя токенами (ток/с запуска учитывает и "
             "простои из-за других программ); пик RSS: весь процесс (в строке с процессом приложения "
-            "в нём ещё torch и встроенная модель).",
+            "в нём ещё torch и встроенная модель). Строки с пресетом Сбера и вариантами: все "
+            "сгенерированные токены за всё время генерации (для лучей — токены возвращённого луча).",
         ),
         file=out,
     )
+    for line in ratios(rows):
+        print("  " + line, file=out)
+
+
+def ratios(rows: list[Row]) -> list[str]:
+    """The many-sequence targets' ratios, from rows of the same run."""
+    by = {r.key: r for r in rows if r.tokens_per_second}
+    lines: list[str] = []
+    reference = by.get("beam")
+    for key in ("beam_q4_0", "beam_q8_0", "beam_f16"):
+        row = by.get(key)
+        if row is not None and reference is not None and row.tokens_per_second and reference.tokens_per_second:
+            speed = row.tokens_per_second / reference.tokens_per_second
+            memory = row.peak_rss_bytes / reference.peak_rss_bytes if reference.peak_rss_bytes else 0.0
+            lines.append(
+                _t(
+                    f"{row.label}: {speed:.1f}× the tokens/s of the transformers fp32 Sber demo, "
+                    f"at {memory:.0%} of its peak RSS",
+                    f"{row.label}: {speed:.1f}× ток/с transformers fp32 с пресетом Сбера, "
+                    f"при {memory:.0%} его пикового RSS",
+                )
+            )
+    sequential = by.get("seq4_q8_0")
+    for key in ("var4_q4_0", "var4_q8_0"):
+        row = by.get(key)
+        if row is not None and sequential is not None and row.tokens_per_second and sequential.tokens_per_second:
+            lines.append(
+                _t(
+                    f"{row.label}: {row.tokens_per_second / sequential.tokens_per_second:.1f}× the total "
+                    "tokens/s of 4 sequential q8_0 runs",
+                    f"{row.label}: {row.tokens_per_second / sequential.tokens_per_second:.1f}× суммарных "
+                    "ток/с четырёх последовательных запусков q8_0",
+                )
+            )
+    return lines
 
 
 def _num(value: float | None, spec: str, suffix: str = "") -> str:

@@ -257,6 +257,38 @@ def _settings_from_args(args: argparse.Namespace) -> Any:
     return get_preset(args.preset).settings(**overrides)
 
 
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class _LiveLine:
+    """Text shown on a terminal and rewritten in place (the leading beam of a beam search)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.rows = 0  # terminal rows the text shown now takes
+
+    def show(self, text: str) -> None:
+        import shutil
+
+        self.clear()
+        width = max(20, shutil.get_terminal_size().columns)
+        self.rows = sum(max(1, -(-len(line) // width)) for line in text.split("\n"))
+        self.out.write(text)
+        self.out.flush()
+
+    def clear(self) -> None:
+        if self.rows:
+            # Back to the first row of the text, then erase to the end of the screen.
+            up = f"\x1b[{self.rows - 1}A" if self.rows > 1 else ""
+            self.out.write(f"{up}\r\x1b[J")
+            self.out.flush()
+            self.rows = 0
+
+
 class _CtrlC:
     """First Ctrl+C stops the generation at the next token; a second one aborts.
 
@@ -286,6 +318,7 @@ class _CtrlC:
 
 def cmd_generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from gptdesk.engine import Finished, Notice, TokenEvent, load_engine
+    from gptdesk.engine.base import LeadingBeam
 
     prompt = read_text(args.prompt)
     settings = _settings_from_args(args)
@@ -308,15 +341,23 @@ def cmd_generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         notices: list[str] = []
         finished: Finished | None = None
         current_seq = -1
+        # A beam search's best hypothesis is shown live on a terminal, rewritten in place; piped
+        # output gets only the final text.
+        live = _LiveLine(out) if not args.json and _is_terminal(out) else None
         events = engine.stream(prompt, settings, cancel)
         with _CtrlC(cancel), _closing(events):
             for event in events:
                 if isinstance(event, Notice):
                     notices.append(event.text.get())
                     print("! " + event.text.get(), file=err, flush=True)
+                elif isinstance(event, LeadingBeam):
+                    if live is not None:
+                        live.show(prompt + event.text)
                 elif isinstance(event, TokenEvent):
                     if args.json:
                         continue
+                    if live is not None:
+                        live.clear()
                     if event.sequence != current_seq:
                         # The prompt is echoed so the output reads as one text, as generate() returns it.
                         current_seq = event.sequence
@@ -357,15 +398,19 @@ def cmd_generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             json.dump(result, out, ensure_ascii=False, indent=1)
             out.write("\n")
         else:
+            if live is not None:
+                live.clear()
             out.write("\n")
-            tps = finished.timings.tokens_per_second
-            ttft = finished.timings.first_token
+            timings = finished.timings
+            # tokens/s over all sequences (base.Timings); "—" when too few tokens to measure.
+            tps = f"{timings.tokens_per_second:.1f}" if timings.tokens_per_second is not None else "—"
+            ttft = timings.first_token
             print(
                 _t(
-                    f"[{finished.generated_tokens[0]} tokens, {tps or 0:.1f} tok/s, first token {ttft or 0:.2f} s, "
+                    f"[{timings.generated_tokens} tokens, {tps} tok/s, first token {ttft or 0:.2f} s, "
                     f"seed {finished.seed}, {finished.finish_reason}; {info.model_id} on {info.engine} "
                     f"{info.device} {info.dtype}]",
-                    f"[{finished.generated_tokens[0]} токенов, {tps or 0:.1f} ток/с, первый токен {ttft or 0:.2f} с, "
+                    f"[{timings.generated_tokens} токенов, {tps} ток/с, первый токен {ttft or 0:.2f} с, "
                     f"seed {finished.seed}, {finished.finish_reason}; {info.model_id} на {info.engine} "
                     f"{info.device} {info.dtype}]",
                 ),

@@ -68,6 +68,21 @@ DEFAULT_GFLOPS = 50.0
 STEP_OVERHEAD_S = 0.005
 LAYER_OVERHEAD_S = 0.0015
 
+#: llama.cpp engine (docs/memory.md, "llama.cpp"): resident memory of a process that runs it with
+#: the Hugging Face tokenizer and numpy, before the model (no torch is imported on that path).
+LLAMA_RUNTIME_BYTES = 150_000_000
+#: Tokens per llama_decode call (n_ubatch): the compute buffers are sized for this many.
+LLAMA_UBATCH = 256
+#: llama.cpp's KV cache holds keys and values in float16, and its context grows in steps of 256 cells.
+LLAMA_KV_BYTES = 2
+LLAMA_CTX_STEP = 256
+#: Throughput of llama.cpp's matrix kernels for the extra rows of a batched step, by weight type,
+#: measured on this project's 2-core machine (Large shape, 2 threads: per extra sequence q8_0 adds
+#: ~16-22 ms, f16 and q4_0 ~6 ms): q8_0 has no repacked batched kernel on x86, so it gains the least.
+LLAMA_BATCH_GFLOPS: dict[str, float] = {"float16": 230.0, "q4_0": 230.0, "q8_0": 85.0, "float32": 120.0}
+#: Python work per sequence per step (the numpy logits pipeline over the vocabulary, the beam bookkeeping).
+LLAMA_ROW_OVERHEAD_S = 0.001
+
 #: float32 copies of the (rows x vocab) scores alive at once in one decoding step. Greedy and beam
 #: search: the float32 logits copy, log-softmax, and the running-score sum (beam) or argmax.
 #: Sampling adds the processors' copies (top-k/top-p sort values, their int64 indices, the mask)
@@ -154,6 +169,7 @@ class CostEstimate:
     num_beams: int
     num_return_sequences: int
     do_sample: bool
+    engine: str = "transformers"  # whose costs these are: "transformers" or "llamacpp"
 
     @property
     def generation_bytes(self) -> int:
@@ -200,6 +216,7 @@ def estimate(
     bandwidth_gbs: float | None = None,
     gflops: float | None = None,
     overhead_bytes: int | None = None,
+    engine: str = "transformers",
 ) -> CostEstimate:
     """Estimate the peak memory and the speed of one generate() call on the CPU.
 
@@ -214,6 +231,18 @@ def estimate(
     if num_beams < 1 or num_return_sequences < 1:
         raise ValueError("num_beams and num_return_sequences must be at least 1")
 
+    if engine == "llamacpp":
+        return _estimate_llamacpp(
+            shape,
+            dtype=dtype,
+            prompt_tokens=prompt_tokens,
+            max_new_tokens=max_new_tokens,
+            num_beams=num_beams,
+            num_return_sequences=num_return_sequences,
+            do_sample=do_sample,
+            bandwidth_gbs=bandwidth_gbs,
+            overhead_bytes=overhead_bytes,
+        )
     d, vocab = shape.n_embd, shape.vocab_size
     act = ACTIVATION_BYTES[dtype]
     # generate() repeats the prompt max(num_beams, num_return_sequences) times before the prefill
@@ -258,6 +287,63 @@ def estimate(
         num_beams=num_beams,
         num_return_sequences=num_return_sequences,
         do_sample=do_sample,
+    )
+
+
+def _estimate_llamacpp(
+    shape: ModelShape,
+    *,
+    dtype: str,
+    prompt_tokens: int,
+    max_new_tokens: int,
+    num_beams: int,
+    num_return_sequences: int,
+    do_sample: bool,
+    bandwidth_gbs: float | None,
+    overhead_bytes: int | None,
+) -> CostEstimate:
+    """The llama.cpp engine's costs: what it allocates, not what transformers would.
+
+    Weights are the GGUF file at its type (mapped and all read). The cache is one unified buffer of
+    float16 keys and values, allocated whole when the context is made: the prompt's cells once
+    (every sequence shares them) plus one cell per sequence per new token, rounded up to 256 cells.
+    The compute buffers hold one micro-batch of 256 tokens through a layer, its attention scores
+    against the whole cache, and the output logits of every sequence. A step costs one read of the
+    weights plus, for every sequence past the first, its share of the matrix kernels.
+    """
+    d, vocab = shape.n_embd, shape.vocab_size
+    rows = num_beams if num_beams > 1 else num_return_sequences
+    seq_len = prompt_tokens + max_new_tokens
+    weights = shape.param_count * DTYPE_BYTES[dtype]
+    cells = prompt_tokens + rows * max_new_tokens
+    cells = -(-max(cells, 1) // LLAMA_CTX_STEP) * LLAMA_CTX_STEP
+    kv = 2 * shape.n_layer * cells * d * LLAMA_KV_BYTES
+    ubatch = min(LLAMA_UBATCH, cells)
+    compute = ubatch * (6 * d + 2 * shape.inner) * 4 + ubatch * cells * shape.n_head * 4
+    outputs = rows * vocab * 4
+    # numpy's copies of the scores per sequence (log-softmax, processed, warped), plus a beam search's
+    # candidates over every beam's vocabulary at once.
+    scores = rows * vocab * 4 * (6 if num_beams > 1 else 3)
+    activations = compute + 2 * outputs + scores
+    bandwidth = (bandwidth_gbs or DEFAULT_BANDWIDTH_GBS) * 1e9
+    gflops = LLAMA_BATCH_GFLOPS.get(dtype, LLAMA_BATCH_GFLOPS["q8_0"]) * 1e9
+    seconds = weights / bandwidth + (rows - 1) * 2 * shape.param_count / gflops + rows * LLAMA_ROW_OVERHEAD_S
+    return CostEstimate(
+        weights_bytes=int(weights),
+        kv_cache_bytes=int(kv),
+        activation_bytes=int(activations),
+        overhead_bytes=LLAMA_RUNTIME_BYTES if overhead_bytes is None else overhead_bytes,
+        batch=rows,
+        seq_len=seq_len,
+        seconds_per_token=seconds,
+        shape=shape,
+        dtype=dtype,
+        prompt_tokens=prompt_tokens,
+        max_new_tokens=max_new_tokens,
+        num_beams=num_beams,
+        num_return_sequences=num_return_sequences,
+        do_sample=do_sample,
+        engine="llamacpp",
     )
 
 
@@ -393,6 +479,7 @@ def _suggestions(cost: CostEstimate, *, weights_loaded: bool, budget: float) -> 
             "num_return_sequences": cost.num_return_sequences,
             "do_sample": cost.do_sample,
             "overhead_bytes": cost.overhead_bytes,
+            "engine": cost.engine,
         }
         args.update(changes)
         return estimate(cost.shape, **args)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 import annotated_types
 from pydantic import (
@@ -139,6 +139,30 @@ FIELD_HELP: dict[str, FieldHelp] = {
             "замедляет каждый шаг.",
         ),
     ),
+    "length_penalty": FieldHelp(
+        Text("Length penalty", "Штраф за длину"),
+        Text(
+            "Beam search only: a finished candidate's score is its total log-probability divided by "
+            "its length to this power. Above 0 (1.0 is the default) longer texts are favoured, below 0 "
+            "shorter ones; 0 compares raw probabilities, which favours short texts. Costs nothing.",
+            "Только для лучевого поиска: оценка законченного варианта — его суммарная "
+            "лог-вероятность, делённая на длину в этой степени. Больше 0 (по умолчанию 1.0) — "
+            "предпочтение длинным текстам, меньше 0 — коротким; 0 сравнивает вероятности как есть, "
+            "что выгодно коротким текстам. На скорость не влияет.",
+        ),
+    ),
+    "early_stopping": FieldHelp(
+        Text("Early stopping", "Ранняя остановка"),
+        Text(
+            "Beam search only: when to stop. true — as soon as num_beams candidates have ended; "
+            'false (the default) — when no running beam is likely to beat them; "never" — only '
+            "when none can beat them at all (the canonical beam search, the slowest). true is the fastest.",
+            "Только для лучевого поиска: когда останавливаться. true — как только закончились "
+            "num_beams вариантов; false (по умолчанию) — когда ни один идущий луч, скорее всего, "
+            'их не превзойдёт; "never" — только когда превзойти их уже невозможно '
+            "(канонический лучевой поиск, самый медленный). true — самый быстрый.",
+        ),
+    ),
     "max_new_tokens": FieldHelp(
         Text("Max new tokens", "Макс. новых токенов"),
         Text(
@@ -249,6 +273,9 @@ class GenerationSettings(BaseModel):
     num_return_sequences: int = Field(default=1, ge=1, le=16, description=_help("num_return_sequences"))
     repetition_penalty: float = Field(default=1.1, ge=0.5, le=10, description=_help("repetition_penalty"))
     no_repeat_ngram_size: int = Field(default=0, ge=0, le=10, description=_help("no_repeat_ngram_size"))
+    # Beam search only, as generate() names and defaults them.
+    length_penalty: float = Field(default=1.0, ge=-10, le=10, description=_help("length_penalty"))
+    early_stopping: bool | Literal["never"] = Field(default=False, description=_help("early_stopping"))
     max_new_tokens: int | None = Field(default=None, ge=1, le=4096, description=_help("max_new_tokens"))
     # Counts the prompt too: the hobby script's (and old transformers') way.
     max_length: int | None = Field(default=None, ge=1, le=8192, description=_help("max_length"))

@@ -16,7 +16,7 @@ import pytest
 from gptdesk.engine import Finished, Notice, TokenEvent, load_engine, run_to_end
 from gptdesk.engine.hf import TransformersEngine
 from gptdesk.engine.llamacpp import AutoEngine, LlamaCppEngine, LogitsPipeline
-from gptdesk.errors import EngineError, InvalidInputError, SettingsError
+from gptdesk.errors import EngineError, InvalidInputError
 from gptdesk.models.convert import ensure_gguf, manifest_path, sampled_digest
 from gptdesk.models.locate import resolve
 from gptdesk.presets import get_preset
@@ -271,7 +271,8 @@ def test_several_sequences_share_the_prompt_and_differ(models: Models) -> None:
         streamed = "".join(e.text for e in events if isinstance(e, TokenEvent) and e.sequence == seq)
         assert streamed == finished.texts[seq]
     assert run_to_end(models.q8.stream("Однажды", settings)).texts == finished.texts
-    # Each sequence starts from the prompt alone: the first is what a single run draws.
+    # Each sequence starts from the prompt alone, with its own random stream: the first is what a
+    # single run with the same seed draws.
     single = run_to_end(models.q8.stream("Однажды", settings.updated(num_return_sequences=1)))
     assert single.text == finished.texts[0]
 
@@ -373,34 +374,23 @@ def test_logits_pipeline_matches_transformers_processors(values: dict[str, float
 # -- routing: the fast engine by default, the reference for beam search ---------------------------
 
 
-def test_auto_runs_llama_cpp_and_hands_beam_search_to_the_reference(models: Models) -> None:
+def test_auto_runs_beam_search_on_llama_cpp(models: Models) -> None:
     engine = load_engine(models.varied_dir, engine="auto")
     try:
         assert isinstance(engine, AutoEngine)
+        assert engine.capabilities.beam_search and engine.capabilities.batched
         plain = list(engine.stream("Привет", greedy(8)))
         assert not [e for e in plain if isinstance(e, Notice)]
         assert engine.info.engine == "llamacpp"
-        beams = get_preset("greedy").settings(max_new_tokens=8, num_beams=3)
+        beams = get_preset("greedy").settings(max_new_tokens=8, min_new_tokens=8, num_beams=3)
         events = list(engine.stream("Привет", beams))
-        first = events[0]
-        assert isinstance(first, Notice) and first.code == "engine_fallback"
-        assert "num_beams = 3" in first.text.en and "num_beams = 3" in first.text.ru
-        assert "transformers" in first.text.en and "transformers" in first.text.ru
-        assert engine.info.engine == "transformers"
+        assert not [e for e in events if isinstance(e, Notice)]
+        assert engine.info.engine == "llamacpp"
         finished = events[-1]
         assert isinstance(finished, Finished)
         assert finished.text == run_to_end(models.ref.stream("Привет", beams)).text
-        run_to_end(engine.stream("Привет", greedy(4)))
-        assert engine.info.engine == "llamacpp"
     finally:
         engine.close()
-
-
-def test_llama_cpp_engine_refuses_beam_search_with_the_way_out(models: Models) -> None:
-    with pytest.raises(SettingsError) as err:
-        run_to_end(models.q8.stream("Привет", get_preset("sber_demo").settings()))
-    assert "num_beams = 10" in err.value.text.en and "auto" in err.value.text.en
-    assert "num_beams = 10" in err.value.text.ru
 
 
 def test_auto_with_a_torch_dtype_is_the_reference(models: Models) -> None:
@@ -493,9 +483,8 @@ def test_cli_says_which_engine_ran_and_why() -> None:
     code, out, err = run("--greedy", "--num-beams", "2", "--max-new-tokens", "5", "--json")
     assert code == 0, err
     result = json.loads(out)
-    assert result["engine"] == "transformers"
-    assert any("num_beams = 2" in n for n in result["notices"])
-    assert "! " in err and "llama.cpp" in err
+    assert result["engine"] == "llamacpp"  # beam search no longer leaves the fast engine
+    assert not any("num_beams" in n for n in result["notices"])
 
 
 def test_bench_rejects_unknown_rows_with_the_choices() -> None:

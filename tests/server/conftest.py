@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from gptdesk.engine.base import Finished, ModelInfo, StreamEvent, Timings, TokenEvent, TokenPiece
+from gptdesk.engine.base import Capabilities, Finished, ModelInfo, StreamEvent, Timings, TokenEvent, TokenPiece
+from gptdesk.estimate import CostEstimate, ModelShape
 from gptdesk.settings import GenerationSettings
 from tests.conftest import build_tiny_gpt2
 
@@ -97,6 +98,12 @@ class ScriptedEngine:
             n_positions=2048,
             vocab_size=1,
         )
+
+    shape: ModelShape | None = None
+    capabilities = Capabilities(local=True, beam_search=False, batched=False, logprobs=False)
+
+    def check(self, prompt: str, settings: GenerationSettings) -> CostEstimate | None:
+        return None
 
     def tokenize(self, text: str) -> list[TokenPiece]:
         return [TokenPiece(ord(ch), ch) for ch in text]

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 
 from gptdesk.engine.base import (
     Alternative,
+    Capabilities,
     Finished,
     FinishReason,
     LeadingBeam,
@@ -21,6 +22,7 @@ from gptdesk.engine.base import (
     TokenPiece,
 )
 from gptdesk.errors import EmptyPromptError, EngineError
+from gptdesk.estimate import CostEstimate, ModelShape, check_affordable, estimate
 from gptdesk.i18n import Text
 from gptdesk.settings import GenerationSettings
 
@@ -83,6 +85,35 @@ class FakeEngine:
             n_positions=512,
             vocab_size=len(self.script) + 10,
         )
+
+    @property
+    def shape(self) -> ModelShape | None:
+        return None  # the window then reads the shape from info
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(local=self.name != "remote", beam_search=True, batched=True, logprobs=True)
+
+    def check(self, prompt: str, settings: GenerationSettings) -> CostEstimate | None:
+        """As a local engine checks: the estimate for its shape, refused when memory cannot hold it."""
+        if not prompt.strip():
+            raise EmptyPromptError(Text("The prompt is empty.", "Затравка пуста."))
+        if not self.capabilities.local:
+            return None
+        info = self.info
+        shape = ModelShape(info.n_layer, info.n_embd, info.n_head, info.n_positions, info.vocab_size)
+        prompt_tokens = len(self.tokenize(prompt))
+        _min_new, max_new = settings.resolve_lengths(prompt_tokens)
+        cost = estimate(
+            shape,
+            prompt_tokens=prompt_tokens,
+            max_new_tokens=max_new,
+            num_beams=settings.num_beams,
+            num_return_sequences=settings.num_return_sequences,
+            do_sample=settings.do_sample,
+        )
+        check_affordable(cost, weights_loaded=True)
+        return cost
 
     def _id(self, piece: str) -> int:
         return self.script.index(piece) + 10 if piece in self.script else 1

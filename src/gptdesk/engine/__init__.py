@@ -7,8 +7,10 @@ from typing import Any
 
 from gptdesk.engine.base import (
     Alternative,
+    Capabilities,
     Engine,
     Finished,
+    LeadingBeam,
     ModelInfo,
     Notice,
     ProgressCallback,
@@ -22,8 +24,10 @@ from gptdesk.engine.base import (
 __all__ = [
     "ENGINES",
     "Alternative",
+    "Capabilities",
     "Engine",
     "Finished",
+    "LeadingBeam",
     "ModelInfo",
     "Notice",
     "ProgressCallback",

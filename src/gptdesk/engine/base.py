@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
+from gptdesk.estimate import CostEstimate, ModelShape
 from gptdesk.i18n import Text
 from gptdesk.settings import GenerationSettings
 
@@ -60,20 +61,30 @@ class Notice:
 
 @dataclass
 class Timings:
-    """Wall-clock figures of one generation, in seconds."""
+    """Wall-clock figures of one generation, in seconds; the same meaning on every engine.
+
+    `generated_tokens` counts the tokens of all returned sequences together (each variant's, or
+    each returned beam's), the end-of-text token included. `first_token` is the time to the first
+    step's tokens, which includes reading the prompt. `tokens_per_second` is the decode speed over
+    all sequences: the tokens after each sequence's first one, over the time after the first step.
+    """
 
     load_prompt: float = 0.0  # tokenizing and preparing
-    first_token: float | None = None  # from the start of generation to the first token
+    first_token: float | None = None  # from the start of generation to the first step's tokens
     total: float = 0.0
-    generated_tokens: int = 0
+    generated_tokens: int = 0  # over all returned sequences
+    sequences: int = 1  # returned sequences that generated at least one token
 
     @property
     def tokens_per_second(self) -> float | None:
-        """Decode speed, excluding the first token (whose time is the prompt's prefill)."""
-        if self.first_token is None or self.generated_tokens < 2:
+        """Decode speed over all sequences, excluding each one's first token (whose time is the prefill)."""
+        if self.first_token is None:
             return None
+        after_first = self.generated_tokens - max(1, self.sequences)
         decode = self.total - self.first_token
-        return (self.generated_tokens - 1) / decode if decode > 0 else None
+        if after_first < 1 or decode <= 0:
+            return None
+        return after_first / decode
 
 
 @dataclass
@@ -130,12 +141,39 @@ class ModelInfo:
     vocab_size: int
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What an engine can do, so callers ask instead of probing."""
+
+    local: bool  # runs in this process: tokenizes, estimates and gives next-token scores here
+    beam_search: bool  # runs num_beams > 1 itself
+    batched: bool  # steps several sequences (variants, beams) together, streaming them as they grow
+    logprobs: bool  # reports each token's log-probability (see docs/fast-engine.md for its meaning)
+
+
 @runtime_checkable
 class Engine(Protocol):
     """A loaded model that streams tokens. Heavy: use as a context manager or call close()."""
 
     name: str
-    info: ModelInfo
+
+    @property
+    def info(self) -> ModelInfo:
+        """What is loaded (for the auto engine: the engine that runs its generations)."""
+        ...
+
+    @property
+    def shape(self) -> ModelShape | None:
+        """The model's shape for estimates; None where the model runs elsewhere (remote)."""
+        ...
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    def check(self, prompt: str, settings: GenerationSettings) -> CostEstimate | None:
+        """What this generation would cost, before it runs: raises EmptyPromptError, SettingsError
+        or InsufficientMemoryError when it cannot run; None where the engine cannot estimate (remote)."""
+        ...
 
     def tokenize(self, text: str) -> list[TokenPiece]: ...
 

@@ -3,37 +3,38 @@
 from __future__ import annotations
 
 import queue
-import random
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gptdesk.engine.base import (
     Alternative,
-    Finished,
+    Capabilities,
     FinishReason,
     ModelInfo,
-    Notice,
     ProgressCallback,
     StreamEvent,
-    Timings,
-    TokenEvent,
     TokenPiece,
 )
-from gptdesk.engine.tokens import IncrementalDecoder, load_tokenizer, piece_text, tokenize
+from gptdesk.engine.core import (
+    Clock,
+    PreparedPrompt,
+    SequenceOutput,
+    alternatives,
+    choose_seed,
+    finished,
+    prepare_prompt,
+)
+from gptdesk.engine.tokens import load_tokenizer, piece_text, tokenize
 from gptdesk.errors import (
-    EmptyPromptError,
     EngineError,
     GptDeskError,
     InvalidInputError,
     ModelCorruptError,
-    SettingIssue,
-    SettingsError,
 )
-from gptdesk.estimate import ModelShape, check_affordable, estimate
+from gptdesk.estimate import CostEstimate, ModelShape, check_affordable, estimate
 from gptdesk.i18n import Text
 from gptdesk.models.locate import ResolvedModel, read_config, resolve, weight_files
 from gptdesk.settings import GenerationSettings
@@ -93,17 +94,6 @@ def pick_dtype(dtype: str, device: str) -> str:
     return "float32"
 
 
-@dataclass
-class PreparedPrompt:
-    """A prompt ready for generate(): its ids and the resolved lengths."""
-
-    ids: list[int]
-    min_new: int
-    max_new: int
-    notices: list[Notice]
-    truncated: int  # tokens cut from the left to fit the context
-
-
 class _Cancelled(threading.Event):
     """Set by the user's Stop, by a stop string, or by a consumer that walked away."""
 
@@ -123,11 +113,11 @@ def _stopping_criteria(cancel: threading.Event, stop_flag: threading.Event) -> A
 
 
 class _Recorder:
-    """A logits processor that keeps the step's log-probabilities for the streamer.
+    """A logits processor that keeps the step's log-probabilities for the streamer (one sequence).
 
     It runs after repetition penalty, no-repeat n-grams and min-length (which ban tokens) and
-    before temperature, top-k and top-p, so it shows the model's own distribution under the
-    constraints, not the sampling distribution's truncated tail.
+    before temperature, top-k and top-p: a token's log-probability is the model's distribution
+    under the settings' constraints, as on every engine (docs/fast-engine.md).
     """
 
     def __init__(self) -> None:
@@ -138,6 +128,65 @@ class _Recorder:
 
         self.logprobs = torch.log_softmax(scores[0].float(), dim=-1)
         return scores
+
+
+class _BatchRecorder:
+    """The same log-probabilities for every row of a multi-sequence or beam-search generate().
+
+    Rows are known by their generated tokens so far, so beams that generate() reorders are followed
+    without its beam indices. A step's full rows are kept only until the next step shows which
+    token each row went on with; the end-of-text log-probability of every row is kept for the
+    hypotheses that end there. No extra forward pass is needed.
+    """
+
+    def __init__(self, prompt_len: int, eos_id: int | None, top_n: int, clock: Clock) -> None:
+        self.prompt_len = prompt_len
+        self.eos_id = eos_id
+        self.top_n = top_n
+        self.clock = clock
+        self.chosen: dict[tuple[int, ...], float] = {}  # generated ids -> the last one's log-probability
+        self.ended: dict[tuple[int, ...], float] = {}  # prefix -> log-probability of end-of-text after it
+        self.alts: dict[tuple[int, ...], Any] = {}  # prefix -> (values, ids) of the best tokens after it
+        self.last: dict[tuple[int, ...], Any] = {}  # prefix -> the latest step's log-probability row
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        logprobs = torch.log_softmax(scores.float(), dim=-1)
+        keys = [tuple(row) for row in input_ids[:, self.prompt_len :].tolist()]
+        for key in keys:
+            if key and key not in self.chosen:
+                parent = self.last.get(key[:-1])
+                if parent is not None:
+                    self.chosen[key] = float(parent[key[-1]])
+        self.last = {}
+        for r, key in enumerate(keys):
+            self.last[key] = logprobs[r]
+            if self.eos_id is not None:
+                self.ended[key] = float(logprobs[r, self.eos_id])
+            if self.top_n > 0:
+                values, indices = torch.topk(logprobs[r], self.top_n)
+                self.alts[key] = (values.tolist(), indices.tolist())
+        self.clock.step_done()
+        return scores
+
+    def logprob(self, generated: list[int], i: int) -> float | None:
+        key = tuple(generated[: i + 1])
+        if key in self.chosen:
+            return self.chosen[key]
+        parent = self.last.get(key[:-1])
+        if parent is not None:
+            return float(parent[key[-1]])
+        if key[-1] == self.eos_id:
+            return self.ended.get(key[:-1])
+        return None
+
+    def alternatives(self, generated: list[int], i: int, piece: Any) -> tuple[Alternative, ...]:
+        found = self.alts.get(tuple(generated[:i]))
+        if found is None:
+            return ()
+        values, indices = found
+        return tuple(Alternative(int(t), piece(int(t)), float(v)) for v, t in zip(values, indices, strict=True))
 
 
 class TransformersEngine:
@@ -303,56 +352,36 @@ class TransformersEngine:
 
         if not ids:
             return np.zeros(0, dtype=np.float32)
-        logprobs = self._score(prompt_ids, ids)
+        with self._lock, torch.inference_mode():
+            full = torch.tensor([prompt_ids + ids], device=self._model.device)
+            logits = self._model(full).logits[0, len(prompt_ids) - 1 : -1].float()
+            logprobs = torch.log_softmax(logits, dim=-1)
         return logprobs[torch.arange(len(ids)), torch.tensor(ids)].cpu().numpy()
 
     def prepare(self, prompt: str, settings: GenerationSettings) -> PreparedPrompt:
         """Prompt ids (cut to fit the context), min and max new tokens, and notices to show."""
-        if not prompt.strip():
-            raise EmptyPromptError(
-                Text(
-                    "The prompt is empty. Type the beginning of a text for the model to continue, "
-                    "e.g. «Москва — столица».",
-                    "Затравка пуста. Введите начало текста, которое модель продолжит, например «Москва — столица».",
-                )
-            )
-        ids = [int(i) for i in self._tokenizer(prompt, add_special_tokens=False)["input_ids"]]
-        min_new, max_new = settings.resolve_lengths(len(ids))
-        ctx = self.info.n_positions
-        notices = [Notice("settings_warning", issue.text) for issue in settings.warnings()]
-        if max_new >= ctx:
-            raise SettingsError(
-                [
-                    SettingIssue(
-                        "max_new_tokens",
-                        Text(
-                            f"max_new_tokens = {max_new} leaves no room for the prompt: this model's "
-                            f"context holds {ctx} tokens in all. Use at most {ctx - 1}, or fewer to keep "
-                            "more of the prompt.",
-                            f"max_new_tokens = {max_new} не оставляет места для затравки: контекст "
-                            f"этой модели — {ctx} токенов всего. Укажите не больше {ctx - 1} или меньше, "
-                            "чтобы сохранить больше затравки.",
-                        ),
-                    )
-                ]
-            )
-        cut = 0
-        if len(ids) + max_new > ctx:
-            keep = ctx - max_new
-            cut = len(ids) - keep
-            ids = ids[cut:]
-            notices.append(
-                Notice(
-                    "prompt_truncated",
-                    Text(
-                        f"The prompt has {keep + cut} tokens, but the model's context is {ctx} tokens and "
-                        f"{max_new} are kept for the answer: the first {cut} tokens were dropped.",
-                        f"В затравке {keep + cut} токенов, а контекст модели — {ctx} токенов, из них "
-                        f"{max_new} отведены под ответ: первые {cut} токенов отброшены.",
-                    ),
-                )
-            )
-        return PreparedPrompt(ids, min_new, max_new, notices, cut)
+        return prepare_prompt(self._tokenizer, self.info.n_positions, prompt, settings)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(local=True, beam_search=True, batched=False, logprobs=True)
+
+    def check(self, prompt: str, settings: GenerationSettings) -> CostEstimate:
+        """The cost of this generation; raises when it cannot run (see Engine.check)."""
+        return self._check(self.prepare(prompt, settings), settings)
+
+    def _check(self, prep: PreparedPrompt, settings: GenerationSettings) -> CostEstimate:
+        cost = estimate(
+            self.shape,
+            dtype=self.info.dtype,
+            prompt_tokens=len(prep.ids),
+            max_new_tokens=prep.max_new,
+            num_beams=settings.num_beams,
+            num_return_sequences=settings.num_return_sequences,
+            do_sample=settings.do_sample,
+        )
+        check_affordable(cost, weights_loaded=True)
+        return cost
 
     def generate_kwargs(self, settings: GenerationSettings, min_new: int, max_new: int) -> dict[str, Any]:
         """The generate() arguments for these settings, as the hobby script would pass them."""
@@ -369,6 +398,8 @@ class TransformersEngine:
         }
         if settings.do_sample:
             kwargs.update(temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p)
+        if settings.num_beams > 1:  # beam-only knobs: generate() warns about them otherwise
+            kwargs.update(length_penalty=settings.length_penalty, early_stopping=settings.early_stopping)
         # Without sampling, temperature, top_k and top_p are not passed: generate() ignores them and
         # warns that they are set.
         return kwargs
@@ -392,24 +423,12 @@ class TransformersEngine:
             raise EngineError(Text("The engine is closed.", "Движок закрыт."))
         started = time.perf_counter()
         prep = self.prepare(prompt, settings)
-        cost = estimate(
-            self.shape,
-            dtype=self.info.dtype,
-            prompt_tokens=len(prep.ids),
-            max_new_tokens=prep.max_new,
-            num_beams=settings.num_beams,
-            num_return_sequences=settings.num_return_sequences,
-            do_sample=settings.do_sample,
-        )
-        check_affordable(cost, weights_loaded=True)
+        self._check(prep, settings)
         yield from prep.notices
-        seed = settings.seed if settings.seed is not None else random.randrange(2**31)
+        seed = choose_seed(settings)
         single = settings.num_beams == 1 and settings.num_return_sequences == 1
         run = self._stream_single if single else self._generate_batch
-        for event in run(prep, settings, seed, cancel, top_alternatives, started):
-            if isinstance(event, Finished):
-                event.prompt_truncated_tokens = prep.truncated
-            yield event
+        yield from run(prep, settings, seed, cancel, top_alternatives, started)
 
     def _run_generate(
         self,
@@ -475,15 +494,10 @@ class TransformersEngine:
         thread = threading.Thread(
             target=self._run_generate, args=(ids, kwargs, seed, extra, out), name="gptdesk-generate", daemon=True
         )
-        gen_start = time.perf_counter()
+        clock = Clock(started)
         thread.start()
-        timings = Timings(load_prompt=gen_start - started)
-        decoder = IncrementalDecoder(self._tokenizer)
-        stops = _StopMatcher(settings.stop)
-        events: list[TokenEvent] = []
-        text_parts: list[str] = []
-        reason: FinishReason = "length"
         eos = self._tokenizer.eos_token_id
+        output = SequenceOutput(self._tokenizer, settings.stop, eos, self.piece)
         try:
             while True:
                 kind, payload = out.get()
@@ -492,29 +506,13 @@ class TransformersEngine:
                 if kind == "done":
                     break
                 token, logprobs = payload
-                if timings.first_token is None:
-                    timings.first_token = time.perf_counter() - gen_start
-                timings.generated_tokens += 1
+                clock.step_done()
                 if stop_flag.is_set():
                     continue  # a token generated after a stop string: not part of the output
-                if token == eos:
-                    reason = "eos"
-                    piece_released = stops.release(decoder.flush(), final=True)
-                else:
-                    piece_released = stops.release(decoder.push(token))
-                if stops.matched:
-                    stop_flag.set()
-                    reason = "stop"
                 lp, alts = _logprob_and_alternatives(self, logprobs, token, top_n)
-                event = TokenEvent(
-                    text=piece_released,
-                    token_id=token,
-                    piece=self.piece(token),
-                    logprob=lp,
-                    alternatives=alts,
-                )
-                events.append(event)
-                text_parts.append(piece_released)
+                event = output.push(token, lp, alts)
+                if output.reason == "stop":
+                    stop_flag.set()
                 yield event
         except GeneratorExit:
             stop_flag.set()  # the consumer walked away: stop generating at the next token
@@ -523,25 +521,13 @@ class TransformersEngine:
         finally:
             stop_flag.set()
             thread.join()
-        if reason not in ("eos", "stop"):
-            tail = stops.release(decoder.flush(), final=True)
-            if tail:  # a held-back tail (a partial stop string or UTF-8 character) at the very end
-                tail_event = TokenEvent(text=tail, token_id=-1, piece="")
-                text_parts.append(tail)
-                events.append(tail_event)
-                yield tail_event
-            if user_cancel.is_set() and timings.generated_tokens < max_new:
-                reason = "cancelled"
-        timings.total = time.perf_counter() - gen_start
-        yield Finished(
-            texts=["".join(text_parts)],
-            finish_reasons=[reason],
-            prompt_tokens=len(ids),
-            generated_tokens=[timings.generated_tokens],
-            seed=seed,
-            timings=timings,
-            tokens=[events],
-        )
+        ending: FinishReason = "length"
+        if user_cancel.is_set() and output.generated < max_new:
+            ending = "cancelled"
+        tail = output.finish(ending)
+        if tail is not None:  # a held-back tail (a partial stop string or UTF-8 character) at the very end
+            yield tail
+        yield finished([output], len(ids), seed, clock.finish([output]), prep.truncated)
 
     def _generate_batch(
         self,
@@ -553,15 +539,20 @@ class TransformersEngine:
         started: float,
     ) -> Iterator[StreamEvent]:
         """Beam search or several sequences: generate all, then emit each sequence's tokens."""
-        from transformers import StoppingCriteriaList
+        from transformers import LogitsProcessorList, StoppingCriteriaList
 
-        ids, min_new, max_new = prep.ids, prep.min_new, prep.max_new
+        ids, max_new = prep.ids, prep.max_new
         user_cancel = cancel or threading.Event()
         stop_flag = _Cancelled()
         out: queue.Queue[tuple[str, Any]] = queue.Queue()
-        kwargs = self.generate_kwargs(settings, min_new, max_new)
-        extra = {"stopping_criteria": StoppingCriteriaList([_stopping_criteria(user_cancel, stop_flag)])}
-        gen_start = time.perf_counter()
+        eos = self._tokenizer.eos_token_id
+        clock = Clock(started)
+        recorder = _BatchRecorder(len(ids), eos, top_n, clock)
+        kwargs = self.generate_kwargs(settings, prep.min_new, max_new)
+        extra = {
+            "logits_processor": LogitsProcessorList([recorder]),
+            "stopping_criteria": StoppingCriteriaList([_stopping_criteria(user_cancel, stop_flag)]),
+        }
         thread = threading.Thread(
             target=self._run_generate, args=(ids, kwargs, seed, extra, out), name="gptdesk-generate", daemon=True
         )
@@ -576,69 +567,27 @@ class TransformersEngine:
         if kind == "error":
             raise _wrap_failure(payload)
         sequences = payload[:, len(ids) :].tolist()
-        eos = self._tokenizer.eos_token_id
         pad = self._pad_id()
-        timings = Timings(load_prompt=gen_start - started)
-        timings.first_token = timings.total = time.perf_counter() - gen_start
-        texts: list[str] = []
-        reasons: list[FinishReason] = []
-        counts: list[int] = []
-        all_events: list[list[TokenEvent]] = []
+        outputs: list[SequenceOutput] = []
         for seq_index, seq in enumerate(sequences):
             # Sequences that ended early are padded after their EOS; cut there.
-            reason: FinishReason = "length"
             if eos is not None and eos in seq:
                 seq = seq[: seq.index(eos) + 1]
-                reason = "eos"
             elif pad != eos and seq and seq[-1] == pad:
                 while seq and seq[-1] == pad:
                     seq.pop()
-            logprobs = self._score(ids, seq) if seq else None
-            decoder = IncrementalDecoder(self._tokenizer)
-            stops = _StopMatcher(settings.stop)
-            events: list[TokenEvent] = []
+            output = SequenceOutput(self._tokenizer, settings.stop, eos, self.piece, seq_index)
             for step, token in enumerate(seq):
-                if token == eos:
-                    released = stops.release(decoder.flush(), final=True)
-                else:
-                    released = stops.release(decoder.push(token))
-                lp, alts = _logprob_and_alternatives(
-                    self, logprobs[step] if logprobs is not None else None, token, top_n
-                )
-                events.append(TokenEvent(released, token, self.piece(token), lp, alts, seq_index))
-                if stops.matched:
-                    reason = "stop"
+                event = output.push(token, recorder.logprob(seq, step), recorder.alternatives(seq, step, self.piece))
+                yield event
+                if output.done:
                     break
-            if reason == "length":
-                tail = stops.release(decoder.flush(), final=True)
-                if tail:
-                    events.append(TokenEvent(tail, -1, "", None, (), seq_index))
-            if user_cancel.is_set() and reason == "length" and len(seq) < max_new:
-                reason = "cancelled"
-            yield from events
-            texts.append("".join(e.text for e in events))
-            reasons.append(reason)
-            counts.append(len([e for e in events if e.token_id >= 0]))
-            all_events.append(events)
-        timings.generated_tokens = max(counts, default=0)
-        yield Finished(
-            texts=texts,
-            finish_reasons=reasons,
-            prompt_tokens=len(ids),
-            generated_tokens=counts,
-            seed=seed,
-            timings=timings,
-            tokens=all_events,
-        )
-
-    def _score(self, prompt_ids: list[int], seq: list[int]) -> Any:
-        """Log-probabilities of each generated position under the model (one forward pass)."""
-        import torch
-
-        with self._lock, torch.inference_mode():
-            full = torch.tensor([prompt_ids + seq], device=self._model.device)
-            logits = self._model(full).logits[0, len(prompt_ids) - 1 : -1].float()
-            return torch.log_softmax(logits, dim=-1)
+            ending: FinishReason = "cancelled" if user_cancel.is_set() and len(seq) < max_new else "length"
+            tail = output.finish(ending)
+            if tail is not None:
+                yield tail
+            outputs.append(output)
+        yield finished(outputs, len(ids), seed, clock.finish(outputs), prep.truncated)
 
     # -- scoring a text (the perplexity tool) ---------------------------------------------------
 
@@ -679,17 +628,8 @@ def _logprob_and_alternatives(
 ) -> tuple[float | None, tuple[Alternative, ...]]:
     if logprobs is None:
         return None, ()
-    import torch
-
-    lp = float(logprobs[token])
-    if top_n <= 0:
-        return lp, ()
-    values, indices = torch.topk(logprobs, top_n)
-    alts = tuple(
-        Alternative(int(i), engine.piece(int(i)), float(v))
-        for v, i in zip(values.tolist(), indices.tolist(), strict=True)
-    )
-    return lp, alts
+    values = logprobs.numpy()
+    return float(values[token]), alternatives(values, top_n, engine.piece)
 
 
 def _wrap_failure(exc: BaseException) -> BaseException:
@@ -714,38 +654,3 @@ def _wrap_failure(exc: BaseException) -> BaseException:
     )
     wrapped.__cause__ = exc
     return wrapped
-
-
-class _StopMatcher:
-    """Releases generated text, holding back a tail that may be the start of a stop string."""
-
-    def __init__(self, stops: list[str]) -> None:
-        self.stops = [s for s in stops if s]
-        self.pending = ""
-        self.matched: str | None = None
-
-    def release(self, new_text: str, *, final: bool = False) -> str:
-        if self.matched is not None:
-            return ""
-        self.pending += new_text
-        if not self.stops:
-            out, self.pending = self.pending, ""
-            return out
-        hits = [(self.pending.find(s), s) for s in self.stops if s in self.pending]
-        if hits:
-            at, stop = min(hits)
-            self.matched = stop
-            out, self.pending = self.pending[:at], ""
-            return out
-        if final:
-            out, self.pending = self.pending, ""
-            return out
-        hold = 0
-        for s in self.stops:
-            for k in range(min(len(s) - 1, len(self.pending)), 0, -1):
-                if self.pending.endswith(s[:k]):
-                    hold = max(hold, k)
-                    break
-        out = self.pending[: len(self.pending) - hold]
-        self.pending = self.pending[len(self.pending) - hold :]
-        return out

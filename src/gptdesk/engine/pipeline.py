@@ -52,6 +52,16 @@ class LogitsPipeline:
     def accept(self, token: int) -> None:
         self._append(token)
 
+    def fork(self) -> LogitsPipeline:
+        """A copy that continues this sequence on its own (a beam that splits); it shares the random stream."""
+        twin = LogitsPipeline(self.settings, self.eos_id, self.min_new, self.seed)
+        twin.rng = self.rng
+        twin.history = list(self.history)
+        twin.prompt_len = self.prompt_len
+        twin._ngrams = {k: set(v) for k, v in self._ngrams.items()}
+        twin._seen = set(self._seen)
+        return twin
+
     def process(self, logits: np.ndarray[Any, np.dtype[np.float32]]) -> np.ndarray[Any, np.dtype[np.float32]]:
         """The scores after repetition penalty, no-repeat n-grams and min_new_tokens."""
         s = self.settings
@@ -117,6 +127,29 @@ class LogitsPipeline:
             best = best[above < s.top_p]  # the most likely token has nothing above it: it stays
             candidates, values = candidates[best], values[best]
         return candidates.astype(np.int64), _softmax(values)
+
+
+def warp_beam_scores(
+    settings: GenerationSettings, scores: np.ndarray[Any, np.dtype[np.float32]], min_keep: int = 2
+) -> np.ndarray[Any, np.dtype[np.float32]]:
+    """Beam sampling's warpers over one beam's processed log-probabilities, as generate() runs them.
+
+    Temperature, then top-k and top-p each keeping at least `min_keep` tokens (generate() keeps one
+    more than the number of end-of-text tokens with beams); removed tokens become -inf.
+    """
+    s = settings
+    work = scores / np.float32(s.temperature) if s.temperature != 1.0 else scores.copy()
+    if s.top_k:
+        k = min(max(s.top_k, min_keep), work.shape[0])
+        kth = np.partition(work, -k)[-k]
+        work[work < kth] = -np.inf
+    if s.top_p < 1.0:
+        order = np.argsort(work, kind="stable")  # ascending, as TopPLogitsWarper sorts
+        cumulative = np.cumsum(_softmax(work[order]))
+        remove = cumulative <= (1 - s.top_p)
+        remove[-min_keep:] = False
+        work[order[remove]] = -np.inf
+    return work
 
 
 def _softmax(values: np.ndarray[Any, np.dtype[Any]]) -> np.ndarray[Any, np.dtype[np.float64]]:

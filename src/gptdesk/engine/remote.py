@@ -17,6 +17,7 @@ from gptdesk import __version__
 from gptdesk import errors as _errors
 from gptdesk.engine.base import (
     Alternative,
+    Capabilities,
     Finished,
     FinishReason,
     ModelInfo,
@@ -37,6 +38,7 @@ from gptdesk.errors import (
     SettingsError,
     UnsupportedModelError,
 )
+from gptdesk.estimate import CostEstimate, ModelShape
 from gptdesk.i18n import Text, current_language
 from gptdesk.models.catalog import find_entry
 from gptdesk.settings import GenerationSettings
@@ -215,6 +217,26 @@ class RemoteEngine:
         self.info = info
         self.kind: ServerKind = kind
         self.timeout = timeout
+
+    #: The model runs elsewhere: no shape to estimate with (Engine.shape).
+    shape: ModelShape | None = None
+
+    @property
+    def capabilities(self) -> Capabilities:
+        # Beam search and batching are the server's business (a GPT Desk server runs beams); logprobs
+        # come where the server gives them.
+        return Capabilities(local=False, beam_search=self.kind == "gptdesk", batched=False, logprobs=True)
+
+    def check(self, prompt: str, settings: GenerationSettings) -> CostEstimate | None:
+        """The server decides what it can afford; only an empty prompt is refused here."""
+        if not prompt.strip():
+            raise EmptyPromptError(
+                Text(
+                    "The prompt is empty. Type the beginning of a text for the model to continue.",
+                    "Затравка пуста. Введите начало текста, которое модель продолжит.",
+                )
+            )
+        return None
 
     # -- connecting ------------------------------------------------------------------------------------
 
@@ -652,7 +674,9 @@ class _StreamState:
         counts = list(self.counts)
         if len(counts) == 1 and self.completion_tokens is not None:
             counts = [self.completion_tokens]
-        self.timings.generated_tokens = max(counts, default=0)
+        # Timings mean the same on every engine: tokens of all sequences together (base.Timings).
+        self.timings.generated_tokens = sum(counts)
+        self.timings.sequences = max(1, sum(1 for c in counts if c > 0))
         if not self.timings.total:
             self.timings.total = time.perf_counter() - started
         return Finished(

@@ -85,6 +85,9 @@ def to_markdown(records: Sequence[GenerationRecord], lang: Lang = "en") -> str:
         out.append(f"- **{_L['status'].get(lang)}:** {r.status} ({r.finish_reason or '—'})")
         out.append(f"- **{_L['timings'].get(lang)}:** {_timings(r, lang)}")
         out.append(f"- **{_L['versions'].get(lang)}:** " + ", ".join(f"{k} {v}" for k, v in sorted(r.versions.items())))
+        note = r.reproducibility_note()
+        if note is not None:
+            out.append(f"- **{_L['versions'].get(lang)}:** {note.get(lang)}")
         if r.error:
             out.append(f"- **{_L['error'].get(lang)}:** {r.error}")
         out.append(f"\n### {_L['prompt'].get(lang)}\n")

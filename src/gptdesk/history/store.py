@@ -30,6 +30,9 @@ STATUSES = ("running", "finished", "cancelled", "failed", "interrupted")
 KINDS = ("new", "continue", "reproduce", "explore")  # explore: a cell of the lab's settings grid
 #: Libraries whose versions decide what a generation produces, recorded with each one.
 VERSIONED = ("gptdesk", "torch", "transformers", "tokenizers", "safetensors", "PySide6-Essentials")
+#: The key under which `versions` records the generation core's version; records without it were
+#: made by version 1 (before batched sequences and llama.cpp beam search).
+CORE_KEY = "gptdesk-core"
 
 
 def data_dir() -> Path:
@@ -53,7 +56,9 @@ def library_versions() -> dict[str, str]:
 
 @cache  # read once per process: the installed versions do not change while it runs
 def _library_versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
+    from gptdesk.engine.core import CORE_VERSION
+
+    found = {"python": platform.python_version(), CORE_KEY: str(CORE_VERSION)}
     for name in VERSIONED:
         try:
             found[name] = metadata.version(name)
@@ -164,6 +169,39 @@ class GenerationRecord:
         """The prompt's first line, shortened to `width` characters."""
         line = next((part.strip() for part in self.prompt.splitlines() if part.strip()), "")
         return line if len(line) <= width else line[: width - 1] + "…"
+
+    @property
+    def core_version(self) -> int:
+        """The generation core that made this record (1: before the version was recorded)."""
+        try:
+            return int(self.versions.get(CORE_KEY, "1"))
+        except ValueError:
+            return 1
+
+    def reproducibility_note(self) -> Text | None:
+        """Why running this record again may give another text, or None when it reproduces.
+
+        The rule (docs/fast-engine.md): the same seed, settings, engine and quantization give the
+        same text. Core version 2 samples several sequences in one batch, each from its own random
+        stream, and runs beam search on llama.cpp instead of handing it to transformers, so a
+        record of version 1 with several sequences or beams, not made on the transformers engine,
+        came out of the older version. One sequence, and anything on transformers, still reproduces.
+        """
+        from gptdesk.engine.core import CORE_VERSION
+
+        if self.core_version >= CORE_VERSION or self.engine == "transformers":
+            return None
+        several = int(self.settings.get("num_return_sequences") or 1) > 1
+        beams = int(self.settings.get("num_beams") or 1) > 1
+        if not (several or beams):
+            return None
+        return Text(
+            f"Made by an older version of GPT Desk's generation core ({self.core_version}; now {CORE_VERSION}), "
+            "which ran several sequences and beam search differently: the same seed may now give other texts.",
+            f"Сделано старой версией ядра генерации GPT Desk ({self.core_version}; сейчас {CORE_VERSION}), "
+            "которая иначе выполняла несколько вариантов и лучевой поиск: то же зерно теперь может дать "
+            "другие тексты.",
+        )
 
     def reproduce_settings(self) -> GenerationSettings:
         """The recorded settings with the recorded seed, so the same model gives the same text."""

@@ -32,8 +32,9 @@ CONVERTER_VERSION = 1
 #: The GGUF types the converter writes. f16 is exact enough to match the reference engine token
 #: for token; q8_0 halves f16 again at almost no loss; q4_0 is the 4-bit type that the gguf
 #: package can quantize itself and that llama.cpp repacks at load time for AVX2/AVX-512 kernels.
-#: The K-quants (see K_QUANTS) are made from the f16 file by llama.cpp's own quantizer.
-QUANT_TYPES: tuple[str, ...] = ("f16", "q8_0", "q6_K", "q5_K_M", "q4_K_M", "q4_0")
+#: f32 is the exact copy the beam-search equivalence tests use. The K-quants (see K_QUANTS) are
+#: made from the f16 file by llama.cpp's own quantizer.
+QUANT_TYPES: tuple[str, ...] = ("f32", "f16", "q8_0", "q6_K", "q5_K_M", "q4_K_M", "q4_0")
 DEFAULT_QUANT = "q8_0"
 
 #: llama.cpp's K-quants, by the llama_ftype constant llama_model_quantize takes and their nominal
@@ -369,11 +370,11 @@ def _plan(config: dict[str, Any], weights: _SourceWeights, quant: str, folder: P
 
     T, Q = gguf.MODEL_TENSOR, gguf.GGMLQuantizationType
     names = gguf.TENSOR_NAMES
-    matrix_type = {"f16": Q.F16, "q8_0": Q.Q8_0, "q4_0": Q.Q4_0}[quant]
+    matrix_type = {"f16": Q.F16, "q8_0": Q.Q8_0, "q4_0": Q.Q4_0, "f32": Q.F32}[quant]
     # The token embedding is also the output layer (tied), the one matrix whose errors reach the
     # logits directly; the 4-bit file keeps it at 8 bits, as llama.cpp's own quantizer keeps its
     # output layer above 4 bits.
-    embed_type = {"f16": Q.F16, "q8_0": Q.Q8_0, "q4_0": Q.Q8_0}[quant]
+    embed_type = {"f16": Q.F16, "q8_0": Q.Q8_0, "q4_0": Q.Q8_0, "f32": Q.F32}[quant]
     available = weights.names()
     plan: list[_Planned] = []
 
@@ -395,7 +396,7 @@ def _plan(config: dict[str, Any], weights: _SourceWeights, quant: str, folder: P
         else:
             qtype = embed_type if kind == "embedding" else matrix_type
             block, _ = gguf.GGML_QUANT_SIZES[qtype]
-            if shape[-1] % block:  # rows that do not split into whole blocks stay in f16
+            if shape[-1] % block and qtype != Q.F32:  # rows that do not split into whole blocks stay in f16
                 qtype = Q.F16
         plan.append(
             _Planned(gguf_name + (".weight" if source.endswith("weight") else ".bias"), source, transpose, qtype, shape)
@@ -522,6 +523,7 @@ def convert(
         "f16": gguf.LlamaFileType.MOSTLY_F16,
         "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
         "q4_0": gguf.LlamaFileType.MOSTLY_Q4_0,
+        "f32": gguf.LlamaFileType.ALL_F32,
     }
     writer = gguf.GGUFWriter(tmp, "gpt2")
     try:

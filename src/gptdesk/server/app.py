@@ -8,7 +8,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -300,12 +300,9 @@ def _fingerprint(engine: Engine) -> str:
 
 
 def _precheck(engine: Engine, prompts: list[str], settings: GenerationSettings) -> None:
-    """Refuse an empty prompt or a length the context cannot hold before queueing, with a proper status."""
-    prepare: Callable[[str, GenerationSettings], object] | None = getattr(engine, "prepare", None)
-    if prepare is None:
-        return
+    """Refuse an empty prompt, a length the context cannot hold or a run memory cannot afford before queueing."""
     for prompt in prompts:
-        prepare(prompt, settings)
+        engine.check(prompt, settings)
 
 
 async def read_json(request: Request, limit: int) -> object:

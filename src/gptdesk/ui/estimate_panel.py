@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QPlainTextEdit
 
 from gptdesk.engine.base import Engine, TokenPiece
 from gptdesk.errors import GptDeskError, SettingsError
-from gptdesk.estimate import DTYPE_BYTES, CostEstimate, ModelShape, check_affordable, estimate, fits_in_memory
+from gptdesk.estimate import DTYPE_BYTES, CostEstimate, ModelShape, estimate, fits_in_memory
 from gptdesk.settings import GenerationSettings
 from gptdesk.ui.inspector import TokenInspector
 from gptdesk.ui.params import ParametersPanel
@@ -17,12 +17,12 @@ from gptdesk.ui.params import ParametersPanel
 
 def is_local(engine: Engine) -> bool:
     """Engines that run here (tokenize and estimate locally); a remote engine runs elsewhere."""
-    return engine.name != "remote"
+    return engine.capabilities.local
 
 
 def _shape(engine: Engine) -> ModelShape:
-    shape = getattr(engine, "shape", None)
-    if isinstance(shape, ModelShape):
+    shape = engine.shape
+    if shape is not None:
         return shape
     info = engine.info
     return ModelShape(info.n_layer, info.n_embd, info.n_head, info.n_positions, info.vocab_size)
@@ -46,6 +46,7 @@ def generation_cost(engine: Engine, prompt_tokens: int, settings: GenerationSett
         num_beams=settings.num_beams,
         num_return_sequences=settings.num_return_sequences,
         do_sample=settings.do_sample,
+        engine="llamacpp" if info.engine == "llamacpp" else "transformers",
     )
 
 
@@ -57,9 +58,7 @@ def precheck(engine: Engine, prompt: str, settings: GenerationSettings) -> list[
     if not is_local(engine):
         return []
     pieces = engine.tokenize(prompt)
-    cost = generation_cost(engine, len(pieces), settings)
-    if cost is not None:
-        check_affordable(cost, weights_loaded=True)
+    engine.check(prompt, settings)  # the engine's own estimate (llama.cpp's costs on llama.cpp)
     return pieces
 
 

@@ -36,6 +36,8 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ("num_return_sequences", "int"),
     ("repetition_penalty", "float"),
     ("no_repeat_ngram_size", "int"),
+    ("length_penalty", "float"),
+    ("early_stopping", "choice"),
     ("max_new_tokens", "optional"),
     ("max_length", "optional"),
     ("min_new_tokens", "optional"),
@@ -171,6 +173,8 @@ class ParametersPanel(QWidget):
         layout.addStretch(1)
         self.setStyleSheet('*[invalid="true"] { border: 2px solid #c0392b; }QLabel#issues { padding: 4px; }')
 
+        # The model's defaults first, for the knobs no preset sets (length_penalty's is 1.0, not 0).
+        self.set_values(GenerationSettings().model_dump())
         self.apply_preset(DEFAULT_PRESET)
         self.retranslate()
 
@@ -199,6 +203,12 @@ class ParametersPanel(QWidget):
             ispin.setCorrectionMode(QAbstractSpinBox.CorrectionMode.CorrectToNearestValue)
             ispin.valueChanged.connect(self._on_value_changed)
             editor = ispin
+        elif kind == "choice":  # early_stopping: false, true or "never", as generate() takes them
+            combo = QComboBox()
+            for value in (False, True, "never"):
+                combo.addItem(str(value).lower(), value)
+            combo.currentIndexChanged.connect(self._on_value_changed)
+            editor = combo
         elif kind == "seed":
             line = QLineEdit()
             line.setClearButtonEnabled(True)
@@ -222,6 +232,8 @@ class ParametersPanel(QWidget):
             editor = self._editors[name]
             if isinstance(editor, QCheckBox):
                 values[name] = editor.isChecked()
+            elif isinstance(editor, QComboBox):
+                values[name] = editor.currentData()
             elif isinstance(editor, QDoubleSpinBox):
                 values[name] = round(editor.value(), editor.decimals())
             elif isinstance(editor, QSpinBox):
@@ -246,6 +258,8 @@ class ParametersPanel(QWidget):
                 editor = self._editors[name]
                 if isinstance(editor, QCheckBox):
                     editor.setChecked(bool(value))
+                elif isinstance(editor, QComboBox):
+                    editor.setCurrentIndex(max(0, editor.findData(value)))
                 elif isinstance(editor, QDoubleSpinBox):
                     editor.setValue(float(value))
                 elif isinstance(editor, QSpinBox):

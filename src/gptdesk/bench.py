@@ -50,6 +50,9 @@ CONFIGS = (
     Config("f16", "llama.cpp f16", "llamacpp", "f16"),
     Config("q8_0", "llama.cpp q8_0", "llamacpp", "q8_0"),
     Config("q4_0", "llama.cpp q4_0", "llamacpp", "q4_0"),
+    Config("q6_K", "llama.cpp q6_K", "llamacpp", "q6_K"),
+    Config("q5_K_M", "llama.cpp q5_K_M", "llamacpp", "q5_K_M"),
+    Config("q4_K_M", "llama.cpp q4_K_M", "llamacpp", "q4_K_M"),
     Config("q8_0_app", "llama.cpp q8_0, in the app's process", "llamacpp", "q8_0", app_process=True),
     Config("beam", "transformers fp32, Sber demo (10 beams)", "transformers", "float32", preset="sber_demo"),
     # Many sequences per llama.cpp step. The auto engine runs them on q4_0 (engine.llamacpp.BATCH_QUANT);
@@ -623,6 +626,9 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--json", dest="json_path", default=None, help=_t("where to write the results", "куда записать результаты")
     )
+    from gptdesk.bench_quality import add_arguments
+
+    add_arguments(p)
     p.set_defaults(func=cmd_bench)
 
 
@@ -652,6 +658,9 @@ def cmd_bench(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if value < 1:
             raise InvalidInputError(Text(f"{name} = {value}: use at least 1.", f"{name} = {value}: нужно не меньше 1."))
     threads = args.threads or default_threads()
+    from gptdesk.bench_quality import parse_types, print_summary, run_quality
+
+    quality_types = parse_types(args.quality)
     report = run_bench(
         shapes,
         configs=configs,
@@ -662,6 +671,8 @@ def cmd_bench(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         threads=threads,
         out=out,
     )
+    report["quality"] = run_quality(quality_types, threads=threads, out=out)
+    print_summary(report, out)
     path = Path(args.json_path) if args.json_path else bench_dir() / "results.json"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

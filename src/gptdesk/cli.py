@@ -37,6 +37,7 @@ SUBCOMMAND_MODULES: list[str] = [
     "gptdesk.bench",
     "gptdesk.lab.cli",
     "gptdesk.desktop.cli",
+    "gptdesk.perplexity_cli",
 ]
 
 EXIT_OK = 0
@@ -144,6 +145,16 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     gen.add_argument(
+        "--quant",
+        default=None,
+        help=_t(
+            "the llama.cpp engine's type (default q8_0): f16, q8_0, q6_K, q5_K_M, q4_K_M, q4_0; "
+            "`gptdesk bench` shows what each costs",
+            "тип весов для llama.cpp (по умолчанию q8_0): f16, q8_0, q6_K, q5_K_M, q4_K_M, q4_0; "
+            "`gptdesk bench` показывает цену каждого",
+        ),
+    )
+    gen.add_argument(
         "--preset",
         default="balanced",
         help=_t("settings preset: ", "набор настроек: ")
@@ -214,6 +225,25 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"))
+
+
+def _quant_option(args: argparse.Namespace) -> dict[str, str]:
+    """--quant for the engines that take it (a K-quant in any case: Q4_K_M, q4_k_m)."""
+    if args.quant is None:
+        return {}
+    from gptdesk.errors import InvalidInputError
+    from gptdesk.models.convert import canonical_quant
+
+    if args.engine == "transformers":
+        raise InvalidInputError(
+            Text(
+                f"--quant {args.quant} is a llama.cpp type, but --engine is transformers. Drop --quant, or use "
+                "--engine auto or llamacpp.",
+                f"--quant {args.quant} — тип llama.cpp, а --engine transformers. Уберите --quant или укажите "
+                "--engine auto или llamacpp.",
+            )
+        )
+    return {"quant": canonical_quant(args.quant)}
 
 
 def _settings_from_args(args: argparse.Namespace) -> Any:
@@ -299,7 +329,9 @@ def cmd_generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         engine = load_engine(args.model, engine="remote", base_url=args.remote, api_key=api_key)
     else:
         _fetch_if_missing(args.model, err)
-        engine = load_engine(args.model, engine=args.engine, device=args.device, dtype=args.dtype)
+        engine = load_engine(
+            args.model, engine=args.engine, device=args.device, dtype=args.dtype, **_quant_option(args)
+        )
         if args.engine == "auto":
             _say_fast_engine_missing(err)
     try:

@@ -19,6 +19,11 @@ DTYPE_BYTES: dict[str, float] = {
     "float16": 2.0,
     "q8_0": 34 / 32,
     "q4_0": 18 / 32,
+    # llama.cpp's K-quants, at their nominal bits per weight for a model whose rows split into
+    # 256-blocks (narrower models fall back to 32-block types of a few % more).
+    "q6_K": 6.56 / 8,
+    "q5_K_M": 5.69 / 8,
+    "q4_K_M": 4.85 / 8,
 }
 
 #: Bytes per activation and cache element. transformers' DynamicCache stores keys and values in the
@@ -30,6 +35,9 @@ ACTIVATION_BYTES: dict[str, float] = {
     "float16": 2.0,
     "q8_0": 4.0,
     "q4_0": 4.0,
+    "q6_K": 4.0,
+    "q5_K_M": 4.0,
+    "q4_K_M": 4.0,
 }
 
 #: Resident memory of a Python process that has imported torch and transformers, before any model:

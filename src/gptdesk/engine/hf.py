@@ -589,6 +589,39 @@ class TransformersEngine:
             outputs.append(output)
         yield finished(outputs, len(ids), seed, clock.finish(outputs), prep.truncated)
 
+    # -- scoring a text (the perplexity tool) ---------------------------------------------------
+
+    def score_tokens(self, ids: list[int], start: int = 1) -> Any:
+        """log p(ids[i] | ids[:i]) for i in start .. len(ids) - 1 (a float64 numpy vector), from one
+        forward pass over `ids`.
+
+        The output layer runs on a few hundred positions at a time, so a 2048-token window of a
+        50k vocabulary never holds all its logits at once (400 MB in float32).
+        """
+        import torch
+
+        if not 1 <= start < len(ids) <= self.info.n_positions:
+            raise InvalidInputError(
+                Text(
+                    f"{len(ids)} token ids scored from position {start}: give 2 to {self.info.n_positions} ids "
+                    "and a start between 1 and their number - 1.",
+                    f"{len(ids)} токенов с позиции {start}: нужно от 2 до {self.info.n_positions} токенов и "
+                    "начало от 1 до их числа - 1.",
+                )
+            )
+        with self._lock, torch.inference_mode():
+            model = self._model
+            if model is None:
+                raise EngineError(Text("The engine is closed.", "Движок закрыт."))
+            full = torch.tensor([ids], device=model.device)
+            hidden = model.transformer(full).last_hidden_state[0]
+            parts = []
+            for a in range(start - 1, len(ids) - 1, 256):
+                b = min(a + 256, len(ids) - 1)
+                logprobs = torch.log_softmax(model.lm_head(hidden[a:b]).float(), dim=-1)
+                parts.append(logprobs.gather(1, full[0, a + 1 : b + 1, None])[:, 0])
+            return torch.cat(parts).double().cpu().numpy()
+
 
 def _logprob_and_alternatives(
     engine: TransformersEngine, logprobs: Any, token: int, top_n: int

@@ -48,7 +48,15 @@ from gptdesk.settings import GenerationSettings
 
 ENGINE_NAME = "llamacpp"
 #: The quantization each llama.cpp type stands for in the memory estimate (estimate.DTYPE_BYTES).
-_ESTIMATE_DTYPE = {"f16": "float16", "q8_0": "q8_0", "q4_0": "q4_0", "f32": "float32"}
+_ESTIMATE_DTYPE = {
+    "f16": "float16",
+    "q8_0": "q8_0",
+    "q4_0": "q4_0",
+    "f32": "float32",
+    "q6_K": "q6_K",
+    "q5_K_M": "q5_K_M",
+    "q4_K_M": "q4_K_M",
+}
 #: The context (KV cache) grows in steps of this many tokens, up to the model's own context:
 #: llama.cpp clears the whole cache buffer when it makes it, so a 2048-token cache for
 #: ruGPT-3 Large would cost 300 MB of memory even for a short text.
@@ -638,6 +646,84 @@ class LlamaCppEngine:
             outputs.append(out)
         yield finished(outputs, len(ids), seed, clock.finish(outputs), prep.truncated)
 
+    # -- scoring a text (the perplexity tool) ---------------------------------------------------
+
+    def score_tokens(self, ids: list[int], start: int = 1) -> np.ndarray[Any, np.dtype[np.float64]]:
+        """log p(ids[i] | ids[:i]) for i in start .. len(ids) - 1, as the reference engine's method.
+
+        A context of its own (made and freed here, so generation's cache is left alone), fed in
+        batches that ask llama.cpp for the logits of every position from start - 1 on.
+        """
+        n_positions = self.info.n_positions
+        if not 1 <= start < len(ids) <= n_positions:
+            raise InvalidInputError(
+                Text(
+                    f"{len(ids)} token ids scored from position {start}: give 2 to {n_positions} ids "
+                    "and a start between 1 and their number - 1.",
+                    f"{len(ids)} токенов с позиции {start}: нужно от 2 до {n_positions} токенов и "
+                    "начало от 1 до их числа - 1.",
+                )
+            )
+        with self._lock:
+            native = self._native
+            if native is None:
+                raise EngineError(Text("The engine is closed.", "Движок закрыт."))
+            lib = native.lib
+            params = lib.llama_context_default_params()
+            params.n_ctx = min(n_positions, -(-len(ids) // _CTX_STEP) * _CTX_STEP)
+            params.n_batch = params.n_ubatch = min(_BATCH, params.n_ctx)
+            params.n_seq_max = 1
+            params.n_threads = params.n_threads_batch = native.threads
+            params.no_perf = True
+            ctx = lib.llama_init_from_model(native.model, params)
+            if not ctx:
+                raise EngineError(
+                    Text(
+                        f"llama.cpp could not make a context of {params.n_ctx} tokens ({_Library.last_errors()}). "
+                        "Close other programs or use a shorter --context.",
+                        f"llama.cpp не смог создать контекст на {params.n_ctx} токенов ({_Library.last_errors()}). "
+                        "Закройте другие программы или уменьшите --context.",
+                    )
+                )
+            n_batch = int(params.n_batch)
+            batch = lib.llama_batch_init(n_batch, 0, 1)
+            result = np.empty(len(ids) - start, dtype=np.float64)
+            try:
+                for a in range(0, len(ids), n_batch):
+                    chunk = ids[a : a + n_batch]
+                    wanted = [start - 1 <= a + j < len(ids) - 1 for j in range(len(chunk))]
+                    batch.n_tokens = len(chunk)
+                    for j, token in enumerate(chunk):
+                        batch.token[j] = token
+                        batch.pos[j] = a + j
+                        batch.n_seq_id[j] = 1
+                        batch.seq_id[j][0] = 0
+                        batch.logits[j] = wanted[j]
+                    rc = lib.llama_decode(ctx, batch)
+                    if rc != 0:
+                        raise EngineError(
+                            Text(
+                                f"llama.cpp failed to decode (code {rc}; {_Library.last_errors()}).",
+                                f"llama.cpp не смог выполнить шаг (код {rc}; {_Library.last_errors()}).",
+                            )
+                        )
+                    rows = [j for j in range(len(chunk)) if wanted[j]]
+                    if not rows:
+                        continue
+                    # The logits of the positions that asked for them, in batch order.
+                    logits = np.ctypeslib.as_array(lib.llama_get_logits(ctx), shape=(len(rows), native.n_vocab))
+                    scores = logits.astype(np.float64)
+                    top = scores.max(axis=1, keepdims=True)
+                    norm = top[:, 0] + np.log(np.exp(scores - top).sum(axis=1))
+                    targets = np.array([ids[a + j + 1] for j in rows])
+                    picked = scores[np.arange(len(rows)), targets] - norm
+                    first = a + rows[0] + 1 - start
+                    result[first : first + len(rows)] = picked
+            finally:
+                lib.llama_batch_free(batch)
+                lib.llama_free(ctx)
+            return result
+
 
 def _quant_for(quant: str, dtype: str) -> str:
     """The GGUF type to load: `quant`, unless the caller's dtype asks for f16 explicitly."""
@@ -775,6 +861,10 @@ class AutoEngine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def score_tokens(self, ids: list[int], start: int = 1) -> np.ndarray[Any, np.dtype[np.float64]]:
+        """Scored by the llama.cpp engine (see LlamaCppEngine.score_tokens)."""
+        return self.fast.score_tokens(ids, start)
 
 
 def load_auto(

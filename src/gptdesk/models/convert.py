@@ -8,6 +8,9 @@ import hashlib
 import json
 import os
 import re
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -28,10 +31,25 @@ CONVERTER_VERSION = 1
 
 #: The GGUF types the converter writes. f16 is exact enough to match the reference engine token
 #: for token; q8_0 halves f16 again at almost no loss; q4_0 is the 4-bit type that the gguf
-#: package can quantize itself (it has no quantizer for the K-quants) and that llama.cpp repacks
-#: at load time for AVX2/AVX-512 kernels. f32 is the exact copy the beam-search equivalence tests use.
-QUANT_TYPES: tuple[str, ...] = ("f16", "q8_0", "q4_0", "f32")
+#: package can quantize itself and that llama.cpp repacks at load time for AVX2/AVX-512 kernels.
+#: f32 is the exact copy the beam-search equivalence tests use. The K-quants (see K_QUANTS) are
+#: made from the f16 file by llama.cpp's own quantizer.
+QUANT_TYPES: tuple[str, ...] = ("f32", "f16", "q8_0", "q6_K", "q5_K_M", "q4_K_M", "q4_0")
 DEFAULT_QUANT = "q8_0"
+
+#: llama.cpp's K-quants, by the llama_ftype constant llama_model_quantize takes and their nominal
+#: bits per weight (for the progress bar only). The gguf package has no quantizer for them, so
+#: they are made in C, from the f16 file, with llama.cpp's own choice of type per tensor: "_M"
+#: keeps the attention's fused QKV, half the FFN-down matrices and the output layer at more bits.
+#: Rows whose length is not a multiple of 256 (the K-quant block) fall back to a 32-block type
+#: as llama.cpp does: Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0 (the manifest records each file's types).
+K_QUANTS: dict[str, tuple[str, float]] = {
+    "q6_K": ("LLAMA_FTYPE_MOSTLY_Q6_K", 6.56),
+    "q5_K_M": ("LLAMA_FTYPE_MOSTLY_Q5_K_M", 5.69),
+    "q4_K_M": ("LLAMA_FTYPE_MOSTLY_Q4_K_M", 4.85),
+}
+#: How many values one block of a K-quant holds: rows must be a whole number of blocks.
+K_BLOCK = 256
 
 #: The tanh approximation of GELU is the only one llama.cpp's GPT-2 graph computes.
 TANH_GELUS = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")
@@ -92,11 +110,20 @@ def check_quant(quant: str) -> None:
         raise InvalidInputError(
             Text(
                 f"quant = '{quant}' is unknown: use one of {', '.join(QUANT_TYPES)} (q8_0 is the usual "
-                "choice; q4_0 is faster and smaller, f16 matches the reference engine most closely).",
+                "choice; q4_K_M is faster and smaller at a small loss, q4_0 loses more, f16 matches the "
+                "reference engine most closely; `gptdesk bench` shows what each costs).",
                 f"quant = «{quant}» неизвестен: используйте один из {', '.join(QUANT_TYPES)} (обычно "
-                "q8_0; q4_0 быстрее и меньше, f16 ближе всего к эталонному движку).",
+                "q8_0; q4_K_M быстрее и меньше при небольшой потере, q4_0 теряет больше, f16 ближе всего "
+                "к эталонному движку; `gptdesk bench` показывает цену каждого).",
             )
         )
+
+
+def canonical_quant(name: str) -> str:
+    """The type as QUANT_TYPES spells it, whatever the case ("Q4_K_M" -> "q4_K_M"); unknown names are refused."""
+    found = next((q for q in QUANT_TYPES if q.lower() == name.strip().lower()), name)
+    check_quant(found)
+    return found
 
 
 # -- the cache: reuse, detect stale or corrupt files, convert ------------------------------------
@@ -124,16 +151,22 @@ def ensure_gguf(
     if problem is None:
         manifest = json.loads(manifest_path(target).read_text(encoding="utf-8"))
         return ConvertedModel(target, quant, resolved.revision, True, time.perf_counter() - started, manifest)
-    manifest = convert(
-        resolved.path,
-        target,
-        quant,
-        model_id=resolved.model_id,
-        revision=resolved.revision,
-        progress=progress,
-        cancel=cancel,
-        reason=problem if problem.en != _MISSING.en else None,
-    )
+    reason = problem if problem.en != _MISSING.en else None
+    if quant in K_QUANTS:
+        manifest = _ensure_k_quant(
+            resolved, target, quant, progress=progress, verify=verify, cancel=cancel, reason=reason
+        )
+    else:
+        manifest = convert(
+            resolved.path,
+            target,
+            quant,
+            model_id=resolved.model_id,
+            revision=resolved.revision,
+            progress=progress,
+            cancel=cancel,
+            reason=reason,
+        )
     return ConvertedModel(target, quant, resolved.revision, False, time.perf_counter() - started, manifest)
 
 
@@ -549,27 +582,9 @@ def convert(
                 done / total,
             )
         writer.close()
-        size = tmp.stat().st_size
-        manifest = {
-            "format": _MANIFEST_FORMAT,
-            "converter_version": CONVERTER_VERSION,
-            "model_id": model_id,
-            "source": str(folder),
-            "revision": revision,
-            "quant": quant,
-            "size": size,
-            "sampled_sha256": sampled_digest(tmp),
-            "sha256": file_sha256(tmp),
-            "tensor_types": sorted({p.qtype.name for p in plan}),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        # The old pair goes first, then the new manifest, then the new file: a crash in between
-        # leaves a manifest without its file, which reads as missing, never a wrong file as fresh.
-        mtmp = manifest_path(tmp)
-        mtmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-        invalidate(out)
-        os.replace(mtmp, manifest_path(out))
-        os.replace(tmp, out)
+        manifest = _publish(
+            tmp, out, {"model_id": model_id, "source": str(folder), "revision": revision, "quant": quant}
+        )
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             raise _cache_unusable(out.parent, exc) from exc
@@ -590,6 +605,28 @@ def convert(
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
     report(Text(f"The {quant} copy is ready", f"Копия {quant} готова"), 1.0)
+    return manifest
+
+
+def _publish(tmp: Path, out: Path, fields: dict[str, Any]) -> dict[str, Any]:
+    """Move a complete file from `tmp` into the cache at `out`, with its manifest; return the manifest."""
+    manifest = {
+        "format": _MANIFEST_FORMAT,
+        "converter_version": CONVERTER_VERSION,
+        **fields,
+        "size": tmp.stat().st_size,
+        "sampled_sha256": sampled_digest(tmp),
+        "sha256": file_sha256(tmp),
+        **tensor_summary(tmp),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    # The old pair goes first, then the new manifest, then the new file: a crash in between
+    # leaves a manifest without its file, which reads as missing, never a wrong file as fresh.
+    mtmp = manifest_path(tmp)
+    mtmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    invalidate(out)
+    os.replace(mtmp, manifest_path(out))
+    os.replace(tmp, out)
     return manifest
 
 
@@ -636,8 +673,300 @@ def _fmt(n: int) -> str:
     return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.0f} MB"
 
 
+# -- K-quants: llama.cpp's quantizer, run on the f16 file ----------------------------------------
+
+
+def _ensure_k_quant(
+    resolved: ResolvedModel,
+    target: Path,
+    quant: str,
+    *,
+    progress: ProgressCallback | None,
+    verify: str,
+    cancel: threading.Event | None,
+    reason: Text | None,
+) -> dict[str, Any]:
+    """Make the K-quant `target` from the model's f16 file (converted first when it is not cached)."""
+
+    def base_progress(text: Text, fraction: float | None) -> None:
+        # The f16 conversion is the first fifth of the way; the quantizer the rest.
+        if progress is not None:
+            progress(text, None if fraction is None else 0.2 * fraction)
+
+    base = ensure_gguf(resolved, "f16", progress=base_progress, verify=verify, cancel=cancel)
+    try:
+        return quantize(
+            base.path,
+            target,
+            quant,
+            model_id=resolved.model_id,
+            revision=resolved.revision,
+            base_sha256=str(base.manifest.get("sha256", "")),
+            progress=progress,
+            cancel=cancel,
+            reason=reason,
+            start=0.2,
+        )
+    finally:
+        if not base.reused:
+            # Made only as the quantizer's input: keep the disk to what the user asked for (the
+            # next K-quant of this model converts it again, a few seconds per GB).
+            invalidate(base.path)
+
+
+def quantize(
+    source: Path,
+    out: Path,
+    quant: str,
+    *,
+    model_id: str = "",
+    revision: str = "",
+    base_sha256: str = "",
+    threads: int | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+    reason: Text | None = None,
+    start: float = 0.0,
+    poll_seconds: float = 0.1,
+) -> dict[str, Any]:
+    """Quantize the f16 GGUF `source` to the K-quant `quant` at `out` (atomically); return the manifest.
+
+    llama_model_quantize is one C call with neither progress nor cancel, so it runs in a child
+    process: the parent follows the output file's growth and kills the child on cancel.
+    """
+    if quant not in K_QUANTS:
+        raise ValueError(f"{quant!r} is not a K-quant; expected one of {', '.join(K_QUANTS)}")
+    ftype, bits = K_QUANTS[quant]
+
+    def report(text: Text, fraction: float | None) -> None:
+        if progress is not None:
+            progress(text, None if fraction is None else start + (1.0 - start) * fraction)
+
+    why = Text("", "") if reason is None else Text(f" ({reason.en})", f" ({reason.ru})")
+    report(Text(f"Quantizing to {quant} with llama.cpp", f"Квантование в {quant} средствами llama.cpp") + why, 0.0)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _cache_unusable(out.parent, exc) from exc
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.part")
+    _remove_stale_parts(out)
+    # The f16 file holds 16 bits per weight: the nominal bits give the size to expect, for the bar.
+    expected = max(1, int(source.stat().st_size * bits / 16))
+    try:
+        with tempfile.TemporaryFile() as errors:
+            child: subprocess.Popen[bytes] | _ThreadQuantizer
+            if getattr(sys, "frozen", False):
+                # A frozen app has no interpreter to start with -m: the C call runs on a thread
+                # instead, and a cancel waits for it to end.
+                child = _ThreadQuantizer(str(source), str(tmp), ftype, threads or 0)
+            else:
+                command = [sys.executable, "-m", "gptdesk.models.convert", "--quantize", str(source), str(tmp)]
+                child = subprocess.Popen(
+                    [*command, ftype, str(threads or 0)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=errors,
+                )
+            try:
+                while child.poll() is None:
+                    if cancel is not None and cancel.is_set():
+                        child.kill()
+                        child.wait()
+                        raise ConversionCancelled(Text("The conversion was cancelled.", "Преобразование отменено."))
+                    with contextlib.suppress(OSError):
+                        report(
+                            Text(f"Quantizing to {quant}", f"Квантование в {quant}"),
+                            min(0.95, tmp.stat().st_size / expected),
+                        )
+                    time.sleep(poll_seconds)
+            finally:
+                if child.poll() is None:  # an exception in the loop (KeyboardInterrupt): no orphan left
+                    child.kill()
+                    child.wait()
+            if child.returncode != 0 or not tmp.exists():
+                errors.seek(0)
+                said = errors.read().decode("utf-8", "replace") + getattr(child, "error", "")
+                detail = said.strip().splitlines()[-3:]
+                raise ModelError(
+                    Text(
+                        f"llama.cpp could not quantize {source.name} to {quant} (exit code {child.returncode}: "
+                        f"{' | '.join(detail) or 'no message'}). Use q8_0 or q4_0, which GPT Desk writes itself.",
+                        f"llama.cpp не смог квантовать {source.name} в {quant} (код {child.returncode}: "
+                        f"{' | '.join(detail) or 'без сообщения'}). Используйте q8_0 или q4_0, их GPT Desk "
+                        "пишет сам.",
+                    )
+                )
+        manifest = _publish(
+            tmp,
+            out,
+            {
+                "model_id": model_id,
+                "source": str(source),
+                "revision": revision,
+                "quant": quant,
+                "quantizer": f"llama.cpp (llama-cpp-python {_llama_cpp_version()})",
+                "base_sha256": base_sha256,
+            },
+        )
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise _cache_unusable(out.parent, exc) from exc
+        raise ModelError(
+            Text(
+                f"Cannot write the quantized model to {out.parent} ({exc}). Free some disk space (it needs "
+                f"about {_fmt(expected)}) or point GPTDESK_CACHE_DIR to another disk.",
+                f"Не удаётся записать квантованную модель в {out.parent} ({exc}). Освободите место на диске "
+                f"(нужно около {_fmt(expected)}) или укажите другой диск в GPTDESK_CACHE_DIR.",
+            )
+        ) from exc
+    finally:
+        for leftover in (tmp, manifest_path(tmp)):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+    report(Text(f"The {quant} copy is ready", f"Копия {quant} готова"), 1.0)
+    return manifest
+
+
+def _llama_cpp_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("llama-cpp-python")
+    except PackageNotFoundError:
+        return "?"
+
+
+def _quantize_child(source: str, out: str, ftype: str, threads: int) -> int:
+    """The child process of quantize(): one llama_model_quantize call, llama.cpp's errors on stderr."""
+    import ctypes
+
+    import llama_cpp
+
+    @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
+    def _log(level: int, text: bytes, user_data: Any) -> None:
+        if level == 4:  # errors only; the per-tensor chatter stays out of the parent's messages
+            sys.stderr.write(text.decode("utf-8", "replace"))
+
+    llama_cpp.llama_log_set(_log, ctypes.c_void_p(0))
+    return _quantize_call(source, out, ftype, threads)
+
+
+class _ThreadQuantizer:
+    """llama_model_quantize on a thread, with the part of Popen's interface quantize() uses."""
+
+    def __init__(self, source: str, out: str, ftype: str, threads: int) -> None:
+        self.returncode: int | None = None
+        self.error = ""
+        self._thread = threading.Thread(target=self._run, args=(source, out, ftype, threads), daemon=True)
+        self._thread.start()
+
+    def _run(self, source: str, out: str, ftype: str, threads: int) -> None:
+        try:
+            self.returncode = _quantize_call(source, out, ftype, threads)
+        except Exception as exc:  # reported by quantize() with the way out
+            self.error = f"{type(exc).__name__}: {exc}"
+            self.returncode = 1
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def kill(self) -> None:
+        pass  # one C call cannot be interrupted: wait() waits for it
+
+    def wait(self) -> int | None:
+        self._thread.join()
+        return self.returncode
+
+
+def _quantize_call(source: str, out: str, ftype: str, threads: int) -> int:
+    import ctypes
+
+    import llama_cpp
+
+    llama_cpp.llama_backend_init()
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = int(getattr(llama_cpp, ftype))
+    params.nthread = threads
+    rc = llama_cpp.llama_model_quantize(source.encode("utf-8"), out.encode("utf-8"), ctypes.byref(params))
+    return 0 if rc == 0 else 1
+
+
+# -- what a file holds ---------------------------------------------------------------------------
+
+
+def tensor_summary(path: Path) -> dict[str, Any]:
+    """The matrices' types in a GGUF file, for the manifest: which type holds how many weights, and
+    which matrices are not in the file's nominal type because their rows do not split into blocks."""
+    import gguf
+
+    reader = gguf.GGUFReader(path)
+    types: dict[str, dict[str, int]] = {}
+    narrow: list[str] = []  # matrices whose rows are not a multiple of a K-quant block
+    for t in reader.tensors:
+        name = t.tensor_type.name
+        entry = types.setdefault(name, {"tensors": 0, "weights": 0, "bytes": 0})
+        entry["tensors"] += 1
+        entry["weights"] += int(t.n_elements)
+        entry["bytes"] += int(t.n_bytes)
+        if len(t.shape) >= 2 and int(t.shape[0]) % K_BLOCK and t.tensor_type != gguf.GGMLQuantizationType.F32:
+            narrow.append(t.name)
+    return {
+        "tensor_types": sorted(types),
+        "tensor_type_counts": types,
+        "rows_not_in_k_blocks": narrow,
+    }
+
+
+def describe(manifest: dict[str, Any]) -> Text:
+    """What a cached file holds, in one line: its type, its size, and where its matrices differ from it."""
+    quant = str(manifest.get("quant", "?"))
+    counts: dict[str, dict[str, int]] = manifest.get("tensor_type_counts") or {}
+    total = sum(c["weights"] for c in counts.values()) or 1
+    # Largest share first: "Q5_0 62%, Q8_0 33%, F32 5%".
+    shares = ", ".join(
+        f"{name} {100 * c['weights'] / total:.0f}%"
+        for name, c in sorted(counts.items(), key=lambda kv: -kv[1]["weights"])
+        if c["weights"] / total >= 0.005
+    )
+    size = _fmt(int(manifest.get("size", 0)))
+    en = f"{quant}, {size}: weights in {shares}" if shares else f"{quant}, {size}"
+    ru = f"{quant}, {size}: веса в {shares}" if shares else f"{quant}, {size}"
+    narrow = manifest.get("rows_not_in_k_blocks") or []
+    if quant in K_QUANTS and narrow:
+        en += (
+            f"; {len(narrow)} matrices have rows that are not a multiple of {K_BLOCK}, so llama.cpp keeps them "
+            "in a 32-block type instead (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0)"
+        )
+        ru += (
+            f"; у {len(narrow)} матриц длина строки не кратна {K_BLOCK}, поэтому llama.cpp хранит их в типе с "
+            "блоками по 32 (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0)"
+        )
+    return Text(en, ru)
+
+
+def cached_files(model_id: str, root: Path | None = None) -> list[tuple[Path, dict[str, Any]]]:
+    """The converted files of one model (by the id its manifests record), with their manifests, smallest type last."""
+    found: list[tuple[Path, dict[str, Any]]] = []
+    for path in iter_cached(root):
+        try:
+            manifest = json.loads(manifest_path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # no record, or a damaged one: the next load converts it again
+        if isinstance(manifest, dict) and manifest.get("model_id") == model_id:
+            found.append((path, manifest))
+    order = {q: i for i, q in enumerate(QUANT_TYPES)}
+    return sorted(found, key=lambda item: order.get(str(item[1].get("quant")), len(order)))
+
+
 def iter_cached(root: Path | None = None) -> Iterator[Path]:
     """Every converted file in the cache (for listing and cleaning up)."""
     base = (root or cache_dir()) / "gguf"
     if base.is_dir():
         yield from sorted(base.glob("*/*.gguf"))
+
+
+if __name__ == "__main__":
+    # python -m gptdesk.models.convert --quantize SOURCE OUT FTYPE THREADS (the child of quantize()).
+    if len(sys.argv) == 6 and sys.argv[1] == "--quantize":
+        sys.exit(_quantize_child(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])))
+    sys.exit(2)

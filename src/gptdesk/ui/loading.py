@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QDialog, QFileDialog, QWidget
 from gptdesk.engine.base import Engine
 from gptdesk.i18n import Text
 from gptdesk.models.catalog import CATALOG, EMBEDDED_ID, find_entry
+from gptdesk.models.convert import DEFAULT_QUANT
 from gptdesk.ui.messages import Messages, error_text
 from gptdesk.ui.model_picker import ModelPicker, RemoteDialog
 from gptdesk.ui.status import StatusFigures
@@ -55,6 +56,7 @@ class ModelLoader(QObject):
         self.model_manager: QWidget | None = None
         self._target: tuple[str, object, str] = ("catalog", EMBEDDED_ID, "")
         self._then: Callable[[], object] | None = None  # run once the model being loaded is ready
+        self.quant = DEFAULT_QUANT  # the llama.cpp type loads ask for (Tools > llama.cpp type)
         picker.model_requested.connect(self.on_model_requested)
 
     def scan(self) -> None:
@@ -83,6 +85,7 @@ class ModelLoader(QObject):
         self, name: str | None, *, kind: str = "catalog", label: str = "", then: Callable[[], object] | None = None
     ) -> bool:
         """Load a catalog model, hub id or folder in a worker (None: the embedded model)."""
+        quant = self.quant
 
         def load(progress: Progress) -> Engine:
             progress(Text("Starting the engine", "Запуск движка"), None)
@@ -91,13 +94,22 @@ class ModelLoader(QObject):
 
             # "auto": the quantized llama.cpp engine on a CPU when installed, else transformers;
             # beam search falls back to transformers with a notice.
-            return load_engine(name, engine="auto", progress=progress)
+            return load_engine(name, engine="auto", progress=progress, quant=quant)
 
         key: object = name
         if kind == "catalog":
             entry = find_entry(name or EMBEDDED_ID)
             key = entry.id if entry is not None else name
         return self.load_engine(load, kind=kind, key=key, label=label or str(name or EMBEDDED_ID), then=then)
+
+    def set_quant(self, quant: str) -> bool:
+        """The llama.cpp type for the next loads; a catalog model running on llama.cpp is loaded again in it."""
+        self.quant = quant
+        kind, key, label = self._target
+        engine = self.current()
+        if engine is not None and engine.info.engine == "llamacpp" and kind == "catalog":
+            return self.load_model(key if isinstance(key, str) else None, label=label)
+        return False
 
     def connect_remote(self, url: str, model: str | None = None, api_key: str | None = None) -> bool:
         """Use a model on an OpenAI-compatible server (gptdesk.engine.remote, imported when needed)."""

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QEvent, QLocale, QSettings, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QScrollArea, QVBoxLayout, QWidget
 
 from gptdesk.engine.base import Engine, Finished
@@ -220,6 +220,22 @@ class MainWindow(QMainWindow):
         self.act_open_folder = self._action(lambda: self.loader.on_model_requested("folder", None), "Ctrl+O")
         self.act_remote = self._action(lambda: self.loader.on_model_requested("remote", None), "Ctrl+Shift+O")
         self.act_manage_models = self._action(self.open_model_manager, "Ctrl+Shift+M")
+        self.act_perplexity = self._action(self.open_perplexity)
+        # Tools > llama.cpp type: the quantization the fast engine loads (kept between sessions).
+        from gptdesk.models.convert import DEFAULT_QUANT, QUANT_TYPES
+
+        saved = str(self._qsettings.value("quant", DEFAULT_QUANT))
+        self.quant = saved if saved in QUANT_TYPES else DEFAULT_QUANT
+        self.quant_group = QActionGroup(self)
+        self.act_quants: dict[str, QAction] = {}
+        for quant in QUANT_TYPES:
+            action = QAction(quant, self)
+            action.setCheckable(True)
+            action.setChecked(quant == self.quant)
+            action.triggered.connect(lambda _checked=False, q=quant: self.set_quant(q))
+            self.quant_group.addAction(action)
+            self.act_quants[quant] = action
+        self.loader.quant = self.quant
         self.act_quit = self._action(self.close, QKeySequence.StandardKey.Quit)
         self.act_focus_prompt = self._action(self.prompt_edit.setFocus, "Ctrl+L")
         self.act_focus_model = self._action(self.model_picker.combo.setFocus, "Ctrl+M")
@@ -248,6 +264,11 @@ class MainWindow(QMainWindow):
         for dock in (self.history_dock, self.params_dock, self.inspector_dock):
             self.view_menu.addAction(dock.toggleViewAction())
         bar.addMenu(self.lab.menu)
+        self.tools_menu = bar.addMenu("")
+        self.tools_menu.addAction(self.act_perplexity)
+        self.quant_menu = self.tools_menu.addMenu("")
+        for action in self.act_quants.values():
+            self.quant_menu.addAction(action)
         self.language_menu = bar.addMenu("")
         for action in self.act_languages.values():
             self.language_menu.addAction(action)
@@ -286,6 +307,9 @@ class MainWindow(QMainWindow):
         self.generation_menu.setTitle(self.tr("&Generation"))
         self.view_menu.setTitle(self.tr("&View"))
         self.language_menu.setTitle(self.tr("&Language"))
+        self.tools_menu.setTitle(self.tr("&Tools"))
+        self.act_perplexity.setText(self.tr("How well does this model know my text?…"))
+        self.quant_menu.setTitle(self.tr("llama.cpp &type (speed against quality)"))
         self.act_generate.setText(self.tr("&Generate"))
         self.act_stop.setText(self.tr("&Stop"))
         self.act_continue.setText(self.tr("Co&ntinue"))
@@ -334,6 +358,27 @@ class MainWindow(QMainWindow):
     def load_engine(self, call: Callable[..., Engine], *, kind: str, key: object, label: str) -> bool:
         """Run `call` in a worker; on success its engine replaces the current one."""
         return self.loader.load_engine(call, kind=kind, key=key, label=label)
+
+    def set_quant(self, quant: str) -> None:
+        """Tools > llama.cpp type: kept between sessions; the model on llama.cpp is loaded again in it."""
+        self.quant = quant
+        self.act_quants[quant].setChecked(True)
+        self._qsettings.setValue("quant", quant)
+        self.loader.set_quant(quant)
+
+    def open_perplexity(self) -> None:
+        """Tools > How well does this model know my text? (the loaded local model, else the embedded one)."""
+        from gptdesk.ui.perplexity_dialog import PerplexityDialog
+
+        model: str | None = None
+        if self.engine is not None and self.engine.info.engine != "remote":
+            info = self.engine.info
+            # A catalog or hub model by its id (its converted files are found again); a folder by its path.
+            model = info.model_id if find_entry(info.model_id) is not None else info.source
+        dialog = PerplexityDialog(self, model=model)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.perplexity_dialog = dialog
+        dialog.show()
 
     def connect_remote(self, url: str, model: str | None = None, api_key: str | None = None) -> bool:
         return self.loader.connect_remote(url, model, api_key)

@@ -385,7 +385,13 @@ class ModelManagerDialog(QDialog):
         from gptdesk.models.catalog import find_entry
 
         entry = find_entry(row.id)
-        return entry.description if entry is not None else Text("", "")
+        text = entry.description if entry is not None else Text("", "")
+        # What each converted file for the llama.cpp engine holds (K-quants fall back on narrow rows).
+        from gptdesk.models.convert import cached_files, describe
+
+        for _path, manifest in cached_files(row.id):
+            text = text + Text("\nllama.cpp: ", "\nllama.cpp: ") + describe(manifest)
+        return text
 
     def _status_text(self, row: ModelRow) -> Text:
         if row.id == self._downloading:

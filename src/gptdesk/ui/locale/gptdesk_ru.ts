@@ -581,6 +581,18 @@
         <translation>&amp;Язык</translation>
     </message>
     <message>
+        <source>&amp;Tools</source>
+        <translation>&amp;Инструменты</translation>
+    </message>
+    <message>
+        <source>How well does this model know my text?…</source>
+        <translation>Насколько модель знает мой текст?…</translation>
+    </message>
+    <message>
+        <source>llama.cpp &amp;type (speed against quality)</source>
+        <translation>&amp;Тип весов llama.cpp (скорость против качества)</translation>
+    </message>
+    <message>
         <source>&amp;Generate</source>
         <translation>&amp;Сгенерировать</translation>
     </message>
@@ -866,6 +878,73 @@ Greedy choice: “{piece}” at {p}</source>
     <message>
         <source>Estimated cost:</source>
         <translation>Оценка затрат:</translation>
+    </message>
+</context>
+<context>
+    <name>PerplexityDialog</name>
+    <message>
+        <source>How well does this model know my text?</source>
+        <translation>Насколько модель знает мой текст?</translation>
+    </message>
+    <message>
+        <source>&amp;Text (type, paste, or open a UTF-8 file):</source>
+        <translation>&amp;Текст (введите, вставьте или откройте файл в UTF-8):</translation>
+    </message>
+    <message>
+        <source>&amp;Open file…</source>
+        <translation>&amp;Открыть файл…</translation>
+    </message>
+    <message>
+        <source>Model:</source>
+        <translation>Модель:</translation>
+    </message>
+    <message>
+        <source>the embedded model</source>
+        <translation>встроенная модель</translation>
+    </message>
+    <message>
+        <source>Engine:</source>
+        <translation>Движок:</translation>
+    </message>
+    <message>
+        <source>llama.cpp type:</source>
+        <translation>Тип llama.cpp:</translation>
+    </message>
+    <message>
+        <source>Window (tokens):</source>
+        <translation>Окно (токенов):</translation>
+    </message>
+    <message>
+        <source>the model&apos;s context</source>
+        <translation>контекст модели</translation>
+    </message>
+    <message>
+        <source>Windows move by half of this; 0 uses the model&apos;s whole context.</source>
+        <translation>Окна сдвигаются на половину; 0 — весь контекст модели.</translation>
+    </message>
+    <message>
+        <source>&amp;Measure</source>
+        <translation>&amp;Измерить</translation>
+    </message>
+    <message>
+        <source>&amp;Stop</source>
+        <translation>О&amp;становить</translation>
+    </message>
+    <message>
+        <source>Close</source>
+        <translation>Закрыть</translation>
+    </message>
+    <message>
+        <source>Lower is better.</source>
+        <translation>Чем меньше, тем лучше.</translation>
+    </message>
+    <message>
+        <source>Open a text file</source>
+        <translation>Открыть текстовый файл</translation>
+    </message>
+    <message>
+        <source>Text (*.txt);;All files (*)</source>
+        <translation>Текст (*.txt);;Все файлы (*)</translation>
     </message>
 </context>
 <context>

@@ -1,0 +1,116 @@
+"""Tools > "How well does this model know my text?": a real dialog measuring the embedded model, with Stop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gptdesk.bench_quality import heldout_text
+from gptdesk.perplexity import load_scorer, measure
+from gptdesk.ui.perplexity_dialog import PerplexityDialog
+
+
+@pytest.fixture
+def dialog(qtbot: Any) -> PerplexityDialog:
+    d = PerplexityDialog()
+    qtbot.addWidget(d)
+    d.show()
+    return d
+
+
+def test_measures_a_file_like_the_cli(qtbot: Any, dialog: PerplexityDialog, tmp_path: Path) -> None:
+    text = heldout_text()[:700]
+    path = tmp_path / "mine.txt"
+    path.write_text(text, encoding="utf-8")
+    assert dialog.load_file(path)
+    dialog.engine_combo.setCurrentText("llamacpp")
+    dialog.quant_combo.setCurrentText("q8_0")
+    dialog.context_spin.setValue(64)
+    assert dialog.start()
+    assert not dialog.measure_button.isEnabled() and dialog.stop_button.isEnabled()
+    qtbot.waitUntil(lambda: not dialog.running, timeout=120_000)
+    result = dialog.measured
+    assert result is not None and result.complete
+    with load_scorer(None, engine="llamacpp", quant="q8_0") as scorer:
+        direct = measure(text, scorer.tokenizer, scorer.score, context=64)
+    assert result.bits_per_char == pytest.approx(direct.bits_per_char, rel=1e-9)
+    shown = dialog.measured_label.text()
+    assert f"{direct.bits_per_char:.4f} bits per character" in shown and "llamacpp q8_0" in shown
+    assert dialog.progress_bar.value() == 1000
+    assert dialog.measure_button.isEnabled() and not dialog.stop_button.isEnabled()
+
+
+def test_stop_ends_a_long_run_with_the_figures_so_far(qtbot: Any, dialog: PerplexityDialog) -> None:
+    dialog.text_edit.setPlainText(heldout_text() * 3)
+    dialog.engine_combo.setCurrentText("transformers")
+    assert not dialog.quant_combo.isEnabled()  # a llama.cpp type means nothing to transformers
+    dialog.context_spin.setValue(64)
+    assert dialog.start()
+    # The first window is scored when the status counts tokens.
+    qtbot.waitUntil(lambda: "tokens" in dialog.status_label.text(), timeout=120_000)
+    dialog.stop_button.click()
+    assert not dialog.stop_button.isEnabled()
+    qtbot.waitUntil(lambda: not dialog.running, timeout=60_000)
+    result = dialog.measured
+    assert result is not None and not result.complete
+    assert 0 < result.characters < result.total_characters
+    assert dialog.progress_bar.value() < 200
+    assert "Stopped" in dialog.status_label.text()
+
+
+def test_empty_text_and_bad_file_say_what_to_do(dialog: PerplexityDialog, tmp_path: Path) -> None:
+    assert not dialog.start()
+    assert "paste or open a text" in dialog.status_label.text()
+    bad = tmp_path / "cp1251.txt"
+    bad.write_bytes("Привет".encode("cp1251"))
+    assert not dialog.load_file(bad)
+    assert "UTF-8" in dialog.status_label.text()
+
+
+def test_tools_menu_opens_it_in_russian(make_window: Any) -> None:
+    window = make_window(lang="ru")
+    assert window.tools_menu.title() == "&Инструменты"
+    assert window.act_perplexity.text() == "Насколько модель знает мой текст?…"
+    window.act_perplexity.trigger()
+    opened = window.perplexity_dialog
+    assert opened.isVisible()
+    assert opened.windowTitle() == "Насколько модель знает мой текст?"
+    assert opened.measure_button.text() == "&Измерить"
+    assert "Чем меньше, тем лучше" in opened.method_label.text()
+    opened.close()
+
+
+def test_model_manager_says_what_each_converted_file_holds(qtbot: Any) -> None:
+    from gptdesk.models.convert import ensure_gguf
+    from gptdesk.models.locate import resolve
+    from gptdesk.ui.model_manager import _COL, ModelManagerDialog
+
+    ensure_gguf(resolve(None), "q4_K_M")
+    manager = ModelManagerDialog()
+    qtbot.addWidget(manager)
+    index = manager.row_index("embedded")
+    tip = manager.table.item(index, _COL["model"]).toolTip()
+    assert "llama.cpp: q4_K_M" in tip
+    assert "22 matrices have rows that are not a multiple of 256" in tip
+    manager.close()
+
+
+def test_tools_menu_picks_a_k_quant_and_reloads_the_model(qtbot: Any, make_window: Any) -> None:
+    window = make_window()
+    assert window.act_quants["q8_0"].isChecked()
+    with qtbot.waitSignal(window.model_loaded, timeout=180_000):
+        window.start(None)
+    assert window.engine.info.engine == "llamacpp" and window.engine.info.dtype == "q8_0"
+    with qtbot.waitSignal(window.model_loaded, timeout=180_000):
+        window.act_quants["q4_K_M"].trigger()
+    assert window.engine.info.model_id == "embedded"
+    assert window.engine.info.dtype == "q4_K_M"
+    assert window.act_quants["q4_K_M"].isChecked() and not window.act_quants["q8_0"].isChecked()
+    assert window._qsettings.value("quant") == "q4_K_M"
+    # The measure opens for the model in the window.
+    window.act_perplexity.trigger()
+    assert window.perplexity_dialog.model == "embedded"
+    assert window.perplexity_dialog.model_label.text() == "embedded"
+    window.perplexity_dialog.close()

@@ -113,16 +113,16 @@ class LogitsPipeline:
             # TopPLogitsWarper drops a token when the probability of it and every less likely
             # token is at most 1 - top_p, i.e. when the tokens more likely than it already hold
             # top_p. Those are all among the best m tokens once the best m hold top_p, so only
-            # they are sorted (m grows until they do): no sort of the whole vocabulary per token.
+            # they are sorted; when the best 64 do not hold top_p (a flat distribution, a high
+            # temperature) one stable sort of all of them costs less than growing m step by step,
+            # which sorted the vocabulary several times over (40% of a batched step's time).
             probs = _softmax(values)
             n = values.shape[0]
             m = min(n, 64)
-            while True:
-                best = np.argpartition(-probs, m - 1)[:m] if m < n else np.arange(n)
-                best = best[np.argsort(-probs[best], kind="stable")]
-                if m == n or probs[best].sum() >= s.top_p:
-                    break
-                m = min(n, m * 4)
+            best = np.argpartition(-probs, m - 1)[:m] if m < n else np.arange(n)
+            best = best[np.argsort(-probs[best], kind="stable")]
+            if m < n and probs[best].sum() < s.top_p:
+                best = np.argsort(-probs, kind="stable")
             above = np.cumsum(probs[best]) - probs[best]
             best = best[above < s.top_p]  # the most likely token has nothing above it: it stays
             candidates, values = candidates[best], values[best]

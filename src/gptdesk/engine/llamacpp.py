@@ -330,7 +330,9 @@ class LlamaCppEngine:
         dtype: str = "auto",
         progress: ProgressCallback | None = None,
         check_memory: bool = True,
+        tokenizer: Any = None,
     ) -> LlamaCppEngine:
+        """`tokenizer`: one already loaded for the same folder (a second copy of a model shares it)."""
         started = time.perf_counter()
         quant = _quant_for(quant, dtype)
         if device not in ("auto", "cpu"):
@@ -360,7 +362,8 @@ class LlamaCppEngine:
         converted = ensure_gguf(resolved, quant, progress=progress)
         if progress is not None:
             progress(Text("Loading the model into llama.cpp", "Загрузка модели в llama.cpp"), None)
-        tokenizer = load_tokenizer(resolved.path)
+        if tokenizer is None:
+            tokenizer = load_tokenizer(resolved.path)
         n_threads = threads or default_threads()
         try:
             native = _Native(lib, converted.path, n_threads)
@@ -792,7 +795,9 @@ class AutoEngine:
         if self.batch_quant is None or rows < BATCH_ROWS or self._resolved is None:
             return self.fast
         if self._batched is None:
-            self._batched = LlamaCppEngine.load_resolved(self._resolved, quant=self.batch_quant, **self._options)
+            self._batched = LlamaCppEngine.load_resolved(
+                self._resolved, quant=self.batch_quant, tokenizer=self.fast.tokenizer, **self._options
+            )
         return self._batched
 
     @property

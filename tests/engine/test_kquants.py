@@ -147,6 +147,33 @@ def test_cancel_kills_the_quantizer_and_leaves_nothing(embedded: ResolvedModel) 
     assert not [p for p in target.parent.iterdir() if "q5_K_M" in p.name]
 
 
+def test_f16_deleted_by_another_process_does_not_break_a_quantization(
+    embedded: ResolvedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes make K-quants of one model: the one done first deletes the shared f16 input."""
+    target = gguf_path(embedded, "q5_K_M")
+    conv.invalidate(target)
+    base = gguf_path(embedded, "f16")
+    # A link left by a process that died is removed; pid 2**22 + 1 is above Linux's pid_max.
+    base.parent.mkdir(parents=True, exist_ok=True)
+    dead = base.with_name(f".{base.name}.{2**22 + 1}-deadbeef.input")
+    dead.write_bytes(b"left behind")
+    real_quantize = conv.quantize
+    inputs: list[Path] = []
+
+    def other_process_finishes_first(source: Path, *args: object, **kwargs: object) -> dict[str, object]:
+        inputs.append(source)
+        conv.invalidate(base)  # what the other process does once its own K-quant is made
+        return real_quantize(source, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(conv, "quantize", other_process_finishes_first)
+    made = ensure_gguf(embedded, "q5_K_M")
+    assert not made.reused and inputs and inputs[0] != base
+    assert cached_problem(made.path, revision=embedded.revision, quant="q5_K_M", full=True) is None
+    assert not dead.exists()
+    assert not list(base.parent.glob(f".{base.name}.*"))  # this process's link is gone too
+
+
 def test_quantizer_failure_names_the_way_out(tmp_path: Path) -> None:
     bad = tmp_path / "not-a-model.gguf"
     bad.write_bytes(b"GGUF" + b"\0" * 64)

@@ -694,9 +694,13 @@ def _ensure_k_quant(
             progress(text, None if fraction is None else 0.2 * fraction)
 
     base = ensure_gguf(resolved, "f16", progress=base_progress, verify=verify, cancel=cancel)
+    # The quantizer reads a private hard link to the f16 file: another process that made the
+    # same f16 file deletes it when its own K-quant is done, which must not pull the file from
+    # under this one (a link keeps the data until the last name goes).
+    source = _private_link(base.path)
     try:
         return quantize(
-            base.path,
+            source,
             target,
             quant,
             model_id=resolved.model_id,
@@ -708,10 +712,33 @@ def _ensure_k_quant(
             start=0.2,
         )
     finally:
+        if source != base.path:
+            with contextlib.suppress(OSError):
+                source.unlink()
         if not base.reused:
             # Made only as the quantizer's input: keep the disk to what the user asked for (the
             # next K-quant of this model converts it again, a few seconds per GB).
             invalidate(base.path)
+
+
+def _private_link(path: Path) -> Path:
+    """A second name for `path` that only this process uses and removes (`path` itself where the
+    disk has no hard links); links left by dead processes are removed first."""
+    for leftover in path.parent.glob(f".{path.name}.*.input"):
+        try:
+            pid = int(leftover.name.rsplit(".", 2)[-2].split("-")[0])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+        except (ValueError, OSError):
+            continue
+    link = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.input")
+    try:
+        os.link(path, link)
+    except OSError:
+        return path
+    return link
 
 
 def quantize(

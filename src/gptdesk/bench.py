@@ -93,6 +93,8 @@ class Row:
     speedup_vs_fp32: float | None = None
     threads: int = 0
     error: str | None = None
+    # The median tokens/s of each round (one fresh process a round; see run_bench's `rounds`).
+    round_tokens_per_second: list[float | None] = field(default_factory=list)
 
 
 # -- models with random weights ------------------------------------------------------------------
@@ -347,6 +349,7 @@ def run_bench(
     threads: int,
     out: TextIO,
     timeout: float = 3600.0,
+    rounds: int = 1,
 ) -> dict[str, Any]:
     from gptdesk.models.convert import ensure_gguf
     from gptdesk.models.locate import resolve
@@ -371,15 +374,22 @@ def run_bench(
             "read_bandwidth_measurements": measured,
             "python": platform.python_version(),
         },
-        "settings": {"runs": runs, "beam_runs": beam_runs, "new_tokens": new_tokens, "prompt_tokens": prompt_tokens},
+        "settings": {
+            "runs": runs,
+            "beam_runs": beam_runs,
+            "rounds": rounds,
+            "new_tokens": new_tokens,
+            "prompt_tokens": prompt_tokens,
+        },
         "versions": _versions(),
         "shapes": {},
     }
     for shape_name in shapes:
         folder = random_model(shape_name, out=out)
         prompt = prompt_text(folder, prompt_tokens)
-        rows: list[Row] = []
-        for config in (c for c in CONFIGS if c.key in configs):
+        chosen = [c for c in CONFIGS if c.key in configs]
+        per_token: dict[str, int] = {}
+        for config in list(chosen):
             if config.engine == "llamacpp":
                 from gptdesk.engine.llamacpp import is_available
 
@@ -391,55 +401,89 @@ def run_bench(
                         ),
                         file=out,
                     )
+                    chosen.remove(config)
                     continue
                 converted = ensure_gguf(resolve(folder), config.dtype, progress=_progress(out, config.label))
-                per_token = gguf_bytes_per_token(converted.path)
+                per_token[config.key] = gguf_bytes_per_token(converted.path)
             else:
-                per_token = reference_bytes_per_token(folder, config.dtype)
-            n_runs = beam_runs if config.preset != "greedy" else runs
-            n_new = min(new_tokens, 100) if config.preset in MANY else new_tokens
-            spec = {
-                "model": str(folder),
-                "engine": config.engine,
-                "dtype": config.dtype,
-                "preset": config.preset,
-                "app_process": config.app_process,
-                "threads": threads,
-                "runs": n_runs,
-                "new_tokens": n_new,
-                "prompt": prompt,
-            }
-            print(
-                _t(f"  {config.label}: {n_runs} runs ...", f"  {config.label}: запусков {n_runs} ..."),
-                file=out,
-                flush=True,
-            )
-            try:
-                result = _spawn(spec, timeout)
-            except (RuntimeError, subprocess.TimeoutExpired) as exc:
-                rows.append(Row(config.key, config.label, n_runs, None, None, 0, 0.0, per_token, 0, 0, error=str(exc)))
-                print(f"    ! {exc}", file=out, flush=True)
+                per_token[config.key] = reference_bytes_per_token(folder, config.dtype)
+        # Each round runs every row once, in turn, each in a fresh process: with several rounds,
+        # a row and the fp32 row are measured minutes apart at most, so a slow spell of the machine
+        # (other programs, a busy host) weighs on both, and the ratio is the median of the rounds'.
+        results: dict[str, list[dict[str, Any]]] = {c.key: [] for c in chosen}
+        errors: dict[str, str] = {}
+        for round_index in range(rounds):
+            if rounds > 1:
+                print(_t(f"  round {round_index + 1} of {rounds}", f"  круг {round_index + 1} из {rounds}"), file=out)
+            for config in chosen:
+                if config.key in errors:
+                    continue
+                n_runs = beam_runs if config.preset != "greedy" else runs
+                n_new = min(new_tokens, 100) if config.preset in MANY else new_tokens
+                spec = {
+                    "model": str(folder),
+                    "engine": config.engine,
+                    "dtype": config.dtype,
+                    "preset": config.preset,
+                    "app_process": config.app_process,
+                    "threads": threads,
+                    "runs": n_runs,
+                    "new_tokens": n_new,
+                    "prompt": prompt,
+                }
+                print(
+                    _t(f"  {config.label}: {n_runs} runs ...", f"  {config.label}: запусков {n_runs} ..."),
+                    file=out,
+                    flush=True,
+                )
+                try:
+                    results[config.key].append(_spawn(spec, timeout))
+                except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                    errors[config.key] = str(exc)
+                    print(f"    ! {exc}", file=out, flush=True)
+        rows: list[Row] = []
+        for config in chosen:
+            n_runs = (beam_runs if config.preset != "greedy" else runs) * rounds
+            done = results[config.key]
+            if config.key in errors or not done:
+                rows.append(
+                    Row(
+                        config.key,
+                        config.label,
+                        n_runs,
+                        None,
+                        None,
+                        0,
+                        0.0,
+                        per_token[config.key],
+                        0,
+                        0,
+                        error=errors.get(config.key, "no result"),
+                    )
+                )
                 continue
-            tps = _median(result["tokens_per_second"])
-            row = Row(
-                key=config.key,
-                label=config.label,
-                runs=n_runs,
-                tokens_per_second=tps,
-                first_token_s=_median(result["first_token_s"]) if config.preset == "greedy" else None,
-                peak_rss_bytes=int(result["peak_rss_bytes"]),
-                load_s=float(result["load_s"]),
-                weights_bytes=per_token,
-                generated_tokens=int(result["generated_tokens"]),
-                prompt_tokens=int(result["prompt_tokens"]),
-                steady_tokens_per_second=1 / result["token_interval_median_s"]
-                if result.get("token_interval_median_s")
-                else None,
-                all_tokens_per_second=result["tokens_per_second"],
-                all_first_token_s=result["first_token_s"],
-                threads=int(result["threads"]),
+            intervals = [r["token_interval_median_s"] for r in done if r.get("token_interval_median_s")]
+            rows.append(
+                Row(
+                    key=config.key,
+                    label=config.label,
+                    runs=n_runs,
+                    tokens_per_second=_median([t for r in done for t in r["tokens_per_second"]]),
+                    first_token_s=_median([t for r in done for t in r["first_token_s"]])
+                    if config.preset == "greedy"
+                    else None,
+                    peak_rss_bytes=max(int(r["peak_rss_bytes"]) for r in done),
+                    load_s=statistics.median(float(r["load_s"]) for r in done),
+                    weights_bytes=per_token[config.key],
+                    generated_tokens=int(done[0]["generated_tokens"]),
+                    prompt_tokens=int(done[0]["prompt_tokens"]),
+                    steady_tokens_per_second=1 / statistics.median(intervals) if intervals else None,
+                    all_tokens_per_second=[t for r in done for t in r["tokens_per_second"]],
+                    all_first_token_s=[t for r in done for t in r["first_token_s"]],
+                    threads=int(done[0]["threads"]),
+                    round_tokens_per_second=[_median(r["tokens_per_second"]) for r in done],
+                )
             )
-            rows.append(row)
         measured.append(read_bandwidth(threads))
         bandwidth = statistics.median(measured)
         report["machine"]["read_bandwidth_bytes_per_s"] = bandwidth
@@ -450,7 +494,7 @@ def run_bench(
             if row.steady_tokens_per_second is not None:
                 row.steady_percent_of_floor = 100.0 * row.steady_tokens_per_second * row.weights_bytes / bandwidth
             if fp32 is not None and row.tokens_per_second and fp32.tokens_per_second:
-                row.speedup_vs_fp32 = row.tokens_per_second / fp32.tokens_per_second
+                row.speedup_vs_fp32 = _speedup(row, fp32)
         report["shapes"][shape_name] = {
             "model": SHAPES[shape_name],
             "folder": str(folder),
@@ -483,6 +527,17 @@ def _progress(out: TextIO, label: str) -> Any:
     return report
 
 
+def _speedup(row: Row, fp32: Row) -> float | None:
+    """A row's tokens/s over the fp32 row's: the median of the rounds' ratios, each round's pair
+    measured minutes apart at most (with one round, the ratio of the two medians)."""
+    pairs = [a / b for a, b in zip(row.round_tokens_per_second, fp32.round_tokens_per_second, strict=False) if a and b]
+    if len(pairs) > 1:
+        return statistics.median(pairs)
+    if row.tokens_per_second and fp32.tokens_per_second:
+        return row.tokens_per_second / fp32.tokens_per_second
+    return None
+
+
 def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
@@ -493,16 +548,20 @@ def print_table(shape_name: str, rows: list[Row], report: dict[str, Any], out: T
     machine = report["machine"]
     s = report["settings"]
     bandwidth = machine["read_bandwidth_bytes_per_s"]
+    rounds = int(s.get("rounds", 1))
     print(file=out)
     print(
         _t(
             f"{SHAPES[shape_name]} shape, random weights; {machine['threads']} threads; prompt {s['prompt_tokens']} "
             f"tokens, {s['new_tokens']} new tokens (beam: up to 100), greedy; medians of {s['runs']} runs "
-            f"(beam: {s['beam_runs']}); read bandwidth {bandwidth / 1e9:.1f} GB/s",
+            f"(beam: {s['beam_runs']})"
+            + (f" in each of {rounds} rounds, ×fp32 the median of the rounds' ratios" if rounds > 1 else "")
+            + f"; read bandwidth {bandwidth / 1e9:.1f} GB/s",
             f"Форма {SHAPES[shape_name]}, случайные веса; потоков: {machine['threads']}; затравка "
             f"{s['prompt_tokens']} токенов, новых токенов {s['new_tokens']} (лучи: до 100), жадный поиск; "
-            f"медианы {s['runs']} запусков (лучи: {s['beam_runs']}); пропускная способность памяти "
-            f"{bandwidth / 1e9:.1f} ГБ/с",
+            f"медианы {s['runs']} запусков (лучи: {s['beam_runs']})"
+            + (f" в каждом из {rounds} кругов, ×fp32 — медиана отношений по кругам" if rounds > 1 else "")
+            + f"; пропускная способность памяти {bandwidth / 1e9:.1f} ГБ/с",
         ),
         file=out,
     )
@@ -615,6 +674,17 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--beam-runs", type=int, default=1, help=_t("timed runs of the beam-search row", "замеров строки с лучами")
     )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help=_t(
+            "run every row this many times in turn, each time in a fresh process; ×fp32 is then the median "
+            "of the rounds' ratios (steadier on a busy machine)",
+            "прогнать все строки столько раз по очереди, каждый раз в новом процессе; ×fp32 тогда — медиана "
+            "отношений по кругам (устойчивее на загруженной машине)",
+        ),
+    )
     p.add_argument("--new-tokens", type=int, default=128)
     p.add_argument("--prompt-tokens", type=int, default=20)
     p.add_argument(
@@ -652,6 +722,7 @@ def cmd_bench(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     for value, name in (
         (args.runs, "--runs"),
         (args.beam_runs, "--beam-runs"),
+        (args.rounds, "--rounds"),
         (args.new_tokens, "--new-tokens"),
         (args.prompt_tokens, "--prompt-tokens"),
     ):
@@ -670,9 +741,19 @@ def cmd_bench(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         prompt_tokens=args.prompt_tokens,
         threads=threads,
         out=out,
+        rounds=args.rounds,
     )
     report["quality"] = run_quality(quality_types, threads=threads, out=out)
     print_summary(report, out)
+    problem = record_measurements(report)
+    if problem is not None:
+        print(
+            _t(
+                f"\nThe figures could not be kept for the model manager ({problem}).",
+                f"\nЦифры не удалось сохранить для менеджера моделей ({problem}).",
+            ),
+            file=err,
+        )
     path = Path(args.json_path) if args.json_path else bench_dir() / "results.json"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -686,6 +767,59 @@ def cmd_bench(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         ) from exc
     print(_t(f"\nResults written to {path}", f"\nРезультаты записаны в {path}"), file=out)
     return 0
+
+
+def record_measurements(report: dict[str, Any]) -> str | None:
+    """Keep the greedy rows' speed (and the quality column) where the model manager reads them;
+    returns None, or why they could not be written."""
+    from gptdesk.models import measured
+
+    when = measured.now()
+    speed: list[measured.SpeedEntry] = []
+    for shape in report["shapes"].values():
+        config = json.loads((Path(shape["folder"]) / "config.json").read_text(encoding="utf-8"))
+        for row in shape["rows"]:
+            c = CONFIG_BY_KEY[row["key"]]
+            if c.preset != "greedy" or c.app_process or not row.get("tokens_per_second"):
+                continue
+            speed.append(
+                measured.SpeedEntry(
+                    when=when,
+                    shape=shape["model"],
+                    n_layer=int(config["n_layer"]),
+                    n_embd=int(config["n_embd"]),
+                    n_vocab=int(config["vocab_size"]),
+                    type=measured.type_of(f"{c.engine} {c.dtype}"),
+                    engine=c.engine,
+                    tokens_per_second=float(row["tokens_per_second"]),
+                    x_fp32=row.get("speedup_vs_fp32"),
+                    peak_rss_bytes=int(row["peak_rss_bytes"]),
+                    threads=int(row["threads"]),
+                )
+            )
+    problem = measured.record_speed(speed) if speed else None
+    quality = report.get("quality") or {}
+    if any("bits_per_char" in row for row in quality.get("rows", [])):
+        from gptdesk.bench_quality import heldout_text
+
+        digest = measured.text_digest(heldout_text())
+        for row in quality["rows"]:
+            if "bits_per_char" not in row:
+                continue
+            entry = measured.QualityEntry(
+                when=when,
+                model_id="embedded",
+                type=row["type"],
+                engine=row["engine"],
+                text=quality.get("text", "held-out prose"),
+                text_sha256=digest,
+                characters=int(row["characters"]),
+                bits_per_char=float(row["bits_per_char"]),
+                perplexity=float(row["perplexity"]),
+                complete=True,
+            )
+            problem = measured.record_quality(entry) or problem
+    return problem
 
 
 def _worker_main(argv: list[str]) -> int:

@@ -175,12 +175,43 @@ def cmd_perplexity(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 signal.signal(signal.SIGINT, previous)
         label = scorer.label
         model_id = scorer.engine.info.model_id
+    keep_measure(result, model_id, label, "-" if args.file == "-" else Path(args.file).name, text, err)
     if args.json:
         json.dump({"model": model_id, "engine": label, **result.as_dict()}, out, ensure_ascii=False)
         out.write("\n")
     else:
         _print_result(result, model_id, label, out)
     return 0 if result.complete else 130
+
+
+def keep_measure(result: PerplexityResult, model_id: str, label: str, name: str, text: str, err: TextIO | None) -> None:
+    """Keep a complete measure where the model manager shows it; a failure to write is only reported."""
+    if not result.complete:
+        return
+    from gptdesk.models import measured
+
+    problem = measured.record_quality(
+        measured.QualityEntry(
+            when=measured.now(),
+            model_id=model_id,
+            type=measured.type_of(label),
+            engine=label,
+            text=name,
+            text_sha256=measured.text_digest(text),
+            characters=result.characters,
+            bits_per_char=result.bits_per_char,
+            perplexity=result.perplexity,
+            complete=True,
+        )
+    )
+    if problem is not None and err is not None:
+        print(
+            _t(
+                f"The measure could not be kept for the model manager ({problem}).",
+                f"Замер не удалось сохранить для менеджера моделей ({problem}).",
+            ),
+            file=err,
+        )
 
 
 def _print_result(r: PerplexityResult, model_id: str, label: str, out: TextIO) -> None:

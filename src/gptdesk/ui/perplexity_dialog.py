@@ -43,10 +43,18 @@ class PerplexityWorker(QObject):
     failed = Signal(object)
 
     def __init__(
-        self, text: str, model: str | None, engine: str, quant: str | None, context: int, cancel: threading.Event
+        self,
+        text: str,
+        model: str | None,
+        engine: str,
+        quant: str | None,
+        context: int,
+        cancel: threading.Event,
+        name: str = "",
     ) -> None:
         super().__init__()
         self.text = text
+        self.name = name  # the text's file name, for the measure the model manager shows
         self.model = model
         self.engine = engine
         self.quant = quant
@@ -56,10 +64,19 @@ class PerplexityWorker(QObject):
 
     @Slot()
     def run(self) -> None:
+        from gptdesk.errors import ConversionCancelled
         from gptdesk.perplexity import load_scorer, measure
+        from gptdesk.perplexity_cli import keep_measure
+
+        def loading(text: Text, fraction: float | None) -> None:
+            # A Stop during a conversion (minutes for a large model) ends it here: the converter
+            # reports progress often and cleans up what it began when this raises.
+            if self.cancel.is_set():
+                raise ConversionCancelled(Text("Stopped before the measure began.", "Остановлено до начала замера."))
+            self.loading.emit(text, fraction)
 
         try:
-            with load_scorer(self.model, engine=self.engine, quant=self.quant, progress=self.loading.emit) as scorer:
+            with load_scorer(self.model, engine=self.engine, quant=self.quant, progress=loading) as scorer:
                 self.label = f"{scorer.engine.info.model_id} ({scorer.label})"
                 context = min(self.context or scorer.n_positions, scorer.n_positions)
                 result = measure(
@@ -70,6 +87,7 @@ class PerplexityWorker(QObject):
                     progress=self.progress.emit,
                     cancel=self.cancel,
                 )
+                keep_measure(result, scorer.engine.info.model_id, scorer.label, self.name, self.text, None)
         except BaseException as exc:  # shown in the dialog; the thread ends cleanly
             self.failed.emit(exc)
             return
@@ -90,6 +108,7 @@ class PerplexityDialog(QDialog):
         self._worker: PerplexityWorker | None = None
         self._status: Text | None = None
         self.measured: PerplexityResult | None = None
+        self._opened: tuple[str, str] | None = None  # the opened file's name and its text as shown
 
         self.text_edit = QPlainTextEdit()
         self.text_edit.setObjectName("perplexity_text")
@@ -210,10 +229,12 @@ class PerplexityDialog(QDialog):
         from gptdesk.perplexity import read_text_file
 
         try:
-            self.text_edit.setPlainText(read_text_file(path))
+            text = read_text_file(path)
         except GptDeskError as exc:
             self._set_status(exc.text)
             return False
+        self.text_edit.setPlainText(text)
+        self._opened = (path.name, self.text_edit.toPlainText())
         return True
 
     def start(self) -> bool:
@@ -231,7 +252,9 @@ class PerplexityDialog(QDialog):
         self.measured_label.clear()
         self.progress_bar.setValue(0)
         self._set_status(Text("Loading the model…", "Загрузка модели…"))
-        worker = PerplexityWorker(text, self.model, engine, quant, self.context_spin.value(), self._cancel)
+        # "" stands for text typed or pasted in this window (the model manager says so in either language).
+        name = self._opened[0] if self._opened is not None and self._opened[1] == text else ""
+        worker = PerplexityWorker(text, self.model, engine, quant, self.context_spin.value(), self._cancel, name)
         thread = QThread()
         thread.setObjectName("perplexity")
         worker.moveToThread(thread)
@@ -310,7 +333,11 @@ class PerplexityDialog(QDialog):
         )
 
     def _on_failed(self, exc: BaseException) -> None:
-        if isinstance(exc, GptDeskError):
+        from gptdesk.errors import ConversionCancelled
+
+        if isinstance(exc, ConversionCancelled) and self._cancel.is_set():
+            self._set_status(Text("Stopped before the measure began.", "Остановлено до начала замера."))
+        elif isinstance(exc, GptDeskError):
             self._set_status(exc.text)
         else:
             self._set_status(

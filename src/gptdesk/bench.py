@@ -468,7 +468,11 @@ def run_bench(
                     key=config.key,
                     label=config.label,
                     runs=n_runs,
-                    tokens_per_second=_median([t for r in done for t in r["tokens_per_second"]]),
+                    # The median of the rounds' medians: a round that a busy spell slowed down
+                    # counts once, as one of the fp32 row's rounds does.
+                    tokens_per_second=_median(
+                        [m for m in (_median(r["tokens_per_second"]) for r in done) if m is not None]
+                    ),
                     first_token_s=_median([t for r in done for t in r["first_token_s"]])
                     if config.preset == "greedy"
                     else None,
@@ -590,14 +594,14 @@ def print_table(shape_name: str, rows: list[Row], report: dict[str, Any], out: T
         )
     print(
         _t(
-            "tok/s: decoding speed without the first token, median of the runs; ×fp32: against the "
-            "transformers fp32 row; floor: tokens/s if every weight byte were read at the measured "
+            "tok/s: decoding speed without the first token, median of the runs (with rounds: the median "
+            "of the rounds' medians); ×fp32: against the transformers fp32 row; floor: tokens/s if every weight byte were read at the measured "
             "bandwidth; steady: 1 / the median time between two tokens (a run's tok/s also counts the "
             "stalls other programs cause); peak RSS: the whole process (the app-process row also holds "
             "torch and the embedded model). Sber demo and variant rows: all generated tokens over the "
             "whole generation (the returned beam's tokens for beam search).",
-            "ток/с: скорость без первого токена, медиана запусков; ×fp32: относительно строки "
-            "transformers fp32; предел: токенов/с, если бы каждый байт весов читался с измеренной "
+            "ток/с: скорость без первого токена, медиана запусков (с кругами — медиана медиан кругов); "
+            "×fp32: относительно строки transformers fp32; предел: токенов/с, если бы каждый байт весов читался с измеренной "
             "скоростью; ровно: 1 / медиана времени между двумя токенами (ток/с запуска учитывает и "
             "простои из-за других программ); пик RSS: весь процесс (в строке с процессом приложения "
             "в нём ещё torch и встроенная модель). Строки с пресетом Сбера и вариантами: все "

@@ -95,7 +95,13 @@ class PerplexityWorker(QObject):
 
 
 class PerplexityDialog(QDialog):
-    """The user's text (typed, pasted or opened), the model and engine, Measure / Stop, the figures."""
+    """The user's text (typed, pasted or opened), the model and engine, Measure / Stop, the figures.
+
+    Signals:
+        measure_finished(PerplexityResult): a measure ended (complete ones are kept in measured.json).
+    """
+
+    measure_finished = Signal(object)
 
     def __init__(self, parent: QWidget | None = None, *, model: str | None = None) -> None:
         super().__init__(parent)
@@ -316,6 +322,7 @@ class PerplexityDialog(QDialog):
             )
         )
         self._show_result(result)
+        self.measure_finished.emit(result)
 
     def _show_result(self, r: PerplexityResult) -> None:
         label = self._worker.label if self._worker is not None else ""

@@ -146,6 +146,9 @@ class QuantCostsPanel(QGroupBox):
     def retranslate(self) -> None:
         lang = current_language()
         self.table.setHorizontalHeaderLabels([label.get(lang) for _, label in _COLUMNS])
+        self.table.setAccessibleName(
+            Text("What each llama.cpp type costs", "Во что обходится каждый тип llama.cpp").get(lang)
+        )
         self.measure_button.setText(Text("Measure on my text…", "Измерить на моём тексте…").get(lang))
         self.measure_button.setToolTip(
             Text(

@@ -170,6 +170,12 @@ def test_cli_prints_json_and_text(shared_cache: Path, tmp_path: Path) -> None:
     assert data["characters"] == 800 and 1.0 < data["bits_per_char"] < 2.5
     assert data["perplexity"] == pytest.approx(math.exp(data["nll_nats"] / data["tokens"]))
     assert "100.0%" in err.getvalue()  # the progress bar ran to the end
+    from gptdesk.models import measured
+
+    kept = measured.load().quality_for("embedded")["q8_0"][0]  # kept for the model manager
+    assert (kept.text, kept.characters, kept.engine) == ("text.txt", 800, "llamacpp q8_0")
+    assert kept.bits_per_char == pytest.approx(data["bits_per_char"])
+    assert kept.text_sha256 == measured.text_digest(heldout_text()[:800])
     out = io.StringIO()
     assert main(["perplexity", str(path), "--engine", "transformers", "--context", "64"], out, io.StringIO()) == 0
     assert "bits per character: " in out.getvalue() and "perplexity: " in out.getvalue()

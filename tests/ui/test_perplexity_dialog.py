@@ -60,6 +60,47 @@ def test_stop_ends_a_long_run_with_the_figures_so_far(qtbot: Any, dialog: Perple
     assert "Stopped" in dialog.status_label.text()
 
 
+def test_stop_during_the_conversion_ends_it_and_leaves_nothing(qtbot: Any, dialog: PerplexityDialog) -> None:
+    from gptdesk.models.convert import cache_dir
+
+    dialog.text_edit.setPlainText(heldout_text()[:300])
+    dialog.engine_combo.setCurrentText("llamacpp")
+    dialog.quant_combo.setCurrentText("q5_K_M")  # not cached in this test's cache: made from f16 first
+    assert dialog.start()
+    qtbot.waitUntil(
+        lambda: "q5_K_M" in dialog.status_label.text() or "f16" in dialog.status_label.text(), timeout=60_000
+    )
+    dialog.stop_button.click()
+    qtbot.waitUntil(lambda: not dialog.running, timeout=60_000)
+    assert dialog.status_label.text() == "Stopped before the measure began."
+    assert dialog.measured is None and dialog.measure_button.isEnabled()
+    made = [p.name for p in cache_dir().rglob("*") if p.is_file() and "gguf" in p.name]
+    assert made == [], made  # neither the f16 input nor a part of the q5_K_M file is left
+
+
+def test_a_measure_in_the_window_is_kept_for_the_model_manager(
+    qtbot: Any, dialog: PerplexityDialog, tmp_path: Path
+) -> None:
+    from gptdesk.models import measured
+
+    dialog.text_edit.setPlainText(heldout_text()[:400])
+    dialog.engine_combo.setCurrentText("llamacpp")
+    dialog.quant_combo.setCurrentText("q8_0")
+    dialog.context_spin.setValue(64)
+    assert dialog.start()
+    qtbot.waitUntil(lambda: not dialog.running, timeout=120_000)
+    path = tmp_path / "opened.txt"
+    path.write_text(heldout_text()[400:800], encoding="utf-8")
+    assert dialog.load_file(path)
+    assert dialog.start()
+    qtbot.waitUntil(lambda: not dialog.running, timeout=120_000)
+    kept = measured.load().quality_for("embedded")["q8_0"]
+    assert [e.text for e in kept] == ["opened.txt", ""]  # newest first; "": typed or pasted in the window
+    assert {e.characters for e in kept} == {400}
+    assert kept[0].bits_per_char == pytest.approx(dialog.measured.bits_per_char)  # type: ignore[union-attr]
+    assert kept[0].text_sha256 == measured.text_digest(heldout_text()[400:800])
+
+
 def test_empty_text_and_bad_file_say_what_to_do(dialog: PerplexityDialog, tmp_path: Path) -> None:
     assert not dialog.start()
     assert "paste or open a text" in dialog.status_label.text()

@@ -86,12 +86,13 @@ class Measurements:
 
     def quality_for(self, model_id: str) -> dict[str, list[QualityEntry]]:
         """Per type, the newest complete measure on each text of this model (newest text first)."""
-        latest: dict[tuple[str, str], QualityEntry] = {}
-        for entry in self.quality:
+        latest: dict[tuple[str, str], tuple[int, QualityEntry]] = {}
+        for index, entry in enumerate(self.quality):  # oldest first: newer ones replace older
             if entry.model_id == model_id and entry.complete:
-                latest[(entry.type, entry.text_sha256)] = entry
+                latest[(entry.type, entry.text_sha256)] = (index, entry)
         by_type: dict[str, list[QualityEntry]] = {}
-        for entry in sorted(latest.values(), key=lambda e: e.when, reverse=True):
+        # Newest first; two measures in the same second keep the order they were written in.
+        for _, entry in sorted(latest.values(), key=lambda ie: (ie[1].when, ie[0]), reverse=True):
             by_type.setdefault(entry.type, []).append(entry)
         return by_type
 

@@ -170,6 +170,29 @@ def test_a_measure_made_in_the_dialog_appears(qtbot: Any) -> None:
     assert _cell(dialog, "q4_0", "quality")[0] == "—"
 
 
+def test_closing_the_manager_stops_a_measure_it_opened(qtbot: Any) -> None:
+    dialog = ModelManagerDialog()
+    qtbot.addWidget(dialog)
+    dialog.show()
+    assert dialog.costs.title() == "What each llama.cpp type costs (select a model above)"
+    assert dialog.costs.table.rowCount() == 0 and not dialog.costs.measure_button.isEnabled()
+    dialog.select("embedded")
+    dialog.costs.select_type("f16")
+    dialog.costs.measure_button.click()
+    opened = dialog.costs.perplexity_dialog
+    assert opened is not None and opened.quant_combo.currentText() == "f16"
+    opened.text_edit.setPlainText(heldout_text() * 3)
+    opened.context_spin.setValue(64)
+    assert opened.start()
+    qtbot.waitUntil(lambda: "tokens" in opened.status_label.text(), timeout=120_000)
+    thread = opened._thread
+    assert thread is not None
+    dialog.close()  # the manager is deleted on close in the app: its child must not outlive the thread
+    assert thread.isFinished() and not opened.isVisible()
+    assert dialog.costs.perplexity_dialog is None
+    assert measured.load().quality == []  # stopped part way: an incomplete measure is not kept
+
+
 def test_measure_opens_transformers_for_the_reference_line(qtbot: Any) -> None:
     dialog = _manager(qtbot)
     dialog.costs.select_type("f32")

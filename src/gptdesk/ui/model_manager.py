@@ -597,7 +597,9 @@ class ModelManagerDialog(QDialog):
     # -- closing -----------------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Cancel a running download and wait for its thread (the partial file stays for a resume)."""
+        """Cancel a running download and wait for its thread (the partial file stays for a resume); close the
+        perplexity dialog opened from the cost panel."""
+        self.costs.stop()
         thread = self._thread
         if self._worker is not None:
             self._worker.cancel.set()

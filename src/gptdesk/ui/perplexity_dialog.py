@@ -361,13 +361,19 @@ class PerplexityDialog(QDialog):
         self._thread = None
         self._update_buttons()
 
-    def closeEvent(self, event: QCloseEvent) -> None:
+    def _stop_and_wait(self) -> None:
         # A window that stays open on a slow model can be stopped; closing waits for that window.
         self.stop()
         if self._thread is not None:
             self._thread.quit()
             self._thread.wait()
-        super().closeEvent(event)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self._stop_and_wait()
+        super().closeEvent(event)  # QDialog's calls reject(), which hides the dialog
 
     def reject(self) -> None:
-        self.close()
+        # Not self.close(): inside closeEvent a second close() does nothing, so QDialog saw the dialog
+        # still visible and ignored the close (Close, Esc and the title bar's button all failed).
+        self._stop_and_wait()
+        super().reject()

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from shiboken6 import Shiboken
 
 from gptdesk.estimate import format_bytes
 from gptdesk.i18n import Lang, Text, current_language
@@ -23,6 +24,7 @@ from gptdesk.models import measured
 from gptdesk.models.catalog import EMBEDDED_ID, find_entry
 from gptdesk.models.convert import DEFAULT_QUANT
 from gptdesk.models.manage import COST_TYPES, ModelRow, TypeCost, type_costs
+from gptdesk.ui.perplexity_dialog import PerplexityDialog
 
 _COLUMNS: tuple[tuple[str, Text], ...] = (
     ("type", Text("Type", "Тип")),
@@ -81,7 +83,7 @@ class QuantCostsPanel(QGroupBox):
         self._available = 0
         self._measurements = measured.load()
         self.costs: list[TypeCost] = []
-        self.perplexity_dialog: QWidget | None = None
+        self.perplexity_dialog: PerplexityDialog | None = None
 
         self.table = QTableWidget(0, len(_COLUMNS))
         self.table.setObjectName("quant_costs")
@@ -174,7 +176,12 @@ class QuantCostsPanel(QGroupBox):
         keep = self.selected_type() if self.costs else None
         self.costs = type_costs(row, self._available, self._measurements) if row is not None else []
         if row is None:
-            self.setTitle(Text("What each llama.cpp type costs", "Во что обходится каждый тип llama.cpp").get(lang))
+            self.setTitle(
+                Text(
+                    "What each llama.cpp type costs (select a model above)",
+                    "Во что обходится каждый тип llama.cpp (выберите модель выше)",
+                ).get(lang)
+            )
         else:
             name = row.title.get(lang) if row.in_catalog else row.id
             self.setTitle(
@@ -338,8 +345,6 @@ class QuantCostsPanel(QGroupBox):
 
     def open_measure(self) -> None:
         """Open the perplexity dialog on the selected model and type; reload when it measures or closes."""
-        from gptdesk.ui.perplexity_dialog import PerplexityDialog
-
         row = self._row
         if row is None or row.local_path is None:
             return
@@ -353,5 +358,13 @@ class QuantCostsPanel(QGroupBox):
         dialog.measure_finished.connect(self.reload)
         dialog.finished.connect(self.reload)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.stop()  # one at a time: the previous one stops after its current window
         self.perplexity_dialog = dialog
         dialog.show()
+
+    def stop(self) -> None:
+        """Close the perplexity dialog opened here, if it is still open: it is the manager's child, so the
+        manager (deleted on close) must not take a measuring thread down with it."""
+        dialog, self.perplexity_dialog = self.perplexity_dialog, None
+        if dialog is not None and Shiboken.isValid(dialog):
+            dialog.close()  # its closeEvent stops the measure and waits for the thread

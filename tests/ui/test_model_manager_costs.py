@@ -12,13 +12,13 @@ from PySide6.QtCore import QEvent
 from PySide6.QtWidgets import QApplication
 
 from gptdesk.bench_quality import heldout_text
-from gptdesk.estimate import DTYPE_BYTES, format_bytes
+from gptdesk.estimate import DTYPE_BYTES, estimate, format_bytes
 from gptdesk.i18n import set_language
 from gptdesk.models import measured
 from gptdesk.models.convert import QUANT_TYPES, ensure_gguf
 from gptdesk.models.locate import resolve
 from gptdesk.models.measured import QualityEntry, SpeedEntry
-from gptdesk.ui.model_manager import ModelManagerDialog
+from gptdesk.ui.model_manager import _COL, ModelManagerDialog
 from gptdesk.ui.quant_costs import COL
 
 _TYPES = ["f32", *(q for q in QUANT_TYPES if q != "f32")]
@@ -133,8 +133,15 @@ def test_shows_measured_speed_and_quality(qtbot: Any) -> None:
     assert [line.split(":")[0] for line in tip.splitlines()[1:]] == ["other.txt", "mine.txt"]
 
     # RAM: the estimate for a typical generation, with the fits mark the models table uses.
+    shape = dialog.rows()[dialog.row_index("embedded")].shape
+    assert shape is not None
+    q4 = estimate(shape, dtype="q4_K_M", prompt_tokens=64, max_new_tokens=100, engine="llamacpp")
     text, tip = _cell(dialog, "q4_K_M", "ram")
-    assert text.endswith(" ✓") and tip.startswith("Fits: needs ≈")
+    assert text == f"{format_bytes(q4.total_bytes)} ✓" and tip.startswith("Fits: needs ≈")
+    assert "llama.cpp engine" in tip
+    # The reference line is the models table's own float32 figure.
+    ram_f32 = dialog.table.item(dialog.row_index("embedded"), _COL["ram_float32"])
+    assert ram_f32 is not None and _cell(dialog, "f32", "ram")[0] == ram_f32.text()
 
     dialog.select("rugpt3large")
     assert panel.title() == "What each llama.cpp type costs for ruGPT-3 Large (760M)"

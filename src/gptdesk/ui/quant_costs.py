@@ -274,6 +274,12 @@ class QuantCostsPanel(QGroupBox):
                 f"Не помещается: нужно ≈ {need}, а сейчас доступно только {free}.",
             )
         )
+        if cost.engine == "llamacpp":
+            tip = tip + Text(
+                " Counted as the llama.cpp engine allocates it (no torch runtime), the test it applies before loading.",
+                " Посчитано так, как выделяет память движок llama.cpp (без среды torch), — эту проверку он делает "
+                "перед загрузкой.",
+            )
         return f"{need} {'✓' if cost.fits else '✗'}", tip.get(lang)
 
     @staticmethod

@@ -101,6 +101,17 @@ def test_a_measure_in_the_window_is_kept_for_the_model_manager(
     assert kept[0].text_sha256 == measured.text_digest(heldout_text()[400:800])
 
 
+def test_close_button_and_escape_close_it(qtbot: Any, dialog: PerplexityDialog) -> None:
+    from PySide6.QtCore import Qt
+
+    with qtbot.waitSignal(dialog.finished, timeout=5000):
+        dialog.close_button.click()
+    assert not dialog.isVisible()
+    dialog.show()
+    qtbot.keyClick(dialog, Qt.Key.Key_Escape)
+    assert not dialog.isVisible()
+
+
 def test_empty_text_and_bad_file_say_what_to_do(dialog: PerplexityDialog, tmp_path: Path) -> None:
     assert not dialog.start()
     assert "paste or open a text" in dialog.status_label.text()

@@ -4,22 +4,32 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from gptdesk.errors import InvalidInputError, ModelNotFoundError
-from gptdesk.estimate import ModelShape, available_memory, estimate, fits_in_memory
+from gptdesk.estimate import DTYPE_BYTES, ModelShape, available_memory, estimate, fits_in_memory
 from gptdesk.i18n import Text
 from gptdesk.models.catalog import CATALOG, EMBEDDED_ID, CatalogEntry, find_entry
+from gptdesk.models.convert import QUANT_TYPES
 from gptdesk.models.converted import ConvertedFile, converted_for, list_converted, remove_file
 from gptdesk.models.locate import EMBEDDED_PATH, SUPPORTED_MODEL_TYPES, hub_cache_dir, hub_candidates
+
+if TYPE_CHECKING:
+    from gptdesk.models.measured import Measurements, QualityEntry, SpeedEntry
 
 #: The dtypes whose memory the manager shows: full precision, half precision, and the quantized engine's.
 SHOWN_DTYPES: tuple[str, ...] = ("float32", "bfloat16", "q8_0")
 #: The generation the "RAM needed" figures are for: a short prompt and a paragraph of output.
 TYPICAL_PROMPT_TOKENS = 64
 TYPICAL_NEW_TOKENS = 100
+#: The llama.cpp types whose costs the manager compares with transformers fp32 (the reference row,
+#: type "f32"; llama.cpp's own f32 is an exact copy kept for tests, not a choice worth showing).
+COST_TYPES: tuple[str, ...] = tuple(q for q in QUANT_TYPES if q != "f32")
+#: The estimate's dtype for each type name (the llama.cpp types' own names, but f16 and f32).
+_ESTIMATE_DTYPE = {"f32": "float32", "f16": "float16"}
 
 Status = Literal["embedded", "ready", "partial", "absent"]
 
@@ -43,6 +53,7 @@ class ModelRow:
     fits: dict[str, bool] = field(default_factory=dict)  # whether this machine has that memory now
     repo_dirs: tuple[Path, ...] = ()
     converted: tuple[ConvertedFile, ...] = ()  # its GGUF copies for the llama.cpp engine
+    shape: ModelShape | None = None  # None: a partial download whose config is not there yet
 
     @property
     def converted_bytes(self) -> int:
@@ -126,19 +137,104 @@ def _shape_of(folder: Path) -> ModelShape | None:
         return None
 
 
-def memory_needs(shape: ModelShape, available: int) -> tuple[dict[str, int], dict[str, bool]]:
+def memory_needs(
+    shape: ModelShape, available: int, dtypes: Sequence[str] = SHOWN_DTYPES, *, engine: str = "transformers"
+) -> tuple[dict[str, int], dict[str, bool]]:
     """RAM per dtype for a typical generation, and whether it fits the memory available now.
 
     "Fits" is the test the engines apply before loading (estimate.check_affordable, with its 10%
-    margin), so a model shown as fitting is not refused at load time for lack of memory.
+    margin), so a model shown as fitting is not refused at load time for lack of memory. `engine`
+    is the one whose allocations are counted ("llamacpp" for the llama.cpp types, as that engine checks).
     """
     ram: dict[str, int] = {}
     fits: dict[str, bool] = {}
-    for dtype in SHOWN_DTYPES:
-        cost = estimate(shape, dtype=dtype, prompt_tokens=TYPICAL_PROMPT_TOKENS, max_new_tokens=TYPICAL_NEW_TOKENS)
+    for dtype in dtypes:
+        cost = estimate(
+            shape,
+            dtype=dtype,
+            prompt_tokens=TYPICAL_PROMPT_TOKENS,
+            max_new_tokens=TYPICAL_NEW_TOKENS,
+            engine=engine,
+        )
         ram[dtype] = cost.total_bytes
         fits[dtype] = fits_in_memory(cost, weights_loaded=False, available=available)
     return ram, fits
+
+
+@dataclass(frozen=True)
+class TypeCost:
+    """What running a model at one type costs: file, memory, measured speed and quality."""
+
+    type: str  # "f32" for the reference row (transformers fp32), else a llama.cpp type
+    engine: str  # transformers or llamacpp
+    file_bytes: int | None  # None: the model's shape is unknown
+    file_path: Path | None  # the cached GGUF when there is one (file_bytes is then its real size)
+    ram_bytes: int | None
+    fits: bool
+    speed: SpeedEntry | None  # the newest bench row for a model of exactly this shape
+    quality: tuple[QualityEntry, ...]  # the newest measure on each text, newest text first
+    # The newest measure against f32 (or f16) on the same text: (that type, percent of bits/char more).
+    versus: tuple[str, float] | None
+
+
+def type_costs(row: ModelRow, available: int, measurements: Measurements) -> list[TypeCost]:
+    """The reference row (transformers fp32), then each llama.cpp type in COST_TYPES, for one model.
+
+    Reads nothing but the row and `measurements`: the GGUF sizes come from the row's converted files.
+    """
+    shape = row.shape
+    speeds = measurements.speed_for(shape.n_layer, shape.n_embd, shape.vocab_size) if shape is not None else {}
+    quality = measurements.quality_for(row.id)
+    costs: list[TypeCost] = []
+    for quant in ("f32", *COST_TYPES):
+        engine = "transformers" if quant == "f32" else "llamacpp"
+        dtype = _ESTIMATE_DTYPE.get(quant, quant)
+        cached = next((f for f in row.converted if f.quant == quant), None) if quant != "f32" else None
+        file_bytes: int | None = None
+        if cached is not None:
+            try:
+                file_bytes = cached.path.stat().st_size
+            except OSError:
+                cached = None  # deleted since the table was read: estimate it like the others
+        if cached is None and shape is not None:
+            file_bytes = int(shape.param_count * DTYPE_BYTES[dtype])
+        ram, fits = memory_needs(shape, available, (dtype,), engine=engine) if shape is not None else ({}, {})
+        measures = tuple(quality.get(quant, ()))
+        costs.append(
+            TypeCost(
+                type=quant,
+                engine=engine,
+                file_bytes=file_bytes,
+                file_path=cached.path if cached is not None else None,
+                ram_bytes=ram.get(dtype),
+                fits=fits.get(dtype, False),
+                speed=_speed(speeds, quant, engine),
+                quality=measures,
+                versus=_versus(quant, measures, quality),
+            )
+        )
+    return costs
+
+
+def _speed(speeds: dict[str, SpeedEntry], quant: str, engine: str) -> SpeedEntry | None:
+    entry = speeds.get(quant)
+    return entry if entry is not None and entry.engine == engine else None
+
+
+def _versus(
+    quant: str, measures: tuple[QualityEntry, ...], quality: dict[str, list[QualityEntry]]
+) -> tuple[str, float] | None:
+    """The newest measure against the f32 one on the same text (f16 when f32 was not measured on it)."""
+    if not measures or quant == "f32":
+        return None
+    newest = measures[0]
+    for ref_type in ("f32", "f16"):
+        if ref_type == quant:
+            break
+        ref = next((e for e in quality.get(ref_type, ()) if e.text_sha256 == newest.text_sha256), None)
+        if ref is not None and ref.bits_per_char > 0:
+            return ref_type, (newest.bits_per_char - ref.bits_per_char) / ref.bits_per_char * 100
+    return None
 
 
 def list_models(
@@ -179,6 +275,7 @@ def list_models(
                 fits=fits,
                 repo_dirs=(repo.path,),
                 converted=tuple(converted_for(repo.repo_id, converted)),
+                shape=shape,
             )
         )
     return rows
@@ -216,6 +313,7 @@ def _catalog_row(
         fits=fits,
         repo_dirs=dirs,
         converted=tuple(converted_for(entry.id, converted)),
+        shape=entry.shape,
     )
 
 
@@ -281,9 +379,11 @@ def delete_model(name: str, cache_dir: Path | None = None, *, gguf_cache: Path |
 
 
 __all__ = [
+    "COST_TYPES",
     "SHOWN_DTYPES",
     "CachedRepo",
     "ModelRow",
+    "TypeCost",
     "delete_converted",
     "delete_model",
     "find_row",
@@ -292,4 +392,5 @@ __all__ = [
     "memory_needs",
     "repo_dir",
     "scan_cache",
+    "type_costs",
 ]

@@ -40,6 +40,7 @@ from gptdesk.models.download import (
     pull,
 )
 from gptdesk.models.manage import SHOWN_DTYPES, ModelRow, delete_converted, delete_model, find_row, list_models
+from gptdesk.ui.quant_costs import QuantCostsPanel
 
 _ID_ROLE = Qt.ItemDataRole.UserRole + 1
 _PROGRESS_STEPS = 1000
@@ -124,6 +125,7 @@ class ModelManagerDialog(QDialog):
         self._free_space = free_space
         self._retry = retry
         self._rows: list[ModelRow] = []
+        self._available = 0
         self._worker: DownloadWorker | None = None
         self._thread: QThread | None = None
         self._downloading: str | None = None
@@ -140,6 +142,7 @@ class ModelManagerDialog(QDialog):
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
+        self.costs = QuantCostsPanel(self)
 
         self.download_button = QPushButton()
         self.cancel_button = QPushButton()
@@ -199,6 +202,7 @@ class ModelManagerDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(self.machine_label)
         layout.addWidget(self.table, 1)
+        layout.addWidget(self.costs)
         layout.addLayout(actions)
         layout.addLayout(by_id)
         layout.addWidget(self.progress_bar)
@@ -216,9 +220,10 @@ class ModelManagerDialog(QDialog):
         self.open_button.clicked.connect(self._on_open_clicked)
         self.use_button.clicked.connect(self._on_use_clicked)
         self.table.itemSelectionChanged.connect(self._update_buttons)
+        self.table.itemSelectionChanged.connect(self._show_costs)
         self.table.itemDoubleClicked.connect(lambda _item: self._on_use_clicked())
 
-        self.resize(1000, 560)
+        self.resize(1040, 780)
         self.refresh()
         self.retranslate()
 
@@ -258,9 +263,10 @@ class ModelManagerDialog(QDialog):
         return self._rows[indexes[0].row()]
 
     def refresh(self) -> None:
-        """Read the catalog and the cache again and refill the table, keeping the selection."""
+        """Read the catalog, the cache and the measurements again and refill the tables, keeping the selection."""
         keep = self.selected()
-        self._rows = list_models(self._hub.resolved_cache(), available=available_memory())
+        self._available = available_memory()
+        self._rows = list_models(self._hub.resolved_cache(), available=self._available)
         self.table.setRowCount(len(self._rows))
         for index, row in enumerate(self._rows):
             self._cell(index, 0).setData(_ID_ROLE, row.id)
@@ -268,6 +274,10 @@ class ModelManagerDialog(QDialog):
         if keep is not None:
             self.select(keep.id)
         self._update_buttons()
+        self.costs.show_row(self.selected(), self._available, reload=True)
+
+    def _show_costs(self) -> None:
+        self.costs.show_row(self.selected(), self._available)
 
     # -- texts -------------------------------------------------------------------------------------
 
@@ -312,6 +322,7 @@ class ModelManagerDialog(QDialog):
             ).get(lang)
         )
         self._fill_texts()
+        self.costs.retranslate()
         self._update_buttons()
         self._show_message()
         if self._progress_text is not None:
@@ -586,7 +597,9 @@ class ModelManagerDialog(QDialog):
     # -- closing -----------------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Cancel a running download and wait for its thread (the partial file stays for a resume)."""
+        """Cancel a running download and wait for its thread (the partial file stays for a resume); close the
+        perplexity dialog opened from the cost panel."""
+        self.costs.stop()
         thread = self._thread
         if self._worker is not None:
             self._worker.cancel.set()

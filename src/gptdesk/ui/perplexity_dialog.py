@@ -95,7 +95,13 @@ class PerplexityWorker(QObject):
 
 
 class PerplexityDialog(QDialog):
-    """The user's text (typed, pasted or opened), the model and engine, Measure / Stop, the figures."""
+    """The user's text (typed, pasted or opened), the model and engine, Measure / Stop, the figures.
+
+    Signals:
+        measure_finished(PerplexityResult): a measure ended (complete ones are kept in measured.json).
+    """
+
+    measure_finished = Signal(object)
 
     def __init__(self, parent: QWidget | None = None, *, model: str | None = None) -> None:
         super().__init__(parent)
@@ -316,6 +322,7 @@ class PerplexityDialog(QDialog):
             )
         )
         self._show_result(result)
+        self.measure_finished.emit(result)
 
     def _show_result(self, r: PerplexityResult) -> None:
         label = self._worker.label if self._worker is not None else ""
@@ -354,13 +361,19 @@ class PerplexityDialog(QDialog):
         self._thread = None
         self._update_buttons()
 
-    def closeEvent(self, event: QCloseEvent) -> None:
+    def _stop_and_wait(self) -> None:
         # A window that stays open on a slow model can be stopped; closing waits for that window.
         self.stop()
         if self._thread is not None:
             self._thread.quit()
             self._thread.wait()
-        super().closeEvent(event)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self._stop_and_wait()
+        super().closeEvent(event)  # QDialog's calls reject(), which hides the dialog
 
     def reject(self) -> None:
-        self.close()
+        # Not self.close(): inside closeEvent a second close() does nothing, so QDialog saw the dialog
+        # still visible and ignored the close (Close, Esc and the title bar's button all failed).
+        self._stop_and_wait()
+        super().reject()

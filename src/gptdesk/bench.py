@@ -595,13 +595,15 @@ def print_table(shape_name: str, rows: list[Row], report: dict[str, Any], out: T
     print(
         _t(
             "tok/s: decoding speed without the first token, median of the runs (with rounds: the median "
-            "of the rounds' medians); ×fp32: against the transformers fp32 row; floor: tokens/s if every weight byte were read at the measured "
+            "of the rounds' medians); ×fp32: against the transformers fp32 row; floor: tokens/s if every "
+            "weight byte were read at the measured "
             "bandwidth; steady: 1 / the median time between two tokens (a run's tok/s also counts the "
             "stalls other programs cause); peak RSS: the whole process (the app-process row also holds "
             "torch and the embedded model). Sber demo and variant rows: all generated tokens over the "
             "whole generation (the returned beam's tokens for beam search).",
             "ток/с: скорость без первого токена, медиана запусков (с кругами — медиана медиан кругов); "
-            "×fp32: относительно строки transformers fp32; предел: токенов/с, если бы каждый байт весов читался с измеренной "
+            "×fp32: относительно строки transformers fp32; предел: токенов/с, если бы каждый байт "
+            "весов читался с измеренной "
             "скоростью; ровно: 1 / медиана времени между двумя токенами (ток/с запуска учитывает и "
             "простои из-за других программ); пик RSS: весь процесс (в строке с процессом приложения "
             "в нём ещё torch и встроенная модель). Строки с пресетом Сбера и вариантами: все "

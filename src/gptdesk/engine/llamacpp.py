@@ -92,6 +92,28 @@ def default_threads() -> int:
 # -- llama.cpp itself --------------------------------------------------------------------------
 
 
+_devnull_closing = False
+
+
+def close_devnull_at_exit() -> None:
+    """llama-cpp-python opens os.devnull twice at import and never closes it; Python then warns
+    "unclosed file" at every exit. Close them at exit (GPT Desk never uses the helper that writes to them)."""
+    import atexit
+
+    global _devnull_closing
+    if _devnull_closing:
+        return
+    try:
+        from llama_cpp import _utils
+    except ImportError:  # pragma: no cover - a llama-cpp-python without the module
+        return
+    _devnull_closing = True
+    for name in ("outnull_file", "errnull_file"):
+        handle = getattr(_utils, name, None)
+        if handle is not None and hasattr(handle, "close"):
+            atexit.register(handle.close)
+
+
 class _Library:
     """llama-cpp-python's ctypes bindings, imported once, with llama.cpp's log kept off the terminal."""
 
@@ -126,6 +148,7 @@ class _Library:
 
                 llama_cpp.llama_log_set(_log, ctypes.c_void_p(0))
                 cls._log_callback = _log
+                close_devnull_at_exit()
                 llama_cpp.llama_backend_init()
                 cls._module = llama_cpp
             return cls._module

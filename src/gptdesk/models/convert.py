@@ -869,6 +869,10 @@ def _quantize_child(source: str, out: str, ftype: str, threads: int) -> int:
 
     import llama_cpp
 
+    from gptdesk.engine.llamacpp import close_devnull_at_exit
+
+    close_devnull_at_exit()
+
     @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
     def _log(level: int, text: bytes, user_data: Any) -> None:
         if level == 4:  # errors only; the per-tensor chatter stays out of the parent's messages
@@ -909,6 +913,10 @@ def _quantize_call(source: str, out: str, ftype: str, threads: int) -> int:
     import ctypes
 
     import llama_cpp
+
+    from gptdesk.engine.llamacpp import close_devnull_at_exit
+
+    close_devnull_at_exit()
 
     llama_cpp.llama_backend_init()
     params = llama_cpp.llama_model_quantize_default_params()

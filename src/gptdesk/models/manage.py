@@ -30,6 +30,7 @@ TYPICAL_NEW_TOKENS = 100
 COST_TYPES: tuple[str, ...] = tuple(q for q in QUANT_TYPES if q != "f32")
 #: The estimate's dtype for each type name (the llama.cpp types' own names, but f16 and f32).
 _ESTIMATE_DTYPE = {"f32": "float32", "f16": "float16"}
+_TORCH_DTYPES = ("float32", "float16", "bfloat16")
 
 Status = Literal["embedded", "ready", "partial", "absent"]
 
@@ -138,13 +139,14 @@ def _shape_of(folder: Path) -> ModelShape | None:
 
 
 def memory_needs(
-    shape: ModelShape, available: int, dtypes: Sequence[str] = SHOWN_DTYPES, *, engine: str = "transformers"
+    shape: ModelShape, available: int, dtypes: Sequence[str] = SHOWN_DTYPES, *, engine: str | None = None
 ) -> tuple[dict[str, int], dict[str, bool]]:
     """RAM per dtype for a typical generation, and whether it fits the memory available now.
 
     "Fits" is the test the engines apply before loading (estimate.check_affordable, with its 10%
     margin), so a model shown as fitting is not refused at load time for lack of memory. `engine`
-    is the one whose allocations are counted ("llamacpp" for the llama.cpp types, as that engine checks).
+    is the one whose allocations are counted; by default transformers for torch dtypes and llama.cpp
+    for its types (q8_0 runs only there, without torch's runtime).
     """
     ram: dict[str, int] = {}
     fits: dict[str, bool] = {}
@@ -154,7 +156,7 @@ def memory_needs(
             dtype=dtype,
             prompt_tokens=TYPICAL_PROMPT_TOKENS,
             max_new_tokens=TYPICAL_NEW_TOKENS,
-            engine=engine,
+            engine=engine or ("transformers" if dtype in _TORCH_DTYPES else "llamacpp"),
         )
         ram[dtype] = cost.total_bytes
         fits[dtype] = fits_in_memory(cost, weights_loaded=False, available=available)

@@ -76,3 +76,13 @@ def test_engine_labels_name_the_type() -> None:
     assert measured.type_of("llamacpp q4_K_M") == "q4_K_M"
     assert measured.type_of("transformers float32") == "f32"
     assert measured.type_of("transformers bfloat16") == "bf16"
+
+
+def test_a_model_is_found_under_any_of_its_names(tmp_path: Path) -> None:
+    path = tmp_path / "measured.json"
+    measured.record_quality(_quality("t1", "sberbank-ai/rugpt3large_based_on_gpt2", "q8_0", 1.2), path)
+    measured.record_quality(_quality("t2", "ai-forever/rugpt3large_based_on_gpt2", "q4_K_M", 1.3), path)
+    m = measured.load(path)
+    assert set(m.quality_for("ai-forever/rugpt3large_based_on_gpt2")) == {"q4_K_M"}
+    both = m.quality_for("ai-forever/rugpt3large_based_on_gpt2", "sberbank-ai/rugpt3large_based_on_gpt2")
+    assert set(both) == {"q8_0", "q4_K_M"}

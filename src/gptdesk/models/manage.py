@@ -186,7 +186,8 @@ def type_costs(row: ModelRow, available: int, measurements: Measurements) -> lis
     """
     shape = row.shape
     speeds = measurements.speed_for(shape.n_layer, shape.n_embd, shape.vocab_size) if shape is not None else {}
-    quality = measurements.quality_for(row.id)
+    entry = find_entry(row.id)
+    quality = measurements.quality_for(row.id, *(entry.names() if entry is not None else ()))
     costs: list[TypeCost] = []
     for quant in ("f32", *COST_TYPES):
         engine = "transformers" if quant == "f32" else "llamacpp"

@@ -84,11 +84,13 @@ class Measurements:
                 found[entry.type] = entry
         return found
 
-    def quality_for(self, model_id: str) -> dict[str, list[QualityEntry]]:
-        """Per type, the newest complete measure on each text of this model (newest text first)."""
+    def quality_for(self, model_id: str, *aliases: str) -> dict[str, list[QualityEntry]]:
+        """Per type, the newest complete measure on each text of this model (newest text first);
+        `aliases` are other names of the same model (e.g. its old hub organisation's)."""
+        names = {model_id.lower(), *(a.lower() for a in aliases)}
         latest: dict[tuple[str, str], tuple[int, QualityEntry]] = {}
         for index, entry in enumerate(self.quality):  # oldest first: newer ones replace older
-            if entry.model_id == model_id and entry.complete:
+            if entry.model_id.lower() in names and entry.complete:
                 latest[(entry.type, entry.text_sha256)] = (index, entry)
         by_type: dict[str, list[QualityEntry]] = {}
         # Newest first; two measures in the same second keep the order they were written in.

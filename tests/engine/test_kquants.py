@@ -233,3 +233,18 @@ def test_generate_takes_a_k_quant_on_the_command_line(embedded: ResolvedModel) -
     err = io.StringIO()
     assert main(["generate", "x", "--quant", "q3_k"], out, err) == 2
     assert "q4_K_M" in err.getvalue()
+
+
+def test_files_llama_cpp_repacks_are_read_and_the_others_mapped(embedded: ResolvedModel) -> None:
+    """A repacked file read into memory leaves no mapped copy resident beside the repacked one."""
+    from gptdesk.engine.llamacpp import _reads_whole
+
+    expected = {"q8_0": False, "q5_K_M": False, "q6_K": False, "q4_0": True, "q4_K_M": True}
+    for quant, reads in expected.items():
+        converted = ensure_gguf(embedded, quant)
+        assert _reads_whole(converted.manifest) == reads, quant
+        with LlamaCppEngine.load(None, quant=quant, threads=2) as engine:
+            maps = Path("/proc/self/maps").read_text(encoding="utf-8")
+            assert (str(converted.path) in maps) != reads, quant
+            done = run_to_end(engine.stream("Жили-были", get_preset("greedy").settings(max_new_tokens=4)))
+            assert done.generated_tokens == [4]

@@ -41,6 +41,7 @@ from gptdesk.models.download import (
 )
 from gptdesk.models.manage import SHOWN_DTYPES, ModelRow, delete_converted, delete_model, find_row, list_models
 from gptdesk.ui.quant_costs import QuantCostsPanel
+from gptdesk.ui.tables import cell, fits_tip
 
 _ID_ROLE = Qt.ItemDataRole.UserRole + 1
 _PROGRESS_STEPS = 1000
@@ -347,15 +348,9 @@ class ModelManagerDialog(QDialog):
                 gguf_dir=gguf_root(),
             )
         )
-        fits_tip = Text(
-            "Fits: needs ≈ {need} for a typical generation; {free} is available now.",
-            "Помещается: нужно ≈ {need} для обычной генерации; сейчас доступно {free}.",
-        )
-        no_fit_tip = Text(
-            "Does not fit: needs ≈ {need}, only {free} is available now. Choose another dtype, the "
-            "quantized engine or a smaller model.",
-            "Не помещается: нужно ≈ {need}, а сейчас доступно только {free}. Выберите другой тип данных, "
-            "квантованный движок или модель поменьше.",
+        way_out = Text(
+            " Choose another dtype, the quantized engine or a smaller model.",
+            " Выберите другой тип данных, квантованный движок или модель поменьше.",
         )
         red = QBrush(QColor(180, 30, 30))
         for index, row in enumerate(self._rows):
@@ -381,16 +376,12 @@ class ModelManagerDialog(QDialog):
                     continue
                 fits = row.fits.get(dtype, False)
                 item.setText(f"{format_bytes(need, lang)} {'✓' if fits else '✗'}")
-                tip = fits_tip if fits else no_fit_tip
-                item.setToolTip(tip.get(lang).format(need=format_bytes(need, lang), free=format_bytes(free, lang)))
+                tip = fits_tip(fits, format_bytes(need, lang), format_bytes(free, lang))
+                item.setToolTip((tip if fits else tip + way_out).get(lang))
                 item.setForeground(QBrush() if fits else red)
 
     def _cell(self, row: int, column: int) -> QTableWidgetItem:
-        item = self.table.item(row, column)
-        if item is None:
-            item = QTableWidgetItem()
-            self.table.setItem(row, column, item)
-        return item
+        return cell(self.table, row, column)
 
     def _description(self, row: ModelRow) -> Text:
         from gptdesk.models.catalog import find_entry

@@ -25,6 +25,7 @@ from gptdesk.models.catalog import EMBEDDED_ID, find_entry
 from gptdesk.models.convert import DEFAULT_QUANT
 from gptdesk.models.manage import COST_TYPES, ModelRow, TypeCost, type_costs
 from gptdesk.ui.perplexity_dialog import PerplexityDialog
+from gptdesk.ui.tables import cell, fits_tip
 
 _COLUMNS: tuple[tuple[str, Text], ...] = (
     ("type", Text("Type", "Тип")),
@@ -218,11 +219,7 @@ class QuantCostsPanel(QGroupBox):
         self.table.setFixedHeight(header + rows + 2 * self.table.frameWidth())
 
     def _cell(self, row: int, column: int) -> QTableWidgetItem:
-        item = self.table.item(row, column)
-        if item is None:
-            item = QTableWidgetItem()
-            self.table.setItem(row, column, item)
-        return item
+        return cell(self.table, row, column)
 
     # -- one cell each: (text, tooltip) ----------------------------------------------------------
 
@@ -263,17 +260,7 @@ class QuantCostsPanel(QGroupBox):
         if cost.ram_bytes is None:
             return "?", ""
         need, free = format_bytes(cost.ram_bytes, lang), format_bytes(self._available, lang)
-        tip = (
-            Text(
-                f"Fits: needs ≈ {need} for a typical generation; {free} is available now.",
-                f"Помещается: нужно ≈ {need} для обычной генерации; сейчас доступно {free}.",
-            )
-            if cost.fits
-            else Text(
-                f"Does not fit: needs ≈ {need}, only {free} is available now.",
-                f"Не помещается: нужно ≈ {need}, а сейчас доступно только {free}.",
-            )
-        )
+        tip = fits_tip(cost.fits, need, free)
         if cost.engine == "llamacpp":
             tip = tip + Text(
                 " Counted as the llama.cpp engine allocates it (no torch runtime), the test it applies before loading.",

@@ -132,6 +132,26 @@ def test_stop_strings_round_trip_escapes(qtbot: Any) -> None:
     qtbot.addWidget(panel)
     panel.set_values({"stop": ["\n\n", "Конец"]})
     assert panel.current is not None and panel.current.stop == ["\n\n", "Конец"]
+    # The escapes the CLI's --stop accepts, Cyrillic untouched, and every string back as it was.
+    assert unescape("\\x41\\u0416 старину.\\r\\n") == "AЖ старину.\r\n"
+    for text in ("a\rb\x01c\\d\te", "конец.\n", "\\x41 stays literal"):
+        assert unescape(escape(text)) == text
+    editor = panel.editor("stop")
+    editor.setPlainText("старину.\\x2e\\n")
+    assert panel.current is not None and panel.current.stop == ["старину..\n"]
+
+
+def test_a_malformed_stop_escape_names_the_line_and_the_fix(qtbot: Any) -> None:
+    panel = ParametersPanel()
+    qtbot.addWidget(panel)
+    panel.editor("stop").setPlainText("Конец\nстоп\\x4")
+    assert panel.current is None
+    shown = _plain(panel.issues_label.text())
+    assert "the line 'стоп\\x4' has a malformed escape '\\x4'" in shown and "\\xHH with two hex digits" in shown
+    assert panel.editor("stop").property("invalid")
+    panel.editor("stop").setPlainText("Конец\nстоп\\x41")
+    assert panel.current is not None and panel.current.stop == ["Конец", "стопA"]
+    assert not panel.editor("stop").property("invalid")
 
 
 def test_optional_lengths_show_unset(qtbot: Any) -> None:

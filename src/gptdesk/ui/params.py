@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gptdesk.console import decode_escapes
 from gptdesk.errors import SettingIssue, SettingsError
 from gptdesk.i18n import Text
 from gptdesk.presets import DEFAULT_PRESET, PRESETS, Preset
@@ -76,8 +77,10 @@ _SHADOWED = {
 }
 _UNSET = Text("unset", "не задано")
 _STOP_HINT = Text(
-    "One stop string per line; write \\n for a line break and \\t for a tab.",
-    "По одной стоп-строке на строку; \\n — перевод строки, \\t — табуляция.",
+    "One stop string per line, with escapes as in the CLI's --stop: \\n for a line break, \\t for a tab, "
+    "\\\\ for a backslash, \\xHH or \\uHHHH for any character.",
+    "По одной стоп-строке на строку, escape-последовательности как в --stop командной строки: \\n — перевод "
+    "строки, \\t — табуляция, \\\\ — обратная косая черта, \\xHH или \\uHHHH — любой символ.",
 )
 _SEED_PLACEHOLDER = Text("random", "случайное")
 
@@ -94,22 +97,48 @@ def _bounds(name: str) -> tuple[float, float]:
 
 
 def unescape(text: str) -> str:
-    """'\\n' -> newline, '\\t' -> tab, '\\\\' -> backslash; everything else (Cyrillic too) as is."""
-    out: list[str] = []
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch == "\\" and i + 1 < len(text) and text[i + 1] in "nt\\":
-            out.append({"n": "\n", "t": "\t", "\\": "\\"}[text[i + 1]])
-            i += 2
-            continue
-        out.append(ch)
-        i += 1
-    return "".join(out)
+    """A stop-string line as typed, with its escapes decoded as the CLI's --stop decodes them
+    (\\n, \\t, \\xHH, \\uHHHH, …; Cyrillic as is). A malformed escape raises ValueError naming it."""
+    return decode_escapes(text)
 
 
 def escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")
+    """The line that unescape() turns back into `text`: backslashes and control characters escaped."""
+    out: list[str] = []
+    for ch in text:
+        if ch in _ESCAPED:
+            out.append(_ESCAPED[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+_ESCAPED = {"\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _stop_lines(text: str) -> tuple[list[str], SettingIssue | None]:
+    """The editor's non-empty lines decoded, and the issue of the first malformed one (kept as typed)."""
+    lines: list[str] = []
+    issue: SettingIssue | None = None
+    for line in text.split("\n"):
+        try:
+            lines.append(unescape(line))
+        except ValueError as exc:
+            lines.append(line)
+            if issue is None:
+                issue = SettingIssue(
+                    "stop",
+                    Text(
+                        f"stop: the line '{line}' has a malformed escape '{exc}'. Write \\n for a line break, "
+                        "\\t for a tab, \\\\ for a backslash, \\xHH with two hex digits or \\uHHHH with four.",
+                        f"stop: в строке '{line}' неправильная escape-последовательность '{exc}'. Пишите \\n для "
+                        "перевода строки, \\t для табуляции, \\\\ для обратной косой черты, \\xHH с двумя "
+                        "шестнадцатеричными цифрами или \\uHHHH с четырьмя.",
+                    ),
+                )
+    return [line for line in lines if line], issue
 
 
 class ParametersPanel(QWidget):
@@ -243,8 +272,7 @@ class ParametersPanel(QWidget):
                 text = editor.text().strip()
                 values[name] = text or None  # the settings model parses it and names a bad value
             elif isinstance(editor, QPlainTextEdit):
-                lines = [unescape(line) for line in editor.toPlainText().split("\n")]
-                values[name] = [line for line in lines if line]
+                values[name], _ = _stop_lines(editor.toPlainText())
         return values
 
     def set_values(self, values: dict[str, Any]) -> None:
@@ -283,7 +311,16 @@ class ParametersPanel(QWidget):
 
     def settings(self) -> GenerationSettings:
         """The current settings; raises SettingsError (with every issue) while they are invalid."""
-        return GenerationSettings.build(**self.values())
+        values = self.values()
+        editor = self._editors["stop"]
+        _, malformed = _stop_lines(editor.toPlainText()) if isinstance(editor, QPlainTextEdit) else ([], None)
+        try:
+            built = GenerationSettings.build(**values)
+        except SettingsError as exc:
+            raise SettingsError([*exc.issues, *([malformed] if malformed else [])]) from None
+        if malformed is not None:
+            raise SettingsError([malformed])
+        return built
 
     @property
     def current(self) -> GenerationSettings | None:

@@ -166,3 +166,28 @@ def test_tools_menu_picks_a_k_quant_and_reloads_the_model(qtbot: Any, make_windo
     assert window.perplexity_dialog.model == "embedded"
     assert window.perplexity_dialog.model_label.text() == "embedded"
     window.perplexity_dialog.close()
+
+
+def test_tools_menu_sets_llama_cpp_threads_and_reloads_the_model(qtbot: Any, make_window: Any) -> None:
+    from gptdesk.engine.llamacpp import physical_cores
+
+    window = make_window()
+    cores = physical_cores()
+    assert list(window.act_threads) == list(range(cores + 1)) and window.act_threads[0].isChecked()
+    assert window.act_threads[0].text() == f"Automatic: one per core ({cores})"
+    assert window.act_threads[1].text() == "Threads: 1"
+    with qtbot.waitSignal(window.model_loaded, timeout=180_000):
+        window.start(None)
+    assert window.engine.fast.threads == cores
+    with qtbot.waitSignal(window.model_loaded, timeout=180_000):
+        window.act_threads[1].trigger()
+    assert window.engine.fast.threads == 1
+    assert window.act_threads[1].isChecked() and not window.act_threads[0].isChecked()
+    assert window._qsettings.value("threads") in (1, "1")
+    window.set_language("ru")
+    assert window.threads_menu.title() == "П&отоки llama.cpp"
+    assert window.act_threads[0].text() == f"Автоматически: по одному на ядро ({cores})"
+    assert window.act_threads[1].text() == "Потоков: 1"
+    # A new window starts with the saved choice.
+    again = make_window()
+    assert again.act_threads[1].isChecked() and again.loader.threads_wanted == 1

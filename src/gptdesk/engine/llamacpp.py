@@ -75,7 +75,36 @@ def is_available() -> bool:
 
 
 def default_threads() -> int:
-    """One thread per physical core this process may use: llama.cpp gains nothing from SMT siblings."""
+    """GPTDESK_THREADS when set, else one thread per physical core this process may use (llama.cpp
+    gains nothing from SMT siblings). Fewer threads help when other programs keep a core busy: a
+    llama.cpp thread that waits for a descheduled sibling at every step stalls the whole step."""
+    wanted = threads_from_environment()
+    return wanted if wanted is not None else physical_cores()
+
+
+def threads_from_environment() -> int | None:
+    """GPTDESK_THREADS as a thread count (None when unset or "auto"); bad values name the fix."""
+    raw = os.environ.get("GPTDESK_THREADS", "").strip()
+    if raw in ("", "auto"):
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise InvalidInputError(
+            Text(
+                f"GPTDESK_THREADS = '{raw}': use a whole number of threads, at least 1, or 'auto' (one per "
+                f"physical core: {physical_cores()} here).",
+                f"GPTDESK_THREADS = «{raw}»: укажите целое число потоков, не меньше 1, или 'auto' (по одному "
+                f"на физическое ядро: здесь {physical_cores()}).",
+            )
+        )
+    return value
+
+
+def physical_cores() -> int:
+    """The physical cores this process may use."""
     try:
         allowed = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - macOS and Windows have no affinity call

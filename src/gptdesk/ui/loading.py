@@ -57,6 +57,7 @@ class ModelLoader(QObject):
         self._target: tuple[str, object, str] = ("catalog", EMBEDDED_ID, "")
         self._then: Callable[[], object] | None = None  # run once the model being loaded is ready
         self.quant = DEFAULT_QUANT  # the llama.cpp type loads ask for (Tools > llama.cpp type)
+        self.threads_wanted: int | None = None  # llama.cpp's threads (Tools > llama.cpp threads); None: automatic
         picker.model_requested.connect(self.on_model_requested)
 
     def scan(self) -> None:
@@ -85,16 +86,15 @@ class ModelLoader(QObject):
         self, name: str | None, *, kind: str = "catalog", label: str = "", then: Callable[[], object] | None = None
     ) -> bool:
         """Load a catalog model, hub id or folder in a worker (None: the embedded model)."""
-        quant = self.quant
+        quant, threads = self.quant, self.threads_wanted
 
         def load(progress: Progress) -> Engine:
             progress(Text("Starting the engine", "Запуск движка"), None)
             warm_up()
             from gptdesk.engine import load_engine
 
-            # "auto": the quantized llama.cpp engine on a CPU when installed, else transformers;
-            # beam search falls back to transformers with a notice.
-            return load_engine(name, engine="auto", progress=progress, quant=quant)
+            # "auto": the quantized llama.cpp engine on a CPU when installed, else transformers.
+            return load_engine(name, engine="auto", progress=progress, quant=quant, threads=threads)
 
         key: object = name
         if kind == "catalog":
@@ -105,6 +105,14 @@ class ModelLoader(QObject):
     def set_quant(self, quant: str) -> bool:
         """The llama.cpp type for the next loads; a catalog model running on llama.cpp is loaded again in it."""
         self.quant = quant
+        return self._reload_llamacpp()
+
+    def set_threads(self, threads: int | None) -> bool:
+        """llama.cpp's threads for the next loads (None: automatic); a catalog model on llama.cpp is loaded again."""
+        self.threads_wanted = threads
+        return self._reload_llamacpp()
+
+    def _reload_llamacpp(self) -> bool:
         kind, key, label = self._target
         engine = self.current()
         if engine is not None and engine.info.engine == "llamacpp" and kind == "catalog":

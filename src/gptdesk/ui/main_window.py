@@ -236,6 +236,25 @@ class MainWindow(QMainWindow):
             self.quant_group.addAction(action)
             self.act_quants[quant] = action
         self.loader.quant = self.quant
+        # Tools > llama.cpp threads: automatic (one per physical core) or a number, kept between sessions.
+        from gptdesk.engine.llamacpp import physical_cores
+
+        self.cores = physical_cores()
+        try:
+            saved_threads = int(str(self._qsettings.value("threads", 0)))
+        except ValueError:
+            saved_threads = 0
+        self.threads_choice = saved_threads if 1 <= saved_threads <= max(self.cores, 1) else 0
+        self.threads_group = QActionGroup(self)
+        self.act_threads: dict[int, QAction] = {}
+        for count in range(0, self.cores + 1):  # 0: automatic
+            action = QAction(str(count), self)
+            action.setCheckable(True)
+            action.setChecked(count == self.threads_choice)
+            action.triggered.connect(lambda _checked=False, n=count: self.set_threads(n))
+            self.threads_group.addAction(action)
+            self.act_threads[count] = action
+        self.loader.threads_wanted = self.threads_choice or None
         self.act_quit = self._action(self.close, QKeySequence.StandardKey.Quit)
         self.act_focus_prompt = self._action(self.prompt_edit.setFocus, "Ctrl+L")
         self.act_focus_model = self._action(self.model_picker.combo.setFocus, "Ctrl+M")
@@ -269,6 +288,9 @@ class MainWindow(QMainWindow):
         self.quant_menu = self.tools_menu.addMenu("")
         for action in self.act_quants.values():
             self.quant_menu.addAction(action)
+        self.threads_menu = self.tools_menu.addMenu("")
+        for action in self.act_threads.values():
+            self.threads_menu.addAction(action)
         self.language_menu = bar.addMenu("")
         for action in self.act_languages.values():
             self.language_menu.addAction(action)
@@ -310,6 +332,17 @@ class MainWindow(QMainWindow):
         self.tools_menu.setTitle(self.tr("&Tools"))
         self.act_perplexity.setText(self.tr("How well does this model know my text?…"))
         self.quant_menu.setTitle(self.tr("llama.cpp &type (speed against quality)"))
+        self.threads_menu.setTitle(self.tr("llama.cpp t&hreads"))
+        self.threads_menu.setToolTipsVisible(True)
+        self.act_threads[0].setText(self.tr("Automatic: one per core ({n})").format(n=self.cores))
+        busy_tip = self.tr(
+            "Fewer threads than cores help when other programs keep the processor busy: a llama.cpp thread "
+            "that waits for one the system has paused holds up every step."
+        )
+        for count, action in self.act_threads.items():
+            action.setToolTip(busy_tip)
+            if count:
+                action.setText(self.tr("Threads: {n}").format(n=count))
         self.act_generate.setText(self.tr("&Generate"))
         self.act_stop.setText(self.tr("&Stop"))
         self.act_continue.setText(self.tr("Co&ntinue"))
@@ -365,6 +398,13 @@ class MainWindow(QMainWindow):
         self.act_quants[quant].setChecked(True)
         self._qsettings.setValue("quant", quant)
         self.loader.set_quant(quant)
+
+    def set_threads(self, count: int) -> None:
+        """Tools > llama.cpp threads (0: automatic): kept between sessions; a model on llama.cpp is loaded again."""
+        self.threads_choice = count
+        self.act_threads[count].setChecked(True)
+        self._qsettings.setValue("threads", count)
+        self.loader.set_threads(count or None)
 
     def open_perplexity(self) -> None:
         """Tools > How well does this model know my text? (the loaded local model, else the embedded one)."""

@@ -119,10 +119,13 @@ def untranslated(ts_file: Path) -> list[tuple[str, str]]:
         name = context.findtext("name") or ""
         for message in context.iter("message"):
             translation = message.find("translation")
+            # A plural message holds its forms in <numerusform> children, each of which must be filled.
+            forms = [] if translation is None else translation.findall("numerusform")
+            texts = [f.text for f in forms] if forms else [None if translation is None else translation.text]
             if (
                 translation is None
                 or translation.get("type") in ("unfinished", "vanished", "obsolete")
-                or not (translation.text or "").strip()
+                or not all((text or "").strip() for text in texts)
             ):
                 missing.append((name, message.findtext("source") or ""))
     return missing

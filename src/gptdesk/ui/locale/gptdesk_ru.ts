@@ -593,6 +593,22 @@
         <translation>&amp;Тип весов llama.cpp (скорость против качества)</translation>
     </message>
     <message>
+        <source>llama.cpp t&amp;hreads</source>
+        <translation>П&amp;отоки llama.cpp</translation>
+    </message>
+    <message>
+        <source>Automatic: one per core ({n})</source>
+        <translation>Автоматически: по одному на ядро ({n})</translation>
+    </message>
+    <message>
+        <source>Threads: {n}</source>
+        <translation>Потоков: {n}</translation>
+    </message>
+    <message>
+        <source>Fewer threads than cores help when other programs keep the processor busy: a llama.cpp thread that waits for one the system has paused holds up every step.</source>
+        <translation>Меньше потоков, чем ядер, помогает, когда процессор занят другими программами: поток llama.cpp, который ждёт приостановленного системой соседа, задерживает каждый шаг.</translation>
+    </message>
+    <message>
         <source>&amp;Generate</source>
         <translation>&amp;Сгенерировать</translation>
     </message>

@@ -248,3 +248,51 @@ def test_files_llama_cpp_repacks_are_read_and_the_others_mapped(embedded: Resolv
             assert (str(converted.path) in maps) != reads, quant
             done = run_to_end(engine.stream("Жили-были", get_preset("greedy").settings(max_new_tokens=4)))
             assert done.generated_tokens == [4]
+
+
+def _wide_model(folder: Path) -> Path:
+    """A random 2-layer GPT-2 whose widths split into K-quant blocks (256, 1024), as ruGPT-3's do."""
+    import json
+    import shutil
+
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from gptdesk.models.locate import EMBEDDED_PATH
+
+    torch.manual_seed(0)
+    config = GPT2Config(
+        vocab_size=16384, n_positions=128, n_embd=256, n_layer=9, n_head=4, bos_token_id=1, eos_token_id=2
+    )
+    GPT2LMHeadModel(config).save_pretrained(folder)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(EMBEDDED_PATH / name, folder / name)
+    assert json.loads((folder / "config.json").read_text())["n_embd"] == 256
+    return folder
+
+
+def test_the_size_of_every_file_is_known_before_it_is_made(
+    embedded: ResolvedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model manager shows it as "≈": the converter's and llama.cpp's types per matrix, fallbacks included."""
+    from gptdesk.estimate import ModelShape
+
+    wide = resolve(str(_wide_model(tmp_path / "wide")))
+    for model in (embedded, wide):
+        shape = ModelShape.from_config(json_config(model))
+        for quant in conv.QUANT_TYPES:
+            size = ensure_gguf(model, quant).path.stat().st_size
+            assert conv.estimated_file_bytes(shape, quant) == pytest.approx(size, rel=0.003), (model.model_id, quant)
+    # The wide model's K-quants are real ones: Q4_K for most matrices, Q6_K for the layers given more bits.
+    types = _types(gguf_path(wide, "q4_K_M"))
+    assert {types[f"blk.{i}.ffn_up.weight"] for i in range(9)} == {Q.Q4_K}
+    # llama.cpp's use_more_bits for 9 layers: the first, the last two, and every third between.
+    assert [i for i in range(9) if types[f"blk.{i}.attn_qkv.weight"] == Q.Q6_K] == [0, 3, 6, 7, 8]
+    assert [i for i in range(9) if types[f"blk.{i}.ffn_down.weight"] == Q.Q6_K] == [0, 3, 6, 7, 8]
+
+
+def json_config(model: ResolvedModel) -> dict[str, object]:
+    import json
+
+    data: dict[str, object] = json.loads((model.path / "config.json").read_text(encoding="utf-8"))
+    return data

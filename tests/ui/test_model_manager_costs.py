@@ -12,10 +12,10 @@ from PySide6.QtCore import QEvent
 from PySide6.QtWidgets import QApplication
 
 from gptdesk.bench_quality import heldout_text
-from gptdesk.estimate import DTYPE_BYTES, estimate, format_bytes
+from gptdesk.estimate import estimate, format_bytes
 from gptdesk.i18n import set_language
 from gptdesk.models import measured
-from gptdesk.models.convert import QUANT_TYPES, ensure_gguf
+from gptdesk.models.convert import QUANT_TYPES, ensure_gguf, estimated_file_bytes
 from gptdesk.models.locate import resolve
 from gptdesk.models.measured import QualityEntry, SpeedEntry
 from gptdesk.ui.model_manager import _COL, ModelManagerDialog
@@ -214,7 +214,7 @@ def test_file_is_the_cached_gguf_or_an_estimate(qtbot: Any) -> None:
     shape = dialog.rows()[dialog.row_index("embedded")].shape
     assert shape is not None
     text, tip = _cell(dialog, "q4_K_M", "file")
-    assert text == "≈ " + format_bytes(shape.param_count * DTYPE_BYTES["q4_K_M"])
+    assert text == "≈ " + format_bytes(estimated_file_bytes(shape, "q4_K_M"))
     assert "no GGUF file of this type" in tip
 
     path = ensure_gguf(resolve(None), "q4_K_M").path
@@ -222,6 +222,8 @@ def test_file_is_the_cached_gguf_or_an_estimate(qtbot: Any) -> None:
     text, tip = _cell(dialog, "q4_K_M", "file")
     assert text == format_bytes(path.stat().st_size) and tip == str(path)
     assert _cell(dialog, "q4_0", "file")[0].startswith("≈ ")
+    # The estimate was the file's size (the embedded model's K-quants mostly fall back to 32-blocks).
+    assert estimated_file_bytes(shape, "q4_K_M") == pytest.approx(path.stat().st_size, rel=0.002)
 
 
 def test_unknown_shape_shows_question_marks(qtbot: Any, tmp_path: Path) -> None:

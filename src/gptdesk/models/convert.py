@@ -23,6 +23,7 @@ import numpy as np
 
 from gptdesk.engine.base import ProgressCallback
 from gptdesk.errors import ConversionCancelled, InvalidInputError, ModelCorruptError, ModelError, UnsupportedModelError
+from gptdesk.estimate import ModelShape
 from gptdesk.i18n import Text
 from gptdesk.models.locate import ResolvedModel, read_config, weight_files
 
@@ -924,6 +925,68 @@ def _quantize_call(source: str, out: str, ftype: str, threads: int) -> int:
     params.nthread = threads
     rc = llama_cpp.llama_model_quantize(source.encode("utf-8"), out.encode("utf-8"), ctypes.byref(params))
     return 0 if rc == 0 else 1
+
+
+# -- what a file will hold: its size before it is made ------------------------------------------
+
+#: (values per block, bytes per block) of the GGML types the files use (ggml's type traits).
+_BLOCKS: dict[str, tuple[int, int]] = {
+    "F32": (1, 4),
+    "F16": (1, 2),
+    "Q8_0": (32, 34),
+    "Q5_1": (32, 24),
+    "Q5_0": (32, 22),
+    "Q4_0": (32, 18),
+    "Q6_K": (256, 210),
+    "Q5_K": (256, 176),
+    "Q4_K": (256, 144),
+}
+#: llama.cpp's fallback for rows that do not split into K-quant blocks (tensor_type_fallback).
+_K_FALLBACK = {"Q6_K": "Q8_0", "Q5_K": "Q5_1", "Q4_K": "Q5_0"}
+#: Per type: (the matrices' type, the type of the "more bits" matrices, the token embedding's type).
+#: llama.cpp's _M mixes give the fused QKV and FFN-down matrices of some layers (use_more_bits) Q6_K,
+#: and the tied embedding, which is also the output layer, Q6_K; GPT Desk's own q4_0 keeps it at Q8_0.
+_FILE_TYPES: dict[str, tuple[str, str, str]] = {
+    "f32": ("F32", "F32", "F32"),
+    "f16": ("F16", "F16", "F16"),
+    "q8_0": ("Q8_0", "Q8_0", "Q8_0"),
+    "q6_K": ("Q6_K", "Q6_K", "Q6_K"),
+    "q5_K_M": ("Q5_K", "Q6_K", "Q6_K"),
+    "q4_K_M": ("Q4_K", "Q6_K", "Q6_K"),
+    "q4_0": ("Q4_0", "Q4_0", "Q8_0"),
+}
+
+
+def _more_bits(layer: int, n_layer: int) -> bool:
+    """llama.cpp's use_more_bits: the first and last eighth of the layers, and every third between."""
+    return layer < n_layer // 8 or layer >= 7 * n_layer // 8 or (layer - n_layer // 8) % 3 == 2
+
+
+def estimated_file_bytes(shape: ModelShape, quant: str) -> int:
+    """The size a converted file of this shape and type will have, before it is made.
+
+    Follows the converter's and llama.cpp's choice of type per matrix, the fallbacks for rows that do
+    not split into blocks included, plus the vocabulary and metadata the file also holds.
+    """
+    base, more, embed = _FILE_TYPES[quant]
+    d, inner = shape.n_embd, shape.inner
+
+    def matrix(kind: str, rows: int, row_len: int) -> int:
+        block, size = _BLOCKS[kind]
+        if row_len % block:  # K-quants fall back as llama.cpp does; the converter keeps such rows in f16
+            kind = _K_FALLBACK.get(kind, "F16")
+            block, size = _BLOCKS[kind]
+        return rows * (row_len // block) * size
+
+    total = matrix(embed, shape.vocab_size, d) + 4 * shape.n_positions * d  # position table: F32
+    for layer in range(shape.n_layer):
+        qkv_ffn_down = more if _more_bits(layer, shape.n_layer) else base
+        total += matrix(qkv_ffn_down, 3 * d, d) + matrix(base, d, d) + matrix(base, inner, d)
+        total += matrix(qkv_ffn_down, d, inner)
+        total += 4 * (4 * d + 3 * d + d + inner + d)  # two layer norms and the biases: F32
+    total += 4 * 2 * d  # the final layer norm
+    # The vocabulary, its merges and the metadata: measured 1.07 MB for 16,384 tokens, 1.82 MB for 50,257.
+    return total + 700_000 + 22 * shape.vocab_size
 
 
 # -- what a file holds ---------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from gptdesk.errors import InvalidInputError, ModelNotFoundError
 from gptdesk.estimate import DTYPE_BYTES, ModelShape, available_memory, estimate, fits_in_memory
 from gptdesk.i18n import Text
 from gptdesk.models.catalog import CATALOG, EMBEDDED_ID, CatalogEntry, find_entry
-from gptdesk.models.convert import QUANT_TYPES
+from gptdesk.models.convert import QUANT_TYPES, estimated_file_bytes
 from gptdesk.models.converted import ConvertedFile, converted_for, list_converted, remove_file
 from gptdesk.models.locate import EMBEDDED_PATH, SUPPORTED_MODEL_TYPES, hub_cache_dir, hub_candidates
 
@@ -200,7 +200,11 @@ def type_costs(row: ModelRow, available: int, measurements: Measurements) -> lis
             except OSError:
                 cached = None  # deleted since the table was read: estimate it like the others
         if cached is None and shape is not None:
-            file_bytes = int(shape.param_count * DTYPE_BYTES[dtype])
+            # The GGUF file as the converter and llama.cpp's quantizer will make it; the reference
+            # row's is the float32 weights themselves.
+            file_bytes = (
+                int(shape.param_count * DTYPE_BYTES[dtype]) if quant == "f32" else estimated_file_bytes(shape, quant)
+            )
         ram, fits = memory_needs(shape, available, (dtype,), engine=engine) if shape is not None else ({}, {})
         measures = tuple(quality.get(quant, ()))
         costs.append(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -57,6 +59,16 @@ def serve() -> Iterator[ServeFactory]:
 def queue_of(server: Any) -> Any:
     """The GenerationQueue of a running BackgroundServer (its FastAPI app's state)."""
     return server.app.state.queue
+
+
+def listening_url(process: subprocess.Popen[str]) -> str:
+    """The base URL a `gptdesk serve` child process prints on its standard error once it listens."""
+    assert process.stderr is not None
+    for line in process.stderr:
+        found = re.search(r"at (http://127\.0\.0\.1:\d+)/v1", line)
+        if found:
+            return found.group(1)
+    raise AssertionError("the server never said where it listens")
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:

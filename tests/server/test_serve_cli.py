@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import httpx
 
 from gptdesk.engine.llamacpp import is_available as llamacpp_available
 from gptdesk.server.runner import bind_socket
+from tests.server.conftest import listening_url
 
 
 def _serve(*args: str) -> subprocess.Popen[str]:
@@ -29,13 +29,7 @@ def test_serve_answers_requests_and_stops_on_ctrl_c(tiny_model_dir: Path) -> Non
     process = _serve("--model", str(tiny_model_dir), "--port", "0", "--api-key", "cli-key-1")
     try:
         assert process.stderr is not None
-        url = None
-        for line in process.stderr:
-            found = re.search(r"at (http://127\.0\.0\.1:\d+)/v1", line)
-            if found:
-                url = found.group(1)
-                break
-        assert url, "the server never said where it listens"
+        url = listening_url(process)
         headers = {"Authorization": "Bearer cli-key-1"}
         models = httpx.get(url + "/v1/models", headers=headers, timeout=60).json()
         assert models["data"][0]["id"] == str(tiny_model_dir)

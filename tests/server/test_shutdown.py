@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import pytest
 from gptdesk.server.app import create_app
 from gptdesk.server.config import ServerConfig
 from gptdesk.server.runner import BackgroundServer
-from tests.server.conftest import ScriptedEngine, queue_of, wait_for
+from tests.server.conftest import ScriptedEngine, listening_url, queue_of, wait_for
 
 
 def _read_stream(url: str, body: dict[str, Any], lines: list[str], first: threading.Event) -> None:
@@ -97,13 +96,7 @@ def test_sigterm_with_open_streams_in_a_real_process(long_model_dir: Path, engin
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env={**os.environ, "GPTDESK_API_KEY": ""})
     try:
         assert process.stderr is not None
-        url = None
-        for line in process.stderr:
-            found = re.search(r"at (http://127\.0\.0\.1:\d+)/v1", line)
-            if found:
-                url = found.group(1)
-                break
-        assert url, "the server never said where it listens"
+        url = listening_url(process)
         running: list[str] = []
         queued: list[str] = []
         first = threading.Event()

@@ -14,30 +14,20 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from gptdesk.engine import drivers
 from gptdesk.engine.base import (
     Capabilities,
     Engine,
-    FinishReason,
-    LeadingBeam,
     ModelInfo,
     Notice,
     ProgressCallback,
     StreamEvent,
     TokenPiece,
 )
-from gptdesk.engine.beams import BeamSearch
-from gptdesk.engine.core import (
-    Clock,
-    PreparedPrompt,
-    SequenceOutput,
-    alternatives,
-    choose_seed,
-    decode_text,
-    finished,
-    prepare_prompt,
-    sequence_rng,
-)
-from gptdesk.engine.pipeline import LogitsPipeline, log_softmax
+from gptdesk.engine.core import Clock, PreparedPrompt, choose_seed, prepare_prompt
+from gptdesk.engine.llama_backend import LlamaBackend
+from gptdesk.engine.pipeline import LogitsPipeline
+from gptdesk.engine.store import SequenceStore
 from gptdesk.engine.tokens import load_tokenizer, piece_text, tokenize
 from gptdesk.errors import EngineError, InvalidInputError, ModelCorruptError
 from gptdesk.estimate import CostEstimate, ModelShape, check_affordable, estimate
@@ -352,8 +342,21 @@ class LlamaCppEngine:
 
     name = ENGINE_NAME
 
-    def __init__(self, native: _Native, tokenizer: Any, info: ModelInfo, shape: ModelShape, gguf: Path) -> None:
+    def __init__(
+        self,
+        native: _Native,
+        tokenizer: Any,
+        info: ModelInfo,
+        shape: ModelShape,
+        gguf: Path,
+        *,
+        cache_tokens: int | None = None,
+    ) -> None:
+        """`cache_tokens`: the most cells kept between calls for prefix reuse (None: one full context)."""
         self._native: _Native | None = native
+        self._backend = LlamaBackend(native.lib, native.model, native.n_vocab, native.threads, _Library.last_errors)
+        #: The model's cache: one store across calls, so a Continue or a second request reuses the prefix.
+        self.store = SequenceStore(self._backend, info.n_positions, limit=cache_tokens, batch=_BATCH)
         self._tokenizer = tokenizer
         self.info = info
         self.shape = shape
@@ -470,7 +473,7 @@ class LlamaCppEngine:
             vocab_size=shape.vocab_size,
         )
         engine = cls(native, tokenizer, info, shape, converted.path)
-        native.ensure_context(_CTX_STEP, shape.n_positions)
+        engine.store.reserve(_CTX_STEP)
         engine.converted_now = not converted.reused
         engine.load_seconds = time.perf_counter() - started
         if progress is not None:
@@ -480,6 +483,8 @@ class LlamaCppEngine:
     def close(self) -> None:
         with self._lock:
             if self._native is not None:
+                self.store.clear()
+                self._backend.close()
                 self._native.close()
                 self._native = None
             self._tokenizer = None
@@ -509,49 +514,21 @@ class LlamaCppEngine:
     # -- generation ------------------------------------------------------------------------------
 
     def next_logits(self, ids: list[int]) -> np.ndarray[Any, np.dtype[np.float32]]:
-        """The model's raw scores for the token after `ids`, from an empty cache (for scoring)."""
-        if not ids or len(ids) >= self.info.n_positions:
-            raise InvalidInputError(
-                Text(
-                    f"{len(ids)} token ids: give between 1 and {self.info.n_positions - 1}.",
-                    f"{len(ids)} токенов: нужно от 1 до {self.info.n_positions - 1}.",
-                )
-            )
+        """The model's raw scores for the token after `ids` (the lab), from the cache's longest common prefix."""
         with self._lock:
-            native = self._native
-            if native is None:
-                raise EngineError(Text("The engine is closed.", "Движок закрыт."))
-            native.ensure_context(len(ids), self.info.n_positions)
-            native.clear()
-            return native.decode(ids)
+            self._open()
+            return drivers.next_logits(self.store, ids)
 
     def token_logprobs(self, prompt_ids: list[int], ids: list[int]) -> np.ndarray[Any, np.dtype[np.float32]]:
-        """The raw log-probability of each of `ids` after `prompt_ids` (temperature 1, nothing applied).
-
-        The prompt is decoded once and the tokens one by one on the cache, as in a generation (for the lab).
-        """
-        if not prompt_ids or len(prompt_ids) + len(ids) > self.info.n_positions:
-            raise InvalidInputError(
-                Text(
-                    f"{len(prompt_ids)} + {len(ids)} token ids: give a prompt and at most "
-                    f"{self.info.n_positions} tokens in all.",
-                    f"{len(prompt_ids)} + {len(ids)} токенов: нужна затравка и не больше "
-                    f"{self.info.n_positions} токенов всего.",
-                )
-            )
-        out = np.zeros(len(ids), dtype=np.float32)
+        """The raw log-probability of each of `ids` after `prompt_ids` (temperature 1, nothing applied; the lab)."""
         with self._lock:
-            native = self._native
-            if native is None:
-                raise EngineError(Text("The engine is closed.", "Движок закрыт."))
-            native.ensure_context(len(prompt_ids) + len(ids), self.info.n_positions)
-            native.clear()
-            logits = native.decode(prompt_ids)
-            for i, token in enumerate(ids):
-                if i > 0:
-                    logits = native.decode([ids[i - 1]])
-                out[i] = log_softmax(logits)[token]
-        return out
+            self._open()
+            return drivers.token_logprobs(self.store, prompt_ids, ids)
+
+    def _open(self) -> _Native:
+        if self._native is None:
+            raise EngineError(Text("The engine is closed.", "Движок закрыт."))
+        return self._native
 
     @property
     def capabilities(self) -> Capabilities:
@@ -599,203 +576,34 @@ class LlamaCppEngine:
             native = self._native
             if native is None:
                 raise EngineError(Text("The engine is closed.", "Движок закрыт."))
-            run = self._beam_search if settings.num_beams > 1 else self._sample
-            yield from run(native, prep, settings, seed, cancel, top_alternatives, started)
+            run = drivers.beam_search if settings.num_beams > 1 else drivers.sample
+            # No torch op runs in these loops: torch's spinning thread pool beside llama.cpp's threads
+            # slowed llama.cpp several times over when the app's reference engine had used it.
+            yield from run(
+                self.store,
+                prep,
+                settings,
+                seed,
+                cancel,
+                tokenizer=self._tokenizer,
+                piece=self.piece,
+                eos_id=self._eos(),
+                top_n=top_alternatives,
+                clock=Clock(started),
+            )
 
     def _eos(self) -> int | None:
         eos = self._tokenizer.eos_token_id
         return int(eos) if eos is not None else None
 
-    def _sample(
-        self,
-        native: _Native,
-        prep: PreparedPrompt,
-        settings: GenerationSettings,
-        seed: int,
-        cancel: threading.Event | None,
-        top_n: int,
-        started: float,
-    ) -> Iterator[StreamEvent]:
-        """Greedy decoding or sampling of num_return_sequences variants, all stepped in one batch."""
-        ids, max_new = prep.ids, prep.max_new
-        n = settings.num_return_sequences
-        eos_id = self._eos()
-        native.ensure_context(len(ids) + n * max_new, self.info.n_positions, n)
-        native.clear()
-        clock = Clock(started)
-        # No torch op runs in this loop: torch's spinning thread pool beside llama.cpp's threads
-        # slowed llama.cpp several times over when the app's reference engine had used it.
-        logits = native.decode(ids)  # the prompt, once, in sequence 0
-        rows = [logits] * n
-        pipelines: list[LogitsPipeline] = []
-        outputs: list[SequenceOutput] = []
-        for i in range(n):
-            if i > 0:
-                native.share(0, i)
-            pipeline = LogitsPipeline(settings, eos_id, prep.min_new, seed)
-            pipeline.rng = sequence_rng(seed, i)
-            pipeline.start(ids)
-            pipelines.append(pipeline)
-            outputs.append(SequenceOutput(self._tokenizer, settings.stop, eos_id, self.piece, i))
-        live = list(range(n))
-        step = 0
-        while live and step < max_new:
-            if cancel is not None and cancel.is_set():
-                break
-            if step > 0:
-                batch = [(outputs[i].events[-1].token_id, len(ids) + step - 1, i) for i in live]
-                for i, row in zip(live, native.decode_batch(batch), strict=True):
-                    rows[i] = row
-            step += 1
-            for i in live:
-                pipeline = pipelines[i]
-                scores = pipeline.process(rows[i])
-                token = pipeline.choose(scores)
-                logprobs = log_softmax(scores)
-                pipeline.accept(token)
-                event = outputs[i].push(token, float(logprobs[token]), alternatives(logprobs, top_n, self.piece))
-                clock.step_done()
-                yield event
-            for i in [i for i in live if outputs[i].done]:
-                if i > 0:
-                    native.drop(i)  # its cells are free for the others
-            live = [i for i in live if not outputs[i].done]
-        ending: FinishReason = "cancelled" if cancel is not None and cancel.is_set() and live else "length"
-        for out in outputs:
-            tail = out.finish(ending)
-            if tail is not None:  # a held-back tail (a partial stop string or UTF-8 character) at the very end
-                yield tail
-        yield finished(outputs, len(ids), seed, clock.finish(outputs), prep.truncated)
-
-    def _beam_search(
-        self,
-        native: _Native,
-        prep: PreparedPrompt,
-        settings: GenerationSettings,
-        seed: int,
-        cancel: threading.Event | None,
-        top_n: int,
-        started: float,
-    ) -> Iterator[StreamEvent]:
-        """Beam search (and beam sampling) with transformers' semantics; each step decodes every beam at once."""
-        eos_id = self._eos()
-        search = BeamSearch(settings, prep, eos_id, seed, self.piece)
-        ids = prep.ids
-        native.ensure_context(len(ids) + search.num_beams * prep.max_new, self.info.n_positions, search.seq_ids)
-        native.clear()
-        clock = Clock(started)
-        rows = native.decode(ids)[None, :]
-        leading: tuple[int, ...] | None = None
-        while True:
-            if cancel is not None and cancel.is_set():
-                search.cancel()
-                break
-            moves = search.step(rows, top_n)
-            clock.step_done()
-            for src, dst in moves.shares:
-                native.share(src, dst)
-            for seq in moves.drops:
-                native.drop(seq)
-            best = search.leading()
-            if best is not None and best.token_ids != leading:
-                leading = best.token_ids
-                text = decode_text(self._tokenizer, best.token_ids, settings.stop, eos_id)
-                yield LeadingBeam(text, best.token_ids, best.score, search.steps)
-            if search.done:
-                break
-            batch = [(beam.token_ids[-1], len(ids) + search.steps - 1, beam.seq) for beam in search.running]
-            rows = native.decode_batch(batch)
-        ending: FinishReason = "cancelled" if search.cancelled else "length"
-        outputs: list[SequenceOutput] = []
-        for index, hyp in enumerate(search.results()):
-            out = SequenceOutput(self._tokenizer, settings.stop, eos_id, self.piece, index)
-            for token, lp, alts in hyp.tokens():
-                yield out.push(token, lp, alts)
-                if out.done:
-                    break
-            tail = out.finish(ending)
-            if tail is not None:
-                yield tail
-            outputs.append(out)
-        yield finished(outputs, len(ids), seed, clock.finish(outputs), prep.truncated)
-
     # -- scoring a text (the perplexity tool) ---------------------------------------------------
 
     def score_tokens(self, ids: list[int], start: int = 1) -> np.ndarray[Any, np.dtype[np.float64]]:
-        """log p(ids[i] | ids[:i]) for i in start .. len(ids) - 1, as the reference engine's method.
-
-        A context of its own (made and freed here, so generation's cache is left alone), fed in
-        batches that ask llama.cpp for the logits of every position from start - 1 on.
-        """
-        n_positions = self.info.n_positions
-        if not 1 <= start < len(ids) <= n_positions:
-            raise InvalidInputError(
-                Text(
-                    f"{len(ids)} token ids scored from position {start}: give 2 to {n_positions} ids "
-                    "and a start between 1 and their number - 1.",
-                    f"{len(ids)} токенов с позиции {start}: нужно от 2 до {n_positions} токенов и "
-                    "начало от 1 до их числа - 1.",
-                )
-            )
+        """log p(ids[i] | ids[:i]) for i in start .. len(ids) - 1, as the reference engine's method
+        (the perplexity tool), from the cache's longest common prefix."""
         with self._lock:
-            native = self._native
-            if native is None:
-                raise EngineError(Text("The engine is closed.", "Движок закрыт."))
-            lib = native.lib
-            params = lib.llama_context_default_params()
-            params.n_ctx = min(n_positions, -(-len(ids) // _CTX_STEP) * _CTX_STEP)
-            params.n_batch = params.n_ubatch = min(_BATCH, params.n_ctx)
-            params.n_seq_max = 1
-            params.n_threads = params.n_threads_batch = native.threads
-            params.no_perf = True
-            ctx = lib.llama_init_from_model(native.model, params)
-            if not ctx:
-                raise EngineError(
-                    Text(
-                        f"llama.cpp could not make a context of {params.n_ctx} tokens ({_Library.last_errors()}). "
-                        "Close other programs or use a shorter --context.",
-                        f"llama.cpp не смог создать контекст на {params.n_ctx} токенов ({_Library.last_errors()}). "
-                        "Закройте другие программы или уменьшите --context.",
-                    )
-                )
-            n_batch = int(params.n_batch)
-            batch = lib.llama_batch_init(n_batch, 0, 1)
-            result = np.empty(len(ids) - start, dtype=np.float64)
-            try:
-                for a in range(0, len(ids), n_batch):
-                    chunk = ids[a : a + n_batch]
-                    wanted = [start - 1 <= a + j < len(ids) - 1 for j in range(len(chunk))]
-                    batch.n_tokens = len(chunk)
-                    for j, token in enumerate(chunk):
-                        batch.token[j] = token
-                        batch.pos[j] = a + j
-                        batch.n_seq_id[j] = 1
-                        batch.seq_id[j][0] = 0
-                        batch.logits[j] = wanted[j]
-                    rc = lib.llama_decode(ctx, batch)
-                    if rc != 0:
-                        raise EngineError(
-                            Text(
-                                f"llama.cpp failed to decode (code {rc}; {_Library.last_errors()}).",
-                                f"llama.cpp не смог выполнить шаг (код {rc}; {_Library.last_errors()}).",
-                            )
-                        )
-                    rows = [j for j in range(len(chunk)) if wanted[j]]
-                    if not rows:
-                        continue
-                    # The logits of the positions that asked for them, in batch order.
-                    logits = np.ctypeslib.as_array(lib.llama_get_logits(ctx), shape=(len(rows), native.n_vocab))
-                    scores = logits.astype(np.float64)
-                    top = scores.max(axis=1, keepdims=True)
-                    norm = top[:, 0] + np.log(np.exp(scores - top).sum(axis=1))
-                    targets = np.array([ids[a + j + 1] for j in rows])
-                    picked = scores[np.arange(len(rows)), targets] - norm
-                    first = a + rows[0] + 1 - start
-                    result[first : first + len(rows)] = picked
-            finally:
-                lib.llama_batch_free(batch)
-                lib.llama_free(ctx)
-            return result
+            self._open()
+            return drivers.score(self.store, ids, start)
 
 
 def _quant_for(quant: str, dtype: str) -> str:

@@ -172,11 +172,11 @@ def fast_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 def test_view_equals_llamacpp_sampling(
     fast_engine: Any, monkeypatch: pytest.MonkeyPatch, settings: GenerationSettings
 ) -> None:
-    import gptdesk.engine.llamacpp as llamacpp
+    import gptdesk.engine.drivers as drivers  # the llama.cpp engine's loops run there
 
     seen: list[np.ndarray] = []
     logits_seen: list[np.ndarray] = []
-    base = llamacpp.LogitsPipeline
+    base = drivers.LogitsPipeline
 
     class Recording(base):  # type: ignore[misc,valid-type]
         """The engine's pipeline, keeping each model output and each distribution it sampled from."""
@@ -192,7 +192,7 @@ def test_view_equals_llamacpp_sampling(
             seen.append(full)
             return kept, probs
 
-    monkeypatch.setattr(llamacpp, "LogitsPipeline", Recording)
+    monkeypatch.setattr(drivers, "LogitsPipeline", Recording)
     run = settings.updated(seed=7, max_new_tokens=12)
     finished = run_to_end(fast_engine.stream(PROMPT, run))
     generated = [t.token_id for t in finished.tokens[0] if t.token_id >= 0]

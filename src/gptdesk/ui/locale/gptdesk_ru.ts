@@ -319,7 +319,7 @@
     </message>
     <message>
         <source>Export history</source>
-        <translation>Экспорт истории</translation>
+        <translation>Экспорт рассказа</translation>
     </message>
     <message>
         <source>Exported {n} generations to {path}.</source>
@@ -1074,6 +1074,21 @@ Greedy choice: “{piece}” at {p}</source>
     </message>
 </context>
 <context>
+    <name>StoryFeature</name>
+    <message>
+        <source>St&amp;ory</source>
+        <translation>Р&amp;ассказ</translation>
+    </message>
+    <message>
+        <source>&amp;New story from the prompt</source>
+        <translation>&amp;Новый рассказ из затравки</translation>
+    </message>
+    <message>
+        <source>&amp;Stories…</source>
+        <translation>&amp;Рассказы…</translation>
+    </message>
+</context>
+<context>
     <name>StoryPanel</name>
     <message>
         <source>Alternatives for “{piece}”</source>
@@ -1097,15 +1112,15 @@ Greedy choice: “{piece}” at {p}</source>
     </message>
     <message>
         <source>Export the story</source>
-        <translation>Экспорт истории</translation>
+        <translation>Экспорт рассказа</translation>
     </message>
     <message>
         <source>Import a story</source>
-        <translation>Импорт истории</translation>
+        <translation>Импорт рассказа</translation>
     </message>
     <message>
         <source>&amp;Story</source>
-        <translation>&amp;История</translation>
+        <translation>&amp;Рассказ</translation>
     </message>
     <message>
         <source>&amp;Grow the current node</source>
@@ -1157,7 +1172,7 @@ Greedy choice: “{piece}” at {p}</source>
     </message>
     <message>
         <source>&amp;Import a story…</source>
-        <translation>&amp;Импорт истории…</translation>
+        <translation>&amp;Импорт рассказа…</translation>
     </message>
     <message>
         <source>Generate N continuations</source>
@@ -1181,7 +1196,7 @@ Greedy choice: “{piece}” at {p}</source>
     </message>
     <message>
         <source>Story text</source>
-        <translation>Текст истории</translation>
+        <translation>Текст рассказа</translation>
     </message>
     <message>
         <source>The current path; generated tokens are shaded by probability; edit to branch</source>
@@ -1197,11 +1212,22 @@ Greedy choice: “{piece}” at {p}</source>
     </message>
     <message>
         <source>Story tree</source>
-        <translation>Дерево истории</translation>
+        <translation>Дерево рассказа</translation>
     </message>
     <message>
         <source>Number of continuations</source>
         <translation>Число продолжений</translation>
+    </message>
+</context>
+<context>
+    <name>StoryWindow</name>
+    <message>
+        <source>Story — GPT Desk</source>
+        <translation>Рассказ — GPT Desk</translation>
+    </message>
+    <message>
+        <source>Story</source>
+        <translation>Рассказ</translation>
     </message>
 </context>
 <context>

@@ -99,6 +99,7 @@ def m004_stories(db: sqlite3.Connection) -> None:
             pid INTEGER,                     -- the process writing a running node
             text TEXT NOT NULL DEFAULT '',
             tokens TEXT NOT NULL DEFAULT '[]', -- JSON: [{id, text, logprob, alternatives: [{id, text, logprob}]}]
+            mean_logprob REAL,               -- over the tokens with a log-probability (the tree shows it unparsed)
             settings TEXT,                   -- GenerationSettings as JSON (NULL for the root and edits)
             seed INTEGER,                    -- the seed actually used
             sequence INTEGER NOT NULL DEFAULT 0, -- which sequence of that seed's batch

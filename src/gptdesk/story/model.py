@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import json
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple, overload
 
 from gptdesk.errors import InvalidInputError
 from gptdesk.i18n import Text
@@ -15,9 +16,8 @@ FORMAT_NAME = "gptdesk-story"
 NODE_KINDS = ("root", "grow", "branch", "edit")
 
 
-@dataclass(frozen=True)
-class StoryAlternative:
-    """A token the model also offered at a step."""
+class StoryAlternative(NamedTuple):
+    """A token the model also offered at a step (a named tuple: a story of 1,000 nodes holds 200,000)."""
 
     id: int
     text: str
@@ -27,8 +27,7 @@ class StoryAlternative:
         return {"id": self.id, "text": self.text, "logprob": self.logprob}
 
 
-@dataclass(frozen=True)
-class StoryToken:
+class StoryToken(NamedTuple):
     """One token of a node: the text it adds, its log-probability (None for typed text) and alternatives."""
 
     id: int
@@ -53,6 +52,53 @@ class StoryToken:
         logprob = data["logprob"]
         return cls(_int(data["id"]), _str(data["text"]), None if logprob is None else _float(logprob), alternatives)
 
+    @classmethod
+    def from_stored(cls, data: dict[str, Any]) -> StoryToken:
+        """A token as this version stored it in the database (checked when it was written)."""
+        alts = tuple(StoryAlternative(a["id"], a["text"], a["logprob"]) for a in data["alternatives"])
+        return cls(data["id"], data["text"], data["logprob"], alts)
+
+
+class StoredTokens(Sequence[StoryToken]):
+    """A node's tokens as stored, parsed on first use: a story opens without reading every token's
+    alternatives, and the tree needs only each node's mean, which is stored beside them."""
+
+    def __init__(self, raw: str, mean: float | None) -> None:
+        self._raw: str | None = raw
+        self._tokens: list[StoryToken] = []
+        self.mean = mean
+
+    @property
+    def parsed(self) -> bool:
+        return self._raw is None
+
+    def _list(self) -> list[StoryToken]:
+        if self._raw is not None:
+            self._tokens = [StoryToken.from_stored(t) for t in json.loads(self._raw)]
+            self._raw = None
+        return self._tokens
+
+    @overload
+    def __getitem__(self, index: int) -> StoryToken: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[StoryToken]: ...
+    def __getitem__(self, index: int | slice) -> StoryToken | list[StoryToken]:
+        return self._list()[index]
+
+    def __len__(self) -> int:
+        return len(self._list())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and self._list() == list(other)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable like a list
+
+
+def mean_logprob(tokens: Iterable[StoryToken]) -> float | None:
+    """The mean log-probability of the tokens the model chose (None when none were generated)."""
+    values = [t.logprob for t in tokens if t.logprob is not None]
+    return sum(values) / len(values) if values else None
+
 
 @dataclass
 class Node:
@@ -64,7 +110,7 @@ class Node:
     kind: str
     status: str
     text: str
-    tokens: list[StoryToken]
+    tokens: Sequence[StoryToken]
     settings: dict[str, Any] | None = None
     seed: int | None = None
     sequence: int = 0
@@ -79,8 +125,9 @@ class Node:
     @property
     def mean_logprob(self) -> float | None:
         """The mean log-probability of the tokens the model chose (None when none were generated)."""
-        values = [t.logprob for t in self.tokens if t.logprob is not None]
-        return sum(values) / len(values) if values else None
+        if isinstance(self.tokens, StoredTokens) and not self.tokens.parsed:
+            return self.tokens.mean
+        return mean_logprob(self.tokens)
 
     def opening(self, words: int = 6) -> str:
         """The node's first few words on one line, for lists and the tree view."""
@@ -176,11 +223,14 @@ class Story:
 
     def walk(self) -> Iterator[tuple[int, Node]]:
         """Depth-first, parents before children: (depth, node)."""
+        below: dict[int | None, list[Node]] = {}
+        for node in self.nodes.values():  # one pass, so a tree of thousands of nodes walks in linear time
+            below.setdefault(node.parent_id, []).append(node)
         stack: list[tuple[int, Node]] = [(0, self.root)]
         while stack:
             depth, node = stack.pop()
             yield depth, node
-            stack.extend((depth + 1, c) for c in reversed(self.children(node.id)))
+            stack.extend((depth + 1, c) for c in reversed(below.get(node.id, [])))
 
     def to_dict(self) -> dict[str, Any]:
         return {

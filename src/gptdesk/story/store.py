@@ -12,7 +12,7 @@ from typing import Any
 from gptdesk.errors import InvalidInputError
 from gptdesk.history.store import HistoryStore
 from gptdesk.i18n import Text
-from gptdesk.story.model import Node, Story, StoryToken, tokens_text
+from gptdesk.story.model import Node, StoredTokens, Story, StoryToken, mean_logprob, tokens_text
 
 
 def _now() -> str:
@@ -132,9 +132,9 @@ class StoryStore:
         cur = db.execute(
             """
             INSERT INTO story_nodes (
-                story_id, parent_id, created_at, updated_at, kind, status, pid, text, tokens, settings,
-                seed, sequence, model_id, engine, finish_reason, bookmark, hidden
-            ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                story_id, parent_id, created_at, updated_at, kind, status, pid, text, tokens, mean_logprob,
+                settings, seed, sequence, model_id, engine, finish_reason, bookmark, hidden
+            ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             (
                 story_id,
@@ -146,6 +146,7 @@ class StoryStore:
                 os.getpid() if status == "running" else None,
                 text,
                 _tokens_json(tokens),
+                mean_logprob(tokens),
                 json.dumps(dict(settings), ensure_ascii=False) if settings is not None else None,
                 seed,
                 sequence,
@@ -163,8 +164,9 @@ class StoryStore:
         """Store a growing node's tokens so far (its text follows from them)."""
         with self._guard("saving a story node", "сохранение узла истории"):
             self._db().execute(
-                "UPDATE story_nodes SET text = ?, tokens = ?, seed = coalesce(?, seed), updated_at = ? WHERE id = ?",
-                (tokens_text(tokens), _tokens_json(tokens), seed, _now(), node_id),
+                "UPDATE story_nodes SET text = ?, tokens = ?, mean_logprob = ?, seed = coalesce(?, seed), "
+                "updated_at = ? WHERE id = ?",
+                (tokens_text(tokens), _tokens_json(tokens), mean_logprob(tokens), seed, _now(), node_id),
             )
 
     def finish_node(
@@ -173,9 +175,18 @@ class StoryStore:
         """Store a node's final tokens and how it ended."""
         with self._guard("saving a story node", "сохранение узла истории"):
             self._db().execute(
-                "UPDATE story_nodes SET text = ?, tokens = ?, status = ?, pid = NULL, finish_reason = ?, "
-                "seed = coalesce(?, seed), updated_at = ? WHERE id = ?",
-                (tokens_text(tokens), _tokens_json(tokens), status, finish_reason, seed, _now(), node_id),
+                "UPDATE story_nodes SET text = ?, tokens = ?, mean_logprob = ?, status = ?, pid = NULL, "
+                "finish_reason = ?, seed = coalesce(?, seed), updated_at = ? WHERE id = ?",
+                (
+                    tokens_text(tokens),
+                    _tokens_json(tokens),
+                    mean_logprob(tokens),
+                    status,
+                    finish_reason,
+                    seed,
+                    _now(),
+                    node_id,
+                ),
             )
 
     def set_current(self, story_id: int, node_id: int) -> None:
@@ -327,7 +338,7 @@ class StoryStore:
                 kind=n["kind"],
                 status=n["status"],
                 text=n["text"],
-                tokens=[StoryToken.from_dict(t) for t in json.loads(n["tokens"])],
+                tokens=StoredTokens(n["tokens"], n["mean_logprob"]),
                 settings=json.loads(n["settings"]) if n["settings"] else None,
                 seed=n["seed"],
                 sequence=n["sequence"],

@@ -24,20 +24,20 @@ def register(sub: Any) -> None:
         description=_t(
             "A story is a tree of continuations kept in the history: grow a node by K children in one batch, "
             "branch from any generated token by taking one of the alternatives the model offered there.",
-            "История — дерево продолжений в базе истории: нарастите узел на K потомков за один проход, "
+            "Рассказ — дерево продолжений в базе истории: нарастите узел на K потомков за один проход, "
             "ветвитесь от любого сгенерированного токена, выбрав одну из альтернатив, предложенных моделью.",
         ),
     )
     cmds = story.add_subparsers(dest="story_command", metavar="COMMAND", required=True)
 
-    new = cmds.add_parser("new", help=_t("start a story from PROMPT", "начать историю с ЗАТРАВКИ"))
+    new = cmds.add_parser("new", help=_t("start a story from PROMPT", "начать рассказ с ЗАТРАВКИ"))
     new.add_argument("prompt", help=_t("the prompt; '-' reads standard input", "затравка; «-» — читать из stdin"))
-    new.add_argument("--title", default="", help=_t("the story's title", "название истории"))
+    new.add_argument("--title", default="", help=_t("the story's title", "название рассказа"))
     _generation(new, preset_default="balanced")
     new.set_defaults(func=cmd_new)
 
     grow = cmds.add_parser("grow", help=_t("K children of a node, in one batch", "K потомков узла за один проход"))
-    grow.add_argument("story", type=int, help=_t("story id", "номер истории"))
+    grow.add_argument("story", type=int, help=_t("story id", "номер рассказа"))
     grow.add_argument(
         "--node", type=int, default=None, help=_t("node id (default: current)", "узел (по умолчанию текущий)")
     )
@@ -47,7 +47,7 @@ def register(sub: Any) -> None:
     br = cmds.add_parser(
         "branch", help=_t("take another token the model offered, and continue", "взять другой токен и продолжить")
     )
-    br.add_argument("story", type=int, help=_t("story id", "номер истории"))
+    br.add_argument("story", type=int, help=_t("story id", "номер рассказа"))
     br.add_argument(
         "--node", type=int, required=True, help=_t("the node to branch from", "узел, от которого ветвиться")
     )
@@ -80,15 +80,15 @@ def register(sub: Any) -> None:
     exp.add_argument("--output", "-o", default=None, help=_t("write to FILE", "записать в ФАЙЛ"))
     exp.set_defaults(func=cmd_export)
 
-    imp = cmds.add_parser("import", help=_t("import a story's JSON", "импортировать JSON истории"))
+    imp = cmds.add_parser("import", help=_t("import a story's JSON", "импортировать JSON рассказа"))
     imp.add_argument("file", help=_t("the JSON file; '-' reads standard input", "файл JSON; «-» — stdin"))
     imp.set_defaults(func=cmd_import)
 
-    ls = cmds.add_parser("ls", help=_t("list the stories", "список историй"))
+    ls = cmds.add_parser("ls", help=_t("list the stories", "список рассказов"))
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=cmd_ls)
 
-    rm = cmds.add_parser("rm", help=_t("remove a story (or one node's subtree)", "удалить историю (или ветвь)"))
+    rm = cmds.add_parser("rm", help=_t("remove a story (or one node's subtree)", "удалить рассказ (или ветвь)"))
     rm.add_argument("story", type=int)
     rm.add_argument("--node", type=int, default=None, help=_t("remove only this node and its subtree", "только ветвь"))
     rm.set_defaults(func=cmd_rm)
@@ -187,7 +187,7 @@ def _print_made(story: Any, node_ids: list[int], as_json: bool, out: TextIO) -> 
         print(
             _t(
                 f"--- story {story.id}, node {node.id} (child of {node.parent_id}), mean log-prob {mean} ---",
-                f"--- история {story.id}, узел {node.id} (потомок {node.parent_id}), ср. лог-вероятность {mean} ---",
+                f"--- рассказ {story.id}, узел {node.id} (потомок {node.parent_id}), ср. лог-вероятность {mean} ---",
             ),
             file=out,
         )
@@ -304,13 +304,13 @@ def cmd_import(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             raise InvalidInputError(
                 Text(
                     f"Cannot read the story file {args.file}: {exc}. Check the path.",
-                    f"Не прочитать файл истории {args.file}: {exc}. Проверьте путь.",
+                    f"Не прочитать файл рассказа {args.file}: {exc}. Проверьте путь.",
                 )
             ) from None
     with _stories() as stories:
         story_id = import_story(stories, text)
     print(story_id, file=out)
-    print(_t(f"Imported as story {story_id}.", f"Импортировано как история {story_id}."), file=err)
+    print(_t(f"Imported as story {story_id}.", f"Импортировано как рассказ {story_id}."), file=err)
     return 0
 
 
@@ -325,7 +325,7 @@ def cmd_ls(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"{story_id:>5}  {updated[:19]}  {nodes:>4}  {title}", file=out)
     if not rows:
         print(
-            _t("No stories yet: `gptdesk story new PROMPT`.", "Историй пока нет: `gptdesk story new ЗАТРАВКА`."),
+            _t("No stories yet: `gptdesk story new PROMPT`.", "Рассказов пока нет: `gptdesk story new ЗАТРАВКА`."),
             file=err,
         )
     return 0
@@ -335,7 +335,7 @@ def cmd_rm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with _stories() as stories:
         if args.node is None:
             stories.delete(args.story)
-            print(_t(f"Removed story {args.story}.", f"История {args.story} удалена."), file=err)
+            print(_t(f"Removed story {args.story}.", f"Рассказ {args.story} удалён."), file=err)
         else:
             stories.delete_node(args.story, args.node)
             print(_t(f"Removed node {args.node}.", f"Узел {args.node} удалён."), file=err)

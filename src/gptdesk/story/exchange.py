@@ -50,26 +50,44 @@ def parse(text: str) -> Story:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise _damaged(f"it is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+        raise _damaged(
+            Text(
+                f"it is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})",
+                f"это не JSON ({exc.msg}, строка {exc.lineno}, столбец {exc.colno})",
+            )
+        ) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
-        raise _damaged(f'it has no "format": "{FORMAT_NAME}" field: it is not a GPT Desk story')
+        raise _damaged(
+            Text(
+                f'it has no "format": "{FORMAT_NAME}" field: it is not a GPT Desk story',
+                f'в нём нет поля "format": "{FORMAT_NAME}": это не рассказ GPT Desk',
+            )
+        )
     version = data.get("version")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise _damaged(f'its "version" is {version!r}, not a positive integer')
+        raise _damaged(
+            Text(
+                f'its "version" is {version!r}, not a positive integer',
+                f'его "version" — {version!r}, а не положительное целое',
+            )
+        )
     if version > FORMAT_VERSION:
         raise InvalidInputError(
             Text(
                 f"This story was written by a newer GPT Desk (story format {version}; this version reads up to "
                 f"{FORMAT_VERSION}). Update GPT Desk to import it. Nothing was imported.",
-                f"Эта история записана более новой версией GPT Desk (формат истории {version}; эта версия читает "
+                f"Этот рассказ записан более новой версией GPT Desk (формат рассказа {version}; эта версия читает "
                 f"до {FORMAT_VERSION}). Обновите GPT Desk, чтобы импортировать её. Ничего не импортировано.",
             )
         )
     try:
         return _story(data)
-    except (KeyError, TypeError, ValueError) as exc:
-        detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
-        raise _damaged(detail) from None
+    except _Damaged as exc:
+        raise _damaged(exc.text) from None
+    except KeyError as exc:
+        raise _damaged(Text(f"the field {exc} is missing", f"нет поля {exc}")) from None
+    except (TypeError, ValueError) as exc:  # a value of the wrong type deeper in (a token's alternatives)
+        raise _damaged(Text(f"a value is wrong ({exc})", f"неверное значение ({exc})")) from None
 
 
 def import_story(store: StoryStore, text: str) -> int:
@@ -80,7 +98,7 @@ def import_story(store: StoryStore, text: str) -> int:
 def _story(data: dict[str, Any]) -> Story:
     settings = data.get("settings") or {}
     if not isinstance(settings, dict):
-        raise TypeError('"settings" is not an object')
+        raise _bad('"settings" is not an object', '"settings" — не объект')
     story = Story(
         id=0,
         title=str(data.get("title") or ""),
@@ -92,37 +110,53 @@ def _story(data: dict[str, Any]) -> Story:
     )
     nodes = data["nodes"]
     if not isinstance(nodes, list) or not nodes:
-        raise ValueError('"nodes" is not a non-empty list')
+        raise _bad('"nodes" is not a non-empty list', '"nodes" — не непустой список')
     for i, raw in enumerate(nodes):
         if not isinstance(raw, dict):
-            raise TypeError(f"node {i} is not an object")
+            raise _bad(f"node {i} is not an object", f"узел {i} — не объект")
         node_id = _opt_int(raw["id"], f"node {i} id")
         parent = _opt_int(raw.get("parent"), f"node {i} parent")
         if node_id is None or node_id in story.nodes:
-            raise ValueError(f"node {i} has a missing or repeated id {raw['id']!r}")
+            raise _bad(
+                f"node {i} has a missing or repeated id {raw['id']!r}",
+                f"у узла {i} нет id или он повторён: {raw['id']!r}",
+            )
         if parent is None and story.nodes:
-            raise ValueError(f"node {node_id} has no parent, but the story already has its root")
+            raise _bad(
+                f"node {node_id} has no parent, but the story already has its root",
+                f"у узла {node_id} нет родителя, а корень у рассказа уже есть",
+            )
         if parent is not None and parent not in story.nodes:
-            raise ValueError(f"node {node_id}'s parent {parent} is not listed before it")
+            raise _bad(
+                f"node {node_id}'s parent {parent} is not listed before it",
+                f"родитель {parent} узла {node_id} не указан раньше него",
+            )
         if i == 0 and parent is not None:
-            raise ValueError("the first node is not the root (it has a parent)")
+            raise _bad(
+                "the first node is not the root (it has a parent)", "первый узел — не корень (у него есть родитель)"
+            )
         kind = raw.get("kind") or ("root" if parent is None else "grow")
         status = raw.get("status") or "finished"
         if kind not in NODE_KINDS or status not in _STATUSES:
-            raise ValueError(f"node {node_id} has an unknown kind {kind!r} or status {status!r}")
+            raise _bad(
+                f"node {node_id} has an unknown kind {kind!r} or status {status!r}",
+                f"у узла {node_id} неизвестный вид {kind!r} или состояние {status!r}",
+            )
         tokens_raw = raw["tokens"]
         if not isinstance(tokens_raw, list):
-            raise TypeError(f'node {node_id}\'s "tokens" is not a list')
+            raise _bad(f'node {node_id}\'s "tokens" is not a list', f'"tokens" узла {node_id} — не список')
         try:
             tokens = [StoryToken.from_dict(t) for t in tokens_raw]
         except (KeyError, TypeError) as exc:
-            raise ValueError(f"a token of node {node_id} is damaged ({exc})") from None
+            raise _bad(
+                f"a token of node {node_id} is damaged ({exc})", f"токен узла {node_id} повреждён ({exc})"
+            ) from None
         text = raw["text"]
         if not isinstance(text, str):
-            raise TypeError(f'node {node_id}\'s "text" is not a string')
+            raise _bad(f'node {node_id}\'s "text" is not a string', f'"text" узла {node_id} — не строка')
         node_settings = raw.get("settings")
         if node_settings is not None and not isinstance(node_settings, dict):
-            raise TypeError(f'node {node_id}\'s "settings" is not an object')
+            raise _bad(f'node {node_id}\'s "settings" is not an object', f'"settings" узла {node_id} — не объект')
         story.nodes[node_id] = Node(
             id=node_id,
             story_id=0,
@@ -141,7 +175,10 @@ def _story(data: dict[str, Any]) -> Story:
             hidden=bool(raw.get("hidden", False)),
         )
     if story.current_node is not None and story.current_node not in story.nodes:
-        raise ValueError(f'"current" names node {story.current_node}, which is not in the story')
+        raise _bad(
+            f'"current" names node {story.current_node}, which is not in the story',
+            f'"current" указывает на узел {story.current_node}, которого нет в рассказе',
+        )
     return story
 
 
@@ -149,7 +186,7 @@ def _opt_int(value: Any, what: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} is {value!r}, not an integer")
+        raise _bad(f"{what} is {value!r}, not an integer", f"{what}: {value!r} — не целое число")
     return value
 
 
@@ -157,12 +194,24 @@ def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def _damaged(detail: str) -> InvalidInputError:
+class _Damaged(ValueError):
+    """What is wrong with a story file, in both languages (caught by parse)."""
+
+    def __init__(self, text: Text) -> None:
+        super().__init__(text.en)
+        self.text = text
+
+
+def _bad(en: str, ru: str) -> _Damaged:
+    return _Damaged(Text(en, ru))
+
+
+def _damaged(detail: Text) -> InvalidInputError:
     return InvalidInputError(
         Text(
-            f"The story file cannot be imported: {detail}. Export the story again with "
+            f"The story file cannot be imported: {detail.en}. Export the story again with "
             "`gptdesk story export STORY --format json`, or repair the file. Nothing was imported.",
-            f"Файл истории нельзя импортировать: {detail}. Экспортируйте историю заново командой "
-            "`gptdesk story export ИСТОРИЯ --format json` или исправьте файл. Ничего не импортировано.",
+            f"Файл рассказа нельзя импортировать: {detail.ru}. Экспортируйте рассказ заново командой "
+            "`gptdesk story export РАССКАЗ --format json` или исправьте файл. Ничего не импортировано.",
         )
     )

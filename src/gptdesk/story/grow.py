@@ -101,7 +101,7 @@ def new_story(
         raise InvalidInputError(
             Text(
                 "The story's prompt is empty. Give the beginning of a text, e.g. «Однажды весной».",
-                "Затравка истории пуста. Укажите начало текста, например «Однажды весной».",
+                "Затравка рассказа пуста. Укажите начало текста, например «Однажды весной».",
             )
         )
     info = engine.info
@@ -167,7 +167,7 @@ def check_branch(story: Story, node_id: int, at: int, token: str | int) -> tuple
             Text(
                 f"Node {node_id} is the root of story {story.id}: its prompt, which offers no alternatives. "
                 "Branch from a generated node (see `gptdesk story show`).",
-                f"Узел {node_id} — корень истории {story.id}, её затравка: у неё нет альтернатив. "
+                f"Узел {node_id} — корень рассказа {story.id}, его затравка: у неё нет альтернатив. "
                 "Ветвитесь от сгенерированного узла (см. `gptdesk story show`).",
             )
         )
@@ -205,8 +205,8 @@ def edit(store: StoryStore, story_id: int, node_id: int, at: int, text: str) -> 
             Text(
                 f"Node {node_id} is story {story_id}'s prompt; a story keeps its prompt. Start a new story "
                 "with the changed prompt (`gptdesk story new`).",
-                f"Узел {node_id} — затравка истории {story_id}; затравка истории не меняется. Начните новую "
-                "историю с изменённой затравкой (`gptdesk story new`).",
+                f"Узел {node_id} — затравка рассказа {story_id}; затравка рассказа не меняется. Начните новый "
+                "рассказ с изменённой затравкой (`gptdesk story new`).",
             )
         )
     if not 0 <= at <= len(node.text):

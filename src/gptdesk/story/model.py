@@ -194,7 +194,7 @@ class Story:
                 Text(
                     f"Story {self.id} has no node {node_id} (it was deleted, or belongs to another story). "
                     f"Its nodes are: {ids}. See `gptdesk story show {self.id}`.",
-                    f"В истории {self.id} нет узла {node_id} (он удалён или принадлежит другой истории). "
+                    f"В рассказе {self.id} нет узла {node_id} (он удалён или принадлежит другому рассказу). "
                     f"Её узлы: {ids}. См. `gptdesk story show {self.id}`.",
                 )
             )

@@ -51,7 +51,7 @@ class StoryStore:
     ) -> tuple[int, int]:
         """A new story with its root node (the prompt); returns (story id, root node id)."""
         now = _now()
-        with self._guard("saving a new story", "сохранение новой истории"):
+        with self._guard("saving a new story", "сохранение нового рассказа"):
             db = self._db()
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -93,7 +93,7 @@ class StoryStore:
         status: str = "running",
     ) -> int:
         """Store a node before its generation starts (status 'running'); returns its id."""
-        with self._guard("saving a story node", "сохранение узла истории"):
+        with self._guard("saving a story node", "сохранение узла рассказа"):
             return self._insert_node(
                 self._db(),
                 story_id,
@@ -162,7 +162,7 @@ class StoryStore:
 
     def update_tokens(self, node_id: int, tokens: Sequence[StoryToken], *, seed: int | None = None) -> None:
         """Store a growing node's tokens so far (its text follows from them)."""
-        with self._guard("saving a story node", "сохранение узла истории"):
+        with self._guard("saving a story node", "сохранение узла рассказа"):
             self._db().execute(
                 "UPDATE story_nodes SET text = ?, tokens = ?, mean_logprob = ?, seed = coalesce(?, seed), "
                 "updated_at = ? WHERE id = ?",
@@ -173,7 +173,7 @@ class StoryStore:
         self, node_id: int, tokens: Sequence[StoryToken], *, status: str, finish_reason: str | None, seed: int | None
     ) -> None:
         """Store a node's final tokens and how it ended."""
-        with self._guard("saving a story node", "сохранение узла истории"):
+        with self._guard("saving a story node", "сохранение узла рассказа"):
             self._db().execute(
                 "UPDATE story_nodes SET text = ?, tokens = ?, mean_logprob = ?, status = ?, pid = NULL, "
                 "finish_reason = ?, seed = coalesce(?, seed), updated_at = ? WHERE id = ?",
@@ -206,7 +206,7 @@ class StoryStore:
     def delete(self, story_id: int) -> None:
         """Remove a story and all its nodes."""
         self.load(story_id)  # a clear message for a story that is not there
-        with self._guard("deleting a story", "удаление истории"):
+        with self._guard("deleting a story", "удаление рассказа"):
             self._db().execute("DELETE FROM stories WHERE id = ?", (story_id,))
 
     def delete_node(self, story_id: int, node_id: int) -> None:
@@ -218,11 +218,11 @@ class StoryStore:
                 Text(
                     f"Node {node_id} is the root of story {story_id} (its prompt). Remove the whole story with "
                     f"`gptdesk story rm {story_id}`.",
-                    f"Узел {node_id} — корень истории {story_id} (её затравка). Удалите всю историю командой "
+                    f"Узел {node_id} — корень рассказа {story_id} (его затравка). Удалите весь рассказ командой "
                     f"`gptdesk story rm {story_id}`.",
                 )
             )
-        with self._guard("deleting a story node", "удаление узла истории"):
+        with self._guard("deleting a story node", "удаление узла рассказа"):
             db = self._db()
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -237,7 +237,7 @@ class StoryStore:
     def insert_story(self, story: Story) -> int:
         """Store an imported story whole (new ids, parents first), in one transaction; returns its id."""
         now = _now()
-        with self._guard("importing a story", "импорт истории"):
+        with self._guard("importing a story", "импорт рассказа"):
             db = self._db()
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -286,7 +286,7 @@ class StoryStore:
         """Nodes left 'running' by a process that no longer exists were cut short by a crash."""
         import psutil
 
-        with self._guard("opening the stories", "открытие историй"):
+        with self._guard("opening the stories", "открытие рассказов"):
             db = self._db()
             rows = db.execute("SELECT id, pid FROM story_nodes WHERE status = 'running'").fetchall()
             for row in rows:
@@ -305,7 +305,7 @@ class StoryStore:
 
     def load(self, story_id: int) -> Story:
         """A story with all its nodes; InvalidInputError naming the stories there are when it is not there."""
-        with self._guard("reading a story", "чтение истории"):
+        with self._guard("reading a story", "чтение рассказа"):
             db = self._db()
             row = db.execute("SELECT * FROM stories WHERE id = ?", (story_id,)).fetchone()
             if row is None:
@@ -315,7 +315,7 @@ class StoryStore:
                     Text(
                         f"There is no story {story_id} (deleted, or never made). Stories there are: {there}. "
                         "List them with `gptdesk story ls`, or start one with `gptdesk story new PROMPT`.",
-                        f"Истории {story_id} нет (удалена или не создавалась). Есть истории: "
+                        f"Рассказа {story_id} нет (удалён или не создавался). Есть рассказы: "
                         f"{there if ids else 'нет'}. Список: `gptdesk story ls`; новая: `gptdesk story new ЗАТРАВКА`.",
                     )
                 )
@@ -354,7 +354,7 @@ class StoryStore:
 
     def list(self) -> list[tuple[int, str, int, str]]:
         """Every story, newest first: (id, title, nodes, updated_at)."""
-        with self._guard("reading the stories", "чтение историй"):
+        with self._guard("reading the stories", "чтение рассказов"):
             rows = self._db().execute(
                 "SELECT s.id, s.title, count(n.id), s.updated_at FROM stories s "
                 "LEFT JOIN story_nodes n ON n.story_id = s.id GROUP BY s.id ORDER BY s.updated_at DESC, s.id DESC"

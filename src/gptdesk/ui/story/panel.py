@@ -13,6 +13,7 @@ from PySide6.QtGui import QAction, QHelpEvent, QKeySequence, QMouseEvent, QTextC
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QListWidget,
     QListWidgetItem,
@@ -95,6 +96,8 @@ class StoryPanel(QWidget):
         self.tree = QTreeWidget()
         self.tree.setObjectName("story_tree")
         self.tree.setColumnCount(3)
+        self.tree.header().setStretchLastSection(False)
+        self.tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)  # the opening words
         self.tree.itemClicked.connect(self._on_tree_clicked)
         self.count = QSpinBox()
         self.count.setObjectName("story_count")

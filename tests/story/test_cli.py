@@ -88,6 +88,12 @@ def test_every_story_command_round_trips(cli: Any, engine: str, tmp_path: Path) 
     code, out, _ = cli("story", "show", str(copy_id), "--json")
     assert [n["text"] for n in json.loads(out)["nodes"]] == [n["text"] for n in shown["nodes"]] + [branched["text"]]
 
+    code, out, err = cli("story", "mark", str(story_id), "--node", str(children[2]["id"]), "--bookmark", "--hide")
+    assert code == 0 and "bookmark on, hidden" in out, err
+    code, out, _ = cli("story", "show", str(story_id), "--json")
+    marked = next(n for n in json.loads(out)["nodes"] if n["id"] == children[2]["id"])
+    assert marked["bookmark"] is True and marked["hidden"] is True
+
     code, out, _ = cli("story", "ls", "--json")
     assert code == 0 and {s["id"] for s in json.loads(out)} == {story_id, copy_id}
     code, _, err = cli("story", "rm", str(copy_id))

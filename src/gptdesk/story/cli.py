@@ -88,6 +88,17 @@ def register(sub: Any) -> None:
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=cmd_ls)
 
+    mark = cmds.add_parser("mark", help=_t("bookmark or hide a node", "отметить или скрыть узел"))
+    mark.add_argument("story", type=int)
+    mark.add_argument("--node", type=int, required=True)
+    flags = mark.add_mutually_exclusive_group()
+    flags.add_argument("--bookmark", dest="bookmark", action="store_true", default=None)
+    flags.add_argument("--no-bookmark", dest="bookmark", action="store_false")
+    shown = mark.add_mutually_exclusive_group()
+    shown.add_argument("--hide", dest="hidden", action="store_true", default=None)
+    shown.add_argument("--unhide", dest="hidden", action="store_false")
+    mark.set_defaults(func=cmd_mark)
+
     rm = cmds.add_parser("rm", help=_t("remove a story (or one node's subtree)", "удалить рассказ (или ветвь)"))
     rm.add_argument("story", type=int)
     rm.add_argument("--node", type=int, default=None, help=_t("remove only this node and its subtree", "только ветвь"))
@@ -328,6 +339,19 @@ def cmd_ls(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             _t("No stories yet: `gptdesk story new PROMPT`.", "Рассказов пока нет: `gptdesk story new ЗАТРАВКА`."),
             file=err,
         )
+    return 0
+
+
+def cmd_mark(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    with _stories() as stories:
+        stories.load(args.story).node(args.node)  # a missing story or node is named with the fix
+        stories.set_marks(args.node, bookmark=args.bookmark, hidden=args.hidden)
+        node = stories.load(args.story).nodes[args.node]
+    marks = _t(
+        f"Node {node.id}: bookmark {'on' if node.bookmark else 'off'}, {'hidden' if node.hidden else 'shown'}.",
+        f"Узел {node.id}: закладка {'есть' if node.bookmark else 'нет'}, {'скрыт' if node.hidden else 'виден'}.",
+    )
+    print(marks, file=out)
     return 0
 
 

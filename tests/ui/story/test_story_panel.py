@@ -168,3 +168,15 @@ def test_every_action_is_in_the_menu_with_a_name(panel: StoryPanel) -> None:
     assert {"Ctrl+Return", "Esc", "Alt+Left", "Alt+Right", "Alt+Up", "Alt+Down"} <= shortcuts
     for widget in (panel.text, panel.alternatives, panel.children_list, panel.tree, panel.count, panel.grow_button):
         assert widget.accessibleName()
+
+
+def test_rewriting_everything_after_the_prompt_branches_from_the_first_node(panel: StoryPanel) -> None:
+    story = panel.story
+    assert story is not None
+    first = story.current
+    panel.text.setPlainText(story.root.text + " и вдруг")
+    panel.apply_edit()
+    story = panel.story
+    assert story is not None
+    assert story.current.kind == "edit" and story.current.parent_id == story.root.id
+    assert story.current.text == " и вдруг" and story.nodes[first.id].text == first.text

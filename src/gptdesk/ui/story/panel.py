@@ -359,7 +359,9 @@ class StoryPanel(QWidget):
         start = 0
         for node in self.story.path(self.story.current.id):
             end = start + len(node.text)
-            if at <= end or node.id == self.story.current.id:
+            # An edit right after the prompt belongs to the node that follows it: the prompt stays.
+            inside = at < end if node.parent_id is None else at <= end
+            if inside or node.id == self.story.current.id:
                 try:
                     edit(self.stories, self.story.id, node.id, at - start, edited[at:])
                 except GptDeskError as exc:

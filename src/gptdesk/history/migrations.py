@@ -67,6 +67,54 @@ def m003_groups(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX generations_group ON generations (group_id)")
 
 
+@migration
+def m004_stories(db: sqlite3.Connection) -> None:
+    # The writing desk (gptdesk.story): a story is a tree of nodes. A node is stored before its
+    # generation starts and its text and tokens are updated as they arrive, so a crash loses only
+    # the tokens not yet written.
+    db.execute(
+        """
+        CREATE TABLE stories (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            title TEXT NOT NULL DEFAULT '',
+            settings TEXT NOT NULL,          -- GenerationSettings as JSON: what grow uses by default
+            current_node INTEGER,            -- the node the writer is at (grow's default)
+            model_id TEXT,
+            engine TEXT
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE story_nodes (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            story_id INTEGER NOT NULL REFERENCES stories (id) ON DELETE CASCADE,
+            parent_id INTEGER REFERENCES story_nodes (id) ON DELETE CASCADE,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            kind TEXT NOT NULL,              -- root, grow, branch, edit
+            status TEXT NOT NULL,            -- running, finished, cancelled, failed, interrupted
+            pid INTEGER,                     -- the process writing a running node
+            text TEXT NOT NULL DEFAULT '',
+            tokens TEXT NOT NULL DEFAULT '[]', -- JSON: [{id, text, logprob, alternatives: [{id, text, logprob}]}]
+            mean_logprob REAL,               -- over the tokens with a log-probability (the tree shows it unparsed)
+            settings TEXT,                   -- GenerationSettings as JSON (NULL for the root and edits)
+            seed INTEGER,                    -- the seed actually used
+            sequence INTEGER NOT NULL DEFAULT 0, -- which sequence of that seed's batch
+            model_id TEXT,
+            engine TEXT,
+            finish_reason TEXT,
+            bookmark INTEGER NOT NULL DEFAULT 0,
+            hidden INTEGER NOT NULL DEFAULT 0
+        )
+        """
+    )
+    db.execute("CREATE INDEX story_nodes_story ON story_nodes (story_id, id)")
+    db.execute("CREATE INDEX story_nodes_parent ON story_nodes (parent_id)")
+
+
 def applied(db: sqlite3.Connection) -> list[str]:
     """Names of the migrations recorded in this database, in the order they ran."""
     db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")

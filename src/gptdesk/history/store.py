@@ -8,7 +8,7 @@ import platform
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -448,6 +448,14 @@ class HistoryStore:
             raise
         except (sqlite3.Error, OSError) as exc:
             raise classify(exc, self.path, action) from exc
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection, for the tables other core packages keep here (story/: stories)."""
+        return self._db()
+
+    def guarded(self, action: Text) -> AbstractContextManager[None]:
+        """Turn SQLite and OS errors inside the block into HistoryErrors that say what `action` was."""
+        return self._guard(action)
 
     def close(self) -> None:
         """Close every thread's connection (checkpointing the WAL into the main file)."""

@@ -33,6 +33,7 @@ from gptdesk.ui.messages import Messages
 from gptdesk.ui.model_picker import ModelPicker
 from gptdesk.ui.params import ParametersPanel
 from gptdesk.ui.status import StatusFigures
+from gptdesk.ui.story.window import StoryFeature
 from gptdesk.ui.translations import Translations
 from gptdesk.ui.widgets import MessageBar
 from gptdesk.ui.workers import WorkerThreads
@@ -127,6 +128,15 @@ class MainWindow(QMainWindow):
             apply_settings=self.params.set_settings,
             prompt=self.prompt_edit.toPlainText,
             inspector=self.inspector,
+            show_message=self.show_message,
+        )
+        self.stories = StoryFeature(
+            self,
+            self.threads,
+            current=lambda: self.engine,
+            store=store,
+            settings=lambda: self.params.current,
+            prompt=self.prompt_edit.toPlainText,
             show_message=self.show_message,
         )
         self._connect()
@@ -283,6 +293,7 @@ class MainWindow(QMainWindow):
         for dock in (self.history_dock, self.params_dock, self.inspector_dock):
             self.view_menu.addAction(dock.toggleViewAction())
         bar.addMenu(self.lab.menu)
+        bar.addMenu(self.stories.menu)
         self.tools_menu = bar.addMenu("")
         self.tools_menu.addAction(self.act_perplexity)
         self.quant_menu = self.tools_menu.addMenu("")
@@ -364,6 +375,7 @@ class MainWindow(QMainWindow):
         self.messages.retranslate()
         self.estimate.update()
         self.lab.retranslate()
+        self.stories.retranslate()
 
     # -- messages --------------------------------------------------------------------------------
 
@@ -591,6 +603,7 @@ class MainWindow(QMainWindow):
         # thread outlives the window and the recorder has written the last of the output.
         self.generation.shutdown()
         self.lab.stop()
+        self.stories.stop()
         self.wait_for_workers()
         self.generation.collect()
         if not self.keeper.confirm_close():  # generations the history could not take: export them?

@@ -319,7 +319,7 @@
     </message>
     <message>
         <source>Export history</source>
-        <translation>Экспорт истории</translation>
+        <translation>Экспорт рассказа</translation>
     </message>
     <message>
         <source>Exported {n} generations to {path}.</source>
@@ -1071,6 +1071,163 @@ Greedy choice: “{piece}” at {p}</source>
     <message>
         <source>Model loading progress</source>
         <translation>Ход загрузки модели</translation>
+    </message>
+</context>
+<context>
+    <name>StoryFeature</name>
+    <message>
+        <source>St&amp;ory</source>
+        <translation>Р&amp;ассказ</translation>
+    </message>
+    <message>
+        <source>&amp;New story from the prompt</source>
+        <translation>&amp;Новый рассказ из затравки</translation>
+    </message>
+    <message>
+        <source>&amp;Stories…</source>
+        <translation>&amp;Рассказы…</translation>
+    </message>
+</context>
+<context>
+    <name>StoryPanel</name>
+    <message>
+        <source>Alternatives for “{piece}”</source>
+        <translation>Альтернативы для «{piece}»</translation>
+    </message>
+    <message>
+        <source>Load a model first.</source>
+        <translation>Сначала загрузите модель.</translation>
+    </message>
+    <message>
+        <source>Generating… (Esc stops)</source>
+        <translation>Генерация… (Esc — остановить)</translation>
+    </message>
+    <message>
+        <source>Stopped.</source>
+        <translation>Остановлено.</translation>
+    </message>
+    <message>
+        <source>Made {n} node(s).</source>
+        <translation>Создано узлов: {n}.</translation>
+    </message>
+    <message>
+        <source>Export the story</source>
+        <translation>Экспорт рассказа</translation>
+    </message>
+    <message>
+        <source>Import a story</source>
+        <translation>Импорт рассказа</translation>
+    </message>
+    <message>
+        <source>&amp;Story</source>
+        <translation>&amp;Рассказ</translation>
+    </message>
+    <message>
+        <source>&amp;Grow the current node</source>
+        <translation>&amp;Нарастить текущий узел</translation>
+    </message>
+    <message>
+        <source>Generate &amp;N continuations</source>
+        <translation>Сгенерировать &amp;N продолжений</translation>
+    </message>
+    <message>
+        <source>&amp;Stop</source>
+        <translation>О&amp;становить</translation>
+    </message>
+    <message>
+        <source>&amp;Previous sibling</source>
+        <translation>&amp;Предыдущий соседний узел</translation>
+    </message>
+    <message>
+        <source>Ne&amp;xt sibling</source>
+        <translation>С&amp;ледующий соседний узел</translation>
+    </message>
+    <message>
+        <source>&amp;Parent</source>
+        <translation>&amp;Родитель</translation>
+    </message>
+    <message>
+        <source>&amp;Child</source>
+        <translation>&amp;Потомок</translation>
+    </message>
+    <message>
+        <source>Make the &amp;edit a branch</source>
+        <translation>Сделать &amp;правку ветвью</translation>
+    </message>
+    <message>
+        <source>&amp;Bookmark the node</source>
+        <translation>&amp;Закладка на узле</translation>
+    </message>
+    <message>
+        <source>Export the path as &amp;text…</source>
+        <translation>Экспорт пути в &amp;текст…</translation>
+    </message>
+    <message>
+        <source>Export the path as &amp;Markdown…</source>
+        <translation>Экспорт пути в &amp;Markdown…</translation>
+    </message>
+    <message>
+        <source>Export the tree as &amp;JSON…</source>
+        <translation>Экспорт дерева в &amp;JSON…</translation>
+    </message>
+    <message>
+        <source>&amp;Import a story…</source>
+        <translation>&amp;Импорт рассказа…</translation>
+    </message>
+    <message>
+        <source>Generate N continuations</source>
+        <translation>Сгенерировать N продолжений</translation>
+    </message>
+    <message>
+        <source>Opening</source>
+        <translation>Начало</translation>
+    </message>
+    <message>
+        <source>Mean log-prob</source>
+        <translation>Средняя лог-вероятность</translation>
+    </message>
+    <message>
+        <source>Marks</source>
+        <translation>Отметки</translation>
+    </message>
+    <message>
+        <source>Alternatives (hover or click a generated token)</source>
+        <translation>Альтернативы (наведите на сгенерированный токен или щёлкните его)</translation>
+    </message>
+    <message>
+        <source>Story text</source>
+        <translation>Текст рассказа</translation>
+    </message>
+    <message>
+        <source>The current path; generated tokens are shaded by probability; edit to branch</source>
+        <translation>Текущий путь; сгенерированные токены окрашены по вероятности; правка создаёт ветвь</translation>
+    </message>
+    <message>
+        <source>Alternatives of a token; choose one to branch</source>
+        <translation>Альтернативы токена; выберите одну, чтобы начать ветвь</translation>
+    </message>
+    <message>
+        <source>Continuations side by side</source>
+        <translation>Продолжения рядом</translation>
+    </message>
+    <message>
+        <source>Story tree</source>
+        <translation>Дерево рассказа</translation>
+    </message>
+    <message>
+        <source>Number of continuations</source>
+        <translation>Число продолжений</translation>
+    </message>
+</context>
+<context>
+    <name>StoryWindow</name>
+    <message>
+        <source>Story — GPT Desk</source>
+        <translation>Рассказ — GPT Desk</translation>
+    </message>
+    <message>
+        <source>Story</source>
+        <translation>Рассказ</translation>
     </message>
 </context>
 <context>

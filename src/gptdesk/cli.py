@@ -38,6 +38,7 @@ SUBCOMMAND_MODULES: list[str] = [
     "gptdesk.lab.cli",
     "gptdesk.desktop.cli",
     "gptdesk.perplexity_cli",
+    "gptdesk.tune_cli",
 ]
 
 EXIT_OK = 0

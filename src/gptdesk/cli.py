@@ -39,6 +39,7 @@ SUBCOMMAND_MODULES: list[str] = [
     "gptdesk.desktop.cli",
     "gptdesk.perplexity_cli",
     "gptdesk.story.cli",
+    "gptdesk.tune_cli",
 ]
 
 EXIT_OK = 0
@@ -134,6 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
         "prompt", help=_t("the prompt; '-' reads it from standard input", "затравка; «-» — читать из stdin")
     )
     _model_options(gen)
+    gen.add_argument(
+        "--adapter",
+        default=None,
+        help=_t(
+            "a LoRA adapter from `gptdesk tune` (transformers engine only, for now)",
+            "адаптер LoRA из `gptdesk tune` (пока только движок transformers)",
+        ),
+    )
     gen.add_argument(
         "--engine",
         default="auto",
@@ -247,6 +256,24 @@ def _quant_option(args: argparse.Namespace) -> dict[str, str]:
     return {"quant": canonical_quant(args.quant)}
 
 
+def _adapter_option(args: argparse.Namespace) -> dict[str, str]:
+    """--adapter: applied through peft on the reference engine; llama.cpp adapters are not written yet."""
+    if args.adapter is None:
+        return {}
+    if args.engine != "transformers":
+        from gptdesk.errors import InvalidInputError
+
+        raise InvalidInputError(
+            Text(
+                f"--adapter {args.adapter} works on the transformers engine only for now (--engine is "
+                f"{args.engine}). Add --engine transformers.",
+                f"--adapter {args.adapter} пока работает только с движком transformers (--engine "
+                f"{args.engine}). Добавьте --engine transformers.",
+            )
+        )
+    return {"adapter": args.adapter}
+
+
 def _settings_from_args(args: argparse.Namespace) -> Any:
     from gptdesk.presets import get_preset
 
@@ -331,7 +358,12 @@ def cmd_generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     else:
         _fetch_if_missing(args.model, err)
         engine = load_engine(
-            args.model, engine=args.engine, device=args.device, dtype=args.dtype, **_quant_option(args)
+            args.model,
+            engine=args.engine,
+            device=args.device,
+            dtype=args.dtype,
+            **_quant_option(args),
+            **_adapter_option(args),
         )
         if args.engine == "auto":
             _say_fast_engine_missing(err)

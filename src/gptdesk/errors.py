@@ -163,3 +163,30 @@ class OutputClosedError(OutputError):
     # 128 + SIGPIPE: what a shell reports for `cat` or `yes` that a closed pipe ended, so
     # `set -o pipefail` scripts see the usual code.
     exit_code = 141
+
+
+class AdapterError(ModelError):
+    """A LoRA adapter cannot be found, read or used."""
+
+
+class AdapterNotFoundError(AdapterError):
+    pass
+
+
+class DamagedAdapterError(AdapterError):
+    """An adapter's files are missing or unreadable (a damaged manifest, a truncated weights file)."""
+
+    http_status = 500
+    error_type = "server_error"
+
+
+class AdapterMismatchError(AdapterError):
+    """The adapter was made for another base model than the one it is applied to."""
+
+    http_status = 400
+
+
+class TuneCancelled(GptDeskError):
+    """The user stopped a tuning run before its first checkpoint: nothing to resume from."""
+
+    exit_code = 130

@@ -139,6 +139,8 @@ class ModelInfo:
     n_head: int
     n_positions: int
     vocab_size: int
+    adapter: str | None = None  # a LoRA adapter applied (gptdesk adapters ls), recorded with its digest
+    adapter_digest: str | None = None
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from gptdesk.engine.core import (
 )
 from gptdesk.engine.tokens import load_tokenizer, piece_text, tokenize
 from gptdesk.errors import (
+    DamagedAdapterError,
     EngineError,
     GptDeskError,
     InvalidInputError,
@@ -36,6 +37,7 @@ from gptdesk.errors import (
 )
 from gptdesk.estimate import CostEstimate, ModelShape, check_affordable, estimate
 from gptdesk.i18n import Text
+from gptdesk.models.adapters import check_base, load_adapter
 from gptdesk.models.locate import ResolvedModel, read_config, resolve, weight_files
 from gptdesk.settings import GenerationSettings
 
@@ -213,8 +215,9 @@ class TransformersEngine:
         progress: ProgressCallback | None = None,
         check_memory: bool = True,
         allow_download: bool = True,
+        adapter: str | None = None,
     ) -> TransformersEngine:
-        """Load a model by catalog name, hub id or folder (None: the embedded model)."""
+        """Load a model by catalog name, hub id or folder (None: the embedded model), with a LoRA adapter."""
 
         def report(en: str, ru: str, fraction: float | None) -> None:
             if progress is not None:
@@ -222,7 +225,9 @@ class TransformersEngine:
 
         report("Looking for the model", "Поиск модели", 0.0)
         resolved = resolve(name, allow_download=allow_download)
-        return cls.load_resolved(resolved, device=device, dtype=dtype, progress=progress, check_memory=check_memory)
+        return cls.load_resolved(
+            resolved, device=device, dtype=dtype, progress=progress, check_memory=check_memory, adapter=adapter
+        )
 
     @classmethod
     def load_resolved(
@@ -233,6 +238,7 @@ class TransformersEngine:
         dtype: str = "auto",
         progress: ProgressCallback | None = None,
         check_memory: bool = True,
+        adapter: str | None = None,
     ) -> TransformersEngine:
         import torch
         from transformers import GPT2LMHeadModel
@@ -274,6 +280,12 @@ class TransformersEngine:
                 from gptdesk.errors import DamagedWeightsError
 
                 raise DamagedWeightsError(resolved.path, tensor_name)
+        applied = None
+        if adapter is not None:
+            report("Applying the adapter", "Применение адаптера", 0.9)
+            applied = load_adapter(adapter)
+            check_base(applied, resolved.model_id, resolved.revision)
+            model = apply_lora(model, applied.path)
         model.to(dev)
         model.eval()
         report("Ready", "Готово", 1.0)
@@ -290,6 +302,8 @@ class TransformersEngine:
             n_head=shape.n_head,
             n_positions=shape.n_positions,
             vocab_size=shape.vocab_size,
+            adapter=applied.name if applied else None,
+            adapter_digest=applied.digest if applied else None,
         )
         return cls(model, tokenizer, info, shape)
 
@@ -621,6 +635,24 @@ class TransformersEngine:
                 logprobs = torch.log_softmax(model.lm_head(hidden[a:b]).float(), dim=-1)
                 parts.append(logprobs.gather(1, full[0, a + 1 : b + 1, None])[:, 0])
             return torch.cat(parts).double().cpu().numpy()
+
+
+def apply_lora(model: Any, folder: Path) -> Any:
+    """The model with the peft LoRA adapter in `folder` merged into its weights (same class, full speed)."""
+    from peft import PeftModel
+
+    try:
+        wrapped = PeftModel.from_pretrained(model, str(folder))
+    except Exception as exc:  # peft and safetensors raise their own types for a damaged file
+        raise DamagedAdapterError(
+            Text(
+                f"The adapter in {folder} cannot be applied: {exc}. Remove it with `gptdesk adapters rm "
+                f"{folder.name}` and tune it again.",
+                f"Адаптер в {folder} не применяется: {exc}. Удалите его (`gptdesk adapters rm {folder.name}`) "
+                "и обучите заново.",
+            )
+        ) from exc
+    return wrapped.merge_and_unload()
 
 
 def _logprob_and_alternatives(

@@ -1,0 +1,1 @@
+"""LoRA fine-tuning on the user\x27s texts (peft on the reference engine)."""

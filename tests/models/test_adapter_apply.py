@@ -1,0 +1,84 @@
+"""An adapter from `gptdesk tune` applied on the reference engine: it changes the logits as peft's own model does."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from gptdesk.cli import main
+from gptdesk.engine.hf import TransformersEngine
+from gptdesk.errors import AdapterMismatchError
+from gptdesk.models.adapters import AdapterManifest, install
+
+
+def _random_adapter(model_dir: Path, tmp_path: Path, name: str, base_model: str) -> None:
+    from peft import LoraConfig, get_peft_model
+    from transformers import GPT2LMHeadModel
+
+    torch.manual_seed(1)
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["c_attn", "c_proj", "c_fc"], fan_in_fan_out=True)
+    peft_model = get_peft_model(GPT2LMHeadModel.from_pretrained(model_dir), config)
+    for n, p in peft_model.named_parameters():
+        if "lora_B" in n:  # peft starts B at zero: make the adapter do something
+            p.data.normal_(0, 0.5)
+    staging = tmp_path / f"stage-{name}"
+    peft_model.save_pretrained(str(staging))
+    install(
+        staging,
+        AdapterManifest(
+            name,
+            base_model,
+            "",
+            4,
+            8.0,
+            ["c_attn", "c_proj", "c_fc"],
+            "0" * 64,
+            1,
+            1,
+            ["a.txt"],
+            1,
+            1,
+            1.0,
+            2.0,
+            1.9,
+            "2026-12-05T00:00:00+00:00",
+        ),
+    )
+    torch.save(peft_model(torch.tensor([[5, 6, 7, 8]])).logits.detach(), tmp_path / f"{name}.logits.pt")
+
+
+def test_the_reference_engine_applies_the_adapter_as_peft_does(tiny_model_dir: Path, tmp_path: Path) -> None:
+    _random_adapter(tiny_model_dir, tmp_path, "rand", str(tiny_model_dir))
+    plain = TransformersEngine.load(tiny_model_dir, device="cpu", dtype="float32")
+    tuned = TransformersEngine.load(tiny_model_dir, device="cpu", dtype="float32", adapter="rand")
+    assert plain.info.adapter is None
+    assert tuned.info.adapter == "rand" and tuned.info.adapter_digest and len(tuned.info.adapter_digest) == 64
+    expected = torch.log_softmax(torch.load(tmp_path / "rand.logits.pt")[0].double(), dim=-1)
+    got = tuned.score_tokens([5, 6, 7, 8], 1)
+    reference = [float(expected[i - 1, t]) for i, t in zip(range(1, 4), [6, 7, 8], strict=True)]
+    assert got.tolist() == pytest.approx(reference, abs=1e-4)
+    assert plain.score_tokens([5, 6, 7, 8], 1).tolist() != pytest.approx(reference, abs=1e-3)
+
+
+def test_an_adapter_for_another_model_is_refused_naming_both(tiny_model_dir: Path, tmp_path: Path) -> None:
+    _random_adapter(tiny_model_dir, tmp_path, "other", "gpt2")
+    with pytest.raises(AdapterMismatchError, match="made for model 'gpt2'"):
+        TransformersEngine.load(tiny_model_dir, device="cpu", dtype="float32", adapter="other")
+
+
+def test_generate_with_an_adapter_on_the_reference_engine(tiny_model_dir: Path, tmp_path: Path) -> None:
+    _random_adapter(tiny_model_dir, tmp_path, "rand", str(tiny_model_dir))
+    args = ["generate", "Привет", "--model", str(tiny_model_dir), "--max-new-tokens", "5", "--json"]
+    out, err = io.StringIO(), io.StringIO()
+    assert main([*args, "--engine", "transformers", "--adapter", "rand"], out, err) == 0, err.getvalue()
+    with_adapter = json.loads(out.getvalue())
+    out = io.StringIO()
+    assert main([*args, "--engine", "transformers"], out, io.StringIO()) == 0
+    assert json.loads(out.getvalue()) != with_adapter
+    err = io.StringIO()
+    assert main([*args, "--adapter", "rand"], io.StringIO(), err) == 2
+    assert "--engine transformers" in err.getvalue()

@@ -202,11 +202,16 @@ def test_view_equals_llamacpp_sampling(
         # The engine's own scores at this step through the view: exactly its sampling distribution.
         same = NextTokenContext(fast_engine, prompt_ids, generated[:step], logits=logits_seen[step])
         np.testing.assert_array_equal(same.final_distribution(run), expected)
-        # The view's own model call (the whole context at once, from an empty cache) gives the same up to
-        # llama.cpp's rounding, which differs between a batch and token-by-token decoding.
+        # The view's own model call gives the same up to llama.cpp's rounding, which differs between a batch
+        # and token-by-token decoding and between CPUs (AVX2 and AVX-512 kernels): a token whose share lies
+        # right at the top-p cut-off may fall on either side. So: the same distribution within a small total
+        # variation, and the same kept set among the tokens that are clearly in (a margin above the cut-off).
         ctx = NextTokenContext(fast_engine, prompt_ids, generated[:step])
         final = ctx.final_distribution(run)
-        np.testing.assert_allclose(final, expected, atol=2e-3)
+        assert 0.5 * np.abs(final - expected).sum() <= 0.02, step
+        clearly_in = expected > 0.01
+        assert np.all(final[clearly_in] > 0), step
+        np.testing.assert_allclose(final[clearly_in], expected[clearly_in], rtol=0.1, atol=2e-3)
 
 
 def test_cli_next_top_k_1_keeps_one_token(tmp_path: Path) -> None:

@@ -107,8 +107,9 @@ def test_llama_cpp_agrees_with_transformers(reference: TransformersEngine, share
         b = fast.score_tokens(ids, 1)
         assert a.shape == b.shape == (len(ids) - 1,)
         assert np.max(np.abs(a - b)) < 0.05
-        # Scoring from a later position gives the tail of the same figures.
-        np.testing.assert_allclose(fast.score_tokens(ids, 40), b[39:], atol=1e-4)
+        # Scoring from a later position gives the tail of the same figures, up to llama.cpp's rounding: the
+        # kept cache holds the first tokens, so the rest is decoded in other batches than the first time.
+        np.testing.assert_allclose(fast.score_tokens(ids, 40), b[39:], atol=0.02)
         slow_result = measure(text, reference.tokenizer, reference.score_tokens, context=128)
         fast_result = measure(text, fast.tokenizer, fast.score_tokens, context=128)
     assert fast_result.tokens == slow_result.tokens

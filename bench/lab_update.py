@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from gptdesk.engine import load_engine  # noqa: E402
 from gptdesk.lab.nextview import NextTokenContext  # noqa: E402
 from gptdesk.lab.source import logits_source  # noqa: E402
-from gptdesk.settings import GenerationSettings  # noqa: E402
+from gptdesk.settings.generation import GenerationSettings  # noqa: E402
 
 PROMPT = "Москва — столица. Москва — столица России, и в ней живут люди, которые"
 

@@ -1,4 +1,4 @@
-"""Benchmark: gptdesk.estimate's memory estimate against the peak RSS of real generate() calls."""
+"""Benchmark: gptdesk.models.cost's memory estimate against the peak RSS of real generate() calls."""
 
 from __future__ import annotations
 
@@ -18,10 +18,12 @@ RESULTS = ROOT / "bench" / "results" / "memory_estimate.json"
 PROMPT_TOKENS = 20
 
 try:
-    from gptdesk.estimate import ModelShape, estimate, format_bytes
+    from gptdesk.models.cost import estimate, format_bytes
+    from gptdesk.models.shape import ModelShape
 except ImportError:  # run from a checkout without PYTHONPATH=src
     sys.path.insert(0, str(ROOT / "src"))
-    from gptdesk.estimate import ModelShape, estimate, format_bytes
+    from gptdesk.models.cost import estimate, format_bytes
+    from gptdesk.models.shape import ModelShape
 
 
 SHAPES: dict[str, ModelShape] = {

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from gptdesk.engine import load_engine  # noqa: E402
 from gptdesk.history.store import HistoryStore  # noqa: E402
-from gptdesk.settings import GenerationSettings  # noqa: E402
+from gptdesk.settings.generation import GenerationSettings  # noqa: E402
 from gptdesk.story import StoryStore, StoryToken, branch, grow, new_story  # noqa: E402
 from gptdesk.story.model import StoryAlternative  # noqa: E402
 

@@ -24,7 +24,7 @@ if [ "${1:-}" != "--check" ]; then
   # that read their own or others' versions (transformers checks torch, tokenizers, safetensors...).
   "$PY" -m PyInstaller --noconfirm --clean --onedir --name gptdesk \
     --distpath "$OUT" --workpath build/onefolder --specpath build/onefolder \
-    --icon "$PWD/src/gptdesk/desktop/data/icons/org.gptdesk.GptDesk-256.png" \
+    --icon "$PWD/src/gptdesk/ui/desktop/data/icons/org.gptdesk.GptDesk-256.png" \
     --collect-all gptdesk \
     --collect-all llama_cpp \
     --collect-submodules transformers.models.gpt2 \

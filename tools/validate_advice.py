@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from gptdesk.engine import load_engine  # noqa: E402
 from gptdesk.lab.advice import ADVICE_TOKENS, GOALS, advise, score_settings  # noqa: E402
-from gptdesk.presets import DEFAULT_PRESET, get_preset  # noqa: E402
+from gptdesk.settings.presets import DEFAULT_PRESET, get_preset  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "ru_literature"
 # The works held out of the embedded model's training (tools/prepare_corpus.py, HELDOUT).

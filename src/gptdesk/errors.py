@@ -78,6 +78,10 @@ class ModelNotFoundError(ModelError):
     pass
 
 
+class ModelNotDownloadedError(ModelNotFoundError):
+    """A hub model that is not on this computer yet (models.obtain pulls it when allowed)."""
+
+
 class ModelCorruptError(ModelError):
     http_status = 500
     error_type = "server_error"

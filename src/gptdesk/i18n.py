@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -50,3 +51,8 @@ class Text:
 
     def __add__(self, other: Text) -> Text:
         return Text(self.en + other.en, self.ru + other.ru)
+
+
+#: Reports progress of a long task (loading, converting, measuring): a message and a fraction in [0, 1]
+#: (None when unknown). Here, at the base, so the engines, the converter and the measures share it.
+ProgressCallback = Callable[[Text, float | None], None]

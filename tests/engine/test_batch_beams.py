@@ -17,10 +17,10 @@ import pytest
 from gptdesk.engine import Finished, TokenEvent, run_to_end
 from gptdesk.engine.base import LeadingBeam
 from gptdesk.engine.hf import TransformersEngine
-from gptdesk.engine.llamacpp import LlamaCppEngine
+from gptdesk.engine.llamacpp.engine import LlamaCppEngine
 from gptdesk.engine.pipeline import LogitsPipeline, log_softmax
-from gptdesk.presets import get_preset
-from gptdesk.settings import GenerationSettings
+from gptdesk.settings.generation import GenerationSettings
+from gptdesk.settings.presets import get_preset
 from tests.server import conftest as server_fixtures
 
 serve = server_fixtures.serve  # a real server on 127.0.0.1
@@ -299,7 +299,7 @@ def test_timings_and_logprobs_mean_the_same_on_every_engine(engines: Engines, se
     """tokens/s = tokens of all sequences after each one's first, over the time after the first step;
     a token's log-probability = log-softmax of the scores after repetition penalty, no-repeat n-grams
     and min length (before temperature, top-k, top-p), recomputed here from raw next-token scores."""
-    from gptdesk.engine.remote import RemoteEngine
+    from gptdesk.engine.remote.engine import RemoteEngine
 
     server = serve(engines.ref)
     settings = get_preset("balanced").settings(max_new_tokens=8, min_new_tokens=8, seed=5, repetition_penalty=1.3)
@@ -358,7 +358,7 @@ class _Terminal:
 def test_cli_shows_the_leading_beam_on_a_terminal_and_only_the_text_when_piped(engines: Engines) -> None:
     import io
 
-    from gptdesk.cli import main
+    from gptdesk.cli.main import main
 
     argv = ["--lang", "en", "generate", "Однажды весною", "--preset", "sber_demo", "--max-new-tokens", "15"]
     argv += ["--seed", "4"]
@@ -401,7 +401,7 @@ def test_history_records_say_when_an_older_core_made_them(tmp_path: Path) -> Non
 
 def test_auto_runs_many_sequences_on_the_batch_quantization_and_says_so(engines: Engines) -> None:
     from gptdesk.engine import Notice, load_engine
-    from gptdesk.engine.llamacpp import BATCH_QUANT
+    from gptdesk.engine.auto import BATCH_QUANT
 
     engine = load_engine(None, engine="auto")
     try:

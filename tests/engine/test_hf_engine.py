@@ -19,8 +19,8 @@ from gptdesk.errors import (
     SettingsError,
     UnsupportedModelError,
 )
-from gptdesk.presets import get_preset
-from gptdesk.settings import GenerationSettings
+from gptdesk.settings.generation import GenerationSettings
+from gptdesk.settings.presets import get_preset
 
 GREEDY = get_preset("greedy").settings(max_new_tokens=20)
 
@@ -242,6 +242,9 @@ def test_unknown_hub_model_offline_says_so() -> None:
 
 
 def test_engine_import_keeps_qt_out() -> None:
-    code = "import sys, gptdesk.engine, gptdesk.engine.hf, gptdesk.models, gptdesk.cli; print('PySide6' in sys.modules)"
+    code = (
+        "import sys, gptdesk.engine, gptdesk.engine.hf, gptdesk.models, gptdesk.cli.main; "
+        "print('PySide6' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

@@ -14,13 +14,14 @@ import numpy as np
 import pytest
 
 from gptdesk.engine import Finished, Notice, TokenEvent, load_engine, run_to_end
+from gptdesk.engine.auto import AutoEngine
 from gptdesk.engine.hf import TransformersEngine
-from gptdesk.engine.llamacpp import AutoEngine, LlamaCppEngine, LogitsPipeline
+from gptdesk.engine.llamacpp.engine import LlamaCppEngine, LogitsPipeline
 from gptdesk.errors import EngineError, InvalidInputError
-from gptdesk.models.convert import ensure_gguf, manifest_path, sampled_digest
+from gptdesk.models.gguf.convert import ensure_gguf, manifest_path, sampled_digest
 from gptdesk.models.locate import resolve
-from gptdesk.presets import get_preset
-from gptdesk.settings import GenerationSettings
+from gptdesk.settings.generation import GenerationSettings
+from gptdesk.settings.presets import get_preset
 
 from .test_convert import build_scaled_gpt2
 
@@ -466,7 +467,7 @@ def test_file_that_llama_cpp_refuses_is_converted_again(tmp_path: Path) -> None:
 
 
 def test_cli_says_which_engine_ran_and_why() -> None:
-    from gptdesk.cli import main
+    from gptdesk.cli.main import main
     from gptdesk.i18n import set_language
 
     def run(*argv: str) -> tuple[int, str, str]:
@@ -488,7 +489,7 @@ def test_cli_says_which_engine_ran_and_why() -> None:
 
 
 def test_bench_rejects_unknown_rows_with_the_choices() -> None:
-    from gptdesk.cli import main
+    from gptdesk.cli.main import main
     from gptdesk.i18n import set_language
 
     out, err = io.StringIO(), io.StringIO()

@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from gptdesk.cli import main
+from gptdesk.cli.main import main
 from gptdesk.engine import Engine, Finished, Notice, TokenEvent, TokenPiece, load_engine, run_to_end
-from gptdesk.engine.remote import RemoteEngine, completion_body, normalize_base_url, repeated_ngram
+from gptdesk.engine.remote.engine import RemoteEngine, completion_body, normalize_base_url, repeated_ngram
 from gptdesk.engine.tokens import _byte_decoder
 from gptdesk.errors import (
     EngineError,
@@ -24,8 +24,8 @@ from gptdesk.errors import (
     SettingsError,
     UnsupportedModelError,
 )
-from gptdesk.presets import get_preset
-from gptdesk.settings import GenerationSettings
+from gptdesk.settings.generation import GenerationSettings
+from gptdesk.settings.presets import get_preset
 from tests.server import conftest as server_fixtures
 from tests.server.conftest import ScriptedEngine, queue_of, wait_for
 

@@ -15,7 +15,7 @@ from gptdesk.engine.core import Clock, PreparedPrompt
 from gptdesk.engine.store import SequenceStore
 from gptdesk.errors import EngineError
 from gptdesk.i18n import Text
-from gptdesk.settings import GenerationSettings
+from gptdesk.settings.generation import GenerationSettings
 
 VOCAB = 32
 

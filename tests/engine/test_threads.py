@@ -7,7 +7,7 @@ import io
 import pytest
 
 from gptdesk.engine import load_engine
-from gptdesk.engine.llamacpp import default_threads, physical_cores
+from gptdesk.engine.llamacpp.native import default_threads, physical_cores
 from gptdesk.errors import InvalidInputError
 
 
@@ -31,7 +31,7 @@ def test_a_bad_value_names_itself_and_the_fix(monkeypatch: pytest.MonkeyPatch, v
 
 
 def test_the_cli_says_so_and_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:
-    from gptdesk.cli import main
+    from gptdesk.cli.main import main
 
     monkeypatch.setenv("GPTDESK_THREADS", "many")
     out, err = io.StringIO(), io.StringIO()

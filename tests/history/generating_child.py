@@ -13,7 +13,7 @@ import time
 from gptdesk.engine.base import TokenEvent
 from gptdesk.engine.hf import TransformersEngine
 from gptdesk.history import HistoryStore, LiveRecorder
-from gptdesk.presets import get_preset
+from gptdesk.settings.presets import get_preset
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ from gptdesk.history import (
 from gptdesk.history.errors import classify
 from gptdesk.history.migrations import MIGRATIONS, migrate
 from gptdesk.i18n import Text
-from gptdesk.presets import get_preset
+from gptdesk.settings.presets import get_preset
 
 INFO = ModelInfo(
     model_id="embedded",

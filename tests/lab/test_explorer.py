@@ -18,8 +18,8 @@ from gptdesk.lab.advice import GOALS, Scored, choose
 from gptdesk.lab.explorer import grid_from_group, parse_axis, plan_grid, run_grid, save_grid
 from gptdesk.lab.measures import distinct_n, mean_logprob, repeated_ngram_share, words
 from gptdesk.lab.source import encode
-from gptdesk.presets import get_preset
-from gptdesk.settings import GenerationSettings
+from gptdesk.settings.generation import GenerationSettings
+from gptdesk.settings.presets import get_preset
 
 PROMPT = "Жили-были дед и баба"
 
@@ -100,7 +100,7 @@ def test_stop_mid_grid_keeps_finished_cells(tiny_engine: TransformersEngine) -> 
 
 
 def test_cli_explore_json_one_record_per_cell(tiny_model_dir: Path) -> None:
-    from gptdesk.cli import main
+    from gptdesk.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     argv = ["explore", PROMPT, "--model", str(tiny_model_dir), "--engine", "transformers", "--max-new-tokens", "6"]
@@ -142,7 +142,7 @@ def test_advice_rule() -> None:
 
 
 def test_advise_on_the_embedded_model() -> None:
-    from gptdesk.cli import main
+    from gptdesk.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     argv = ["advise", "Жили-были дед и баба", "--goal", "story", "--engine", "transformers", "--seeds", "1"]
@@ -162,7 +162,7 @@ def test_the_lab_core_imports_no_qt() -> None:
 
     code = (
         "import sys, gptdesk.lab.nextview, gptdesk.lab.explorer, gptdesk.lab.measures, gptdesk.lab.advice, "
-        "gptdesk.lab.cli, gptdesk.cli; gptdesk.cli.build_parser(); print('PySide6' in sys.modules)"
+        "gptdesk.cli.lab, gptdesk.cli.main; gptdesk.cli.main.build_parser(); print('PySide6' in sys.modules)"
     )
     env_path = str(Path(__file__).resolve().parents[2] / "src")
     result = subprocess.run(

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from gptdesk.engine.hf import TransformersEngine
-from gptdesk.engine.llamacpp import LlamaCppEngine
+from gptdesk.engine.llamacpp.engine import LlamaCppEngine
 from gptdesk.lab.measures import mean_logprob
 from gptdesk.lab.source import encode
 
@@ -46,7 +46,7 @@ def test_token_logprobs_agree_with_the_reference(fast: LlamaCppEngine, tiny_engi
 @pytest.mark.parametrize("engine", [None, "llamacpp", "transformers"])
 def test_cli_explore_runs_on_every_local_engine(tiny_model_dir: Path, engine: str | None) -> None:
     """Without --engine is what users run (the README's example)."""
-    from gptdesk.cli import main
+    from gptdesk.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     argv = ["explore", PROMPT, "--model", str(tiny_model_dir), "--max-new-tokens", "6", "--json"]

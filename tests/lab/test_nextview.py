@@ -16,7 +16,7 @@ from gptdesk.engine import run_to_end
 from gptdesk.engine.hf import TransformersEngine
 from gptdesk.lab.nextview import NextTokenContext
 from gptdesk.lab.source import encode
-from gptdesk.settings import GenerationSettings
+from gptdesk.settings.generation import GenerationSettings
 
 # Penalties, bans and every sampling knob, alone and together.
 SETTINGS = [
@@ -154,7 +154,7 @@ def test_greedy_and_beams_say_what_the_knobs_do(tiny_engine: TransformersEngine)
 def fast_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     import llama_cpp  # noqa: F401  (part of the test set-up: fail, never skip, without it)
 
-    from gptdesk.engine.llamacpp import LlamaCppEngine
+    from gptdesk.engine.llamacpp.engine import LlamaCppEngine
 
     with pytest.MonkeyPatch.context() as mp:  # the module's own cache, never the user's
         mp.setenv("GPTDESK_CACHE_DIR", str(tmp_path_factory.mktemp("lab-cache")))
@@ -215,7 +215,7 @@ def test_view_equals_llamacpp_sampling(
 
 
 def test_cli_next_top_k_1_keeps_one_token(tmp_path: Path) -> None:
-    from gptdesk.cli import main
+    from gptdesk.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     assert main(["next", "Москва — столица", "--top-k", "1", "--json"], out, err) == 0, err.getvalue()
@@ -233,7 +233,7 @@ def test_cli_next_top_k_1_keeps_one_token(tmp_path: Path) -> None:
 
 
 def test_cli_next_text_and_png(tmp_path: Path) -> None:
-    from gptdesk.cli import main
+    from gptdesk.cli.main import main
 
     png, svg = tmp_path / "next.png", tmp_path / "next.svg"
     out, err = io.StringIO(), io.StringIO()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gptdesk.cli import main
+from gptdesk.cli.main import main
 from gptdesk.engine.hf import TransformersEngine
 from gptdesk.errors import AdapterMismatchError
 from gptdesk.models.adapters import AdapterManifest, install

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from gptdesk.cli import main
-from gptdesk.models.convert import cache_dir, ensure_gguf
-from gptdesk.models.converted import cache_total, gguf_root, list_converted
+from gptdesk.cli.main import main
+from gptdesk.models.gguf.convert import cache_dir, ensure_gguf
+from gptdesk.models.gguf.converted import cache_total, gguf_root, list_converted
 from gptdesk.models.locate import resolve
 from gptdesk.models.manage import delete_model, find_row, list_models
 from tests.models.test_manage import _cache_model
@@ -32,8 +32,8 @@ def converted(tmp_path: Path, tiny_model_dir: Path) -> dict[str, Path]:
     """rugpt3small (the tiny model, under its old org name) in the hub cache, converted twice; a folder model once."""
     hub = tmp_path / "hf" / "hub"  # HF_HOME is tmp_path/hf (tests/conftest.py)
     _cache_model(hub, "sberbank-ai/rugpt3small_based_on_gpt2", tiny_model_dir)
-    small = resolve("rugpt3small", allow_download=False)
-    folder = resolve(str(tiny_model_dir), allow_download=False)
+    small = resolve("rugpt3small")
+    folder = resolve(str(tiny_model_dir))
     return {
         "hub": hub,
         "q8_0": ensure_gguf(small, "q8_0").path,

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from gptdesk.errors import ModelCorruptError, ModelNotFoundError, NetworkError
-from gptdesk.estimate import format_bytes
-from gptdesk.models.download import (
+from gptdesk.models.cost import format_bytes
+from gptdesk.models.hub.download import (
     DiskSpaceError,
     DownloadCancelled,
     DownloadProgress,
@@ -115,7 +115,7 @@ def test_full_download_loads_and_generates_and_later_needs_no_network(
 ) -> None:
     from gptdesk.engine import TokenEvent
     from gptdesk.engine.hf import TransformersEngine
-    from gptdesk.presets import get_preset
+    from gptdesk.settings.presets import get_preset
 
     extra = {"tf_model.h5": b"x" * 1000, "flax_model.msgpack": b"y" * 1000, "onnx/model.onnx": b"z" * 100}
     repo = hub.add_repo(REPO_ID, tiny_model_dir, extra={**extra, "pytorch_model.bin": b"w" * 5000})
@@ -321,7 +321,7 @@ def test_cancel_leaves_nothing_registered_and_the_next_pull_resumes(
     assert not (repo_dir / "refs").exists() and not (repo_dir / "snapshots").exists()
     assert find_local("rugpt3small") is None
     with pytest.raises(ModelNotFoundError):
-        resolve("rugpt3small", allow_download=False)
+        resolve("rugpt3small")
     weights = repo.files["model.safetensors"]
     partial = repo_dir / "blobs" / (weights.sha256 + ".incomplete")
     kept = partial.stat().st_size
@@ -509,7 +509,7 @@ def test_speed_and_time_left_come_from_the_last_seconds(hub: FakeHub, tiny_model
 
 
 def test_models_pull_ls_rm_on_the_command_line(hub: FakeHub, cache: Path, tiny_model_dir: Path) -> None:
-    from gptdesk.cli import main
+    from gptdesk.cli.main import main
 
     hub.add_repo("someone/tiny-gpt2", tiny_model_dir)
     out, err = io.StringIO(), io.StringIO()
@@ -542,7 +542,7 @@ def test_models_pull_ls_rm_on_the_command_line(hub: FakeHub, cache: Path, tiny_m
 
 
 def test_the_terminal_bar_redraws_one_line() -> None:
-    from gptdesk.models.cli import TerminalProgress
+    from gptdesk.cli.models import TerminalProgress
 
     stream = io.StringIO()
     bar = TerminalProgress(stream, tty=True)
@@ -558,7 +558,7 @@ def test_the_terminal_bar_redraws_one_line() -> None:
 def test_generate_downloads_a_missing_model_with_progress_first(hub: FakeHub, tiny_model_dir: Path) -> None:
     import io
 
-    from gptdesk.cli import main
+    from gptdesk.cli.main import main
 
     hub.add_repo(REPO_ID, tiny_model_dir)
     out, err = io.StringIO(), io.StringIO()

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from gptdesk.cli import main
+from gptdesk.cli.main import main
 from gptdesk.errors import ModelError, NetworkError
-from gptdesk.models.download import RetryPolicy, plan, pull
+from gptdesk.models.hub.download import RetryPolicy, plan, pull
 from tests.models.hub_server import FakeHub, point_at
 
 REPO_ID = "ai-forever/rugpt3small_based_on_gpt2"

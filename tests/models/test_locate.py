@@ -10,6 +10,7 @@ import pytest
 from gptdesk.errors import ModelNotFoundError, NetworkError
 from gptdesk.models.catalog import CATALOG, find_entry
 from gptdesk.models.locate import EMBEDDED_PATH, find_local, hub_candidates, resolve
+from gptdesk.models.obtain import obtain
 
 
 def _fake_hub_cache(root: Path, repo_id: str, source: Path) -> Path:
@@ -55,7 +56,7 @@ def test_a_model_cached_under_the_old_org_name_is_found(
     assert find_local("rugpt3small") is None
     snap = _fake_hub_cache(cache, "sberbank-ai/rugpt3small_based_on_gpt2", tiny_model_dir)
     assert find_local("ai-forever/rugpt3small_based_on_gpt2") == snap
-    resolved = resolve("rugpt3small", allow_download=False)
+    resolved = resolve("rugpt3small")
     assert resolved.path == snap
     assert resolved.model_id == "ai-forever/rugpt3small_based_on_gpt2"
     assert resolved.revision == snap.name
@@ -81,7 +82,7 @@ def test_network_down_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     with pytest.raises(NetworkError, match="Cannot reach the model hub") as info:
-        resolve("rugpt3large")
+        obtain("rugpt3large")
     assert "model folder" in info.value.text.en and "папку" in info.value.text.ru
 
 
@@ -89,10 +90,10 @@ def test_offline_mode_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(NetworkError):
-        resolve("someone/model")
+        obtain("someone/model")
 
 
 def test_not_downloading_names_the_pull_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     with pytest.raises(ModelNotFoundError, match="gptdesk models pull rugpt3large"):
-        resolve("rugpt3large", allow_download=False)
+        resolve("rugpt3large")

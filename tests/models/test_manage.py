@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from gptdesk.errors import InsufficientMemoryError, InvalidInputError, ModelNotFoundError
-from gptdesk.estimate import ModelShape, estimate, fits_in_memory
 from gptdesk.models.catalog import find_entry
+from gptdesk.models.cost import estimate, fits_in_memory
 from gptdesk.models.manage import delete_model, find_row, list_models, local_model_names, memory_needs, scan_cache
+from gptdesk.models.shape import ModelShape
 
 GB = 1_000_000_000
 
@@ -145,7 +146,7 @@ def test_a_model_that_does_not_fit_is_refused_before_loading_with_suggestions(
     }
     (folder / "config.json").write_text(json.dumps(config))
     (folder / "model.safetensors").write_bytes(b"")  # never read: the refusal comes first
-    monkeypatch.setattr("gptdesk.estimate.available_memory", lambda: int(2.5 * GB))
+    monkeypatch.setattr("gptdesk.models.cost.available_memory", lambda: int(2.5 * GB))
     with pytest.raises(InsufficientMemoryError) as caught:
         TransformersEngine.load(folder, device="cpu", dtype="float32")
     en, ru = caught.value.message("en"), caught.value.message("ru")
@@ -153,7 +154,7 @@ def test_a_model_that_does_not_fit_is_refused_before_loading_with_suggestions(
     assert "bfloat16" in en and "quantized engine (llamacpp, q8_0" in en and "smaller model: rugpt3medium" in en
     assert "квантованный движок" in ru and "модель поменьше: rugpt3medium" in ru
     # With even less memory, bfloat16 no longer fits and is not offered; smaller options still are.
-    monkeypatch.setattr("gptdesk.estimate.available_memory", lambda: int(1.2 * GB))
+    monkeypatch.setattr("gptdesk.models.cost.available_memory", lambda: int(1.2 * GB))
     with pytest.raises(InsufficientMemoryError) as caught:
         TransformersEngine.load(folder, device="cpu", dtype="float32")
     en = caught.value.message("en")

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from gptdesk.engine.base import Capabilities, Finished, ModelInfo, StreamEvent, Timings, TokenEvent, TokenPiece
-from gptdesk.estimate import CostEstimate, ModelShape
-from gptdesk.settings import GenerationSettings
+from gptdesk.models.cost import CostEstimate
+from gptdesk.models.shape import ModelShape
+from gptdesk.settings.generation import GenerationSettings
 from tests.conftest import build_tiny_gpt2
 
 

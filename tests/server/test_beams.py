@@ -12,7 +12,7 @@ import httpx
 import openai
 
 from gptdesk.engine.base import Finished, LeadingBeam, StreamEvent, Timings, TokenEvent
-from gptdesk.settings import GenerationSettings
+from gptdesk.settings.generation import GenerationSettings
 from tests.server.conftest import ScriptedEngine, ServeFactory
 
 PROMPT = "Москва — столица"

@@ -13,7 +13,7 @@ import openai
 import pytest
 
 from gptdesk.server.queue import GenerationQueue, JobEnded
-from gptdesk.settings import GenerationSettings
+from gptdesk.settings.generation import GenerationSettings
 from tests.server.conftest import ScriptedEngine, ServeFactory, queue_of, wait_for
 
 STREAMS = 16

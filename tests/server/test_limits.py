@@ -13,7 +13,7 @@ import pytest
 from gptdesk.errors import InsufficientMemoryError, InvalidInputError, SettingsError
 from gptdesk.i18n import Text
 from gptdesk.server.config import ServerConfig, is_loopback
-from gptdesk.settings import GenerationSettings
+from gptdesk.settings.generation import GenerationSettings
 from tests.server.conftest import ScriptedEngine, ServeFactory, queue_of, wait_for
 
 PROMPT = "Москва — столица"

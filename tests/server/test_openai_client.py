@@ -10,7 +10,7 @@ import pytest
 
 from gptdesk.engine import run_to_end
 from gptdesk.errors import SettingsError
-from gptdesk.settings import GenerationSettings
+from gptdesk.settings.generation import GenerationSettings
 from tests.server.conftest import ServeFactory
 
 PROMPT = "Александр Сергеевич Пушкин родился в"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from gptdesk.engine.llamacpp import is_available as llamacpp_available
+from gptdesk.models.gguf.library import is_available as llamacpp_available
 from gptdesk.server.runner import bind_socket
 from tests.server.conftest import listening_url
 
@@ -74,7 +74,7 @@ def test_serve_reports_a_port_in_use() -> None:
 
 
 def test_server_and_remote_engine_keep_qt_out() -> None:
-    modules = "gptdesk.server.app, gptdesk.server.runner, gptdesk.server.cli, gptdesk.engine.remote"
+    modules = "gptdesk.server.app, gptdesk.server.runner, gptdesk.cli.serve, gptdesk.engine.remote.engine"
     code = f"import sys, {modules}; print('PySide6' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from gptdesk.engine.hf import TransformersEngine
 from gptdesk.history import HistoryStore
-from gptdesk.presets import get_preset
+from gptdesk.settings.presets import get_preset
 from gptdesk.story import StoryStore, StoryToken, new_story
 
 

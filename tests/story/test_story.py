@@ -15,7 +15,7 @@ from gptdesk.engine.base import run_to_end
 from gptdesk.errors import InvalidInputError
 from gptdesk.history.migrations import migrate
 from gptdesk.history.store import HistoryStore
-from gptdesk.settings import GenerationSettings
+from gptdesk.settings.generation import GenerationSettings
 from gptdesk.story import (
     TOP_ALTERNATIVES,
     StoryStore,

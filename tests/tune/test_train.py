@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from gptdesk.errors import DiskSpaceError, InsufficientMemoryError, TuneCancelled
-from gptdesk.estimate import ModelShape
 from gptdesk.models.adapters import load_adapter
 from gptdesk.models.locate import resolve
+from gptdesk.models.shape import ModelShape
 from gptdesk.tune import checkpoint
 from gptdesk.tune.data import TuneTexts, read_texts
 from gptdesk.tune.options import TuneOptions, check_memory

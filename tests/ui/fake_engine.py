@@ -22,9 +22,10 @@ from gptdesk.engine.base import (
     TokenPiece,
 )
 from gptdesk.errors import EmptyPromptError, EngineError
-from gptdesk.estimate import CostEstimate, ModelShape, check_affordable, estimate
 from gptdesk.i18n import Text
-from gptdesk.settings import GenerationSettings
+from gptdesk.models.cost import CostEstimate, check_affordable, estimate
+from gptdesk.models.shape import ModelShape
+from gptdesk.settings.generation import GenerationSettings
 
 #: Pieces the fake model writes: Cyrillic, spaces and punctuation, like a Russian GPT-2.
 SCRIPT: tuple[str, ...] = (

@@ -9,12 +9,13 @@ import sys
 import time
 from pathlib import Path
 
-from gptdesk.cli import main
+from gptdesk.cli.main import main
 
 
 def test_importing_the_cli_and_building_its_parser_imports_no_qt() -> None:
     code = (
-        "import sys, gptdesk.cli as cli; cli.build_parser(); import gptdesk.ui.command; print('PySide6' in sys.modules)"
+        "import sys, gptdesk.cli.main as cli; cli.build_parser(); import gptdesk.ui.command; "
+        "print('PySide6' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

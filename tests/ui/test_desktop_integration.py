@@ -7,8 +7,8 @@ from typing import Any
 from PySide6.QtCore import QSize
 from PySide6.QtWidgets import QApplication
 
-from gptdesk.desktop.entry import ICON_SIZES
 from gptdesk.ui.app import announce_fast_engine, app_icon
+from gptdesk.ui.desktop.entry import ICON_SIZES
 
 
 def test_app_icon_has_every_size(qtbot: Any) -> None:

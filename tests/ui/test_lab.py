@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt
 
 from gptdesk.engine.hf import TransformersEngine
 from gptdesk.lab.nextview import NextTokenView
-from gptdesk.presets import get_preset
+from gptdesk.settings.presets import get_preset
 from tests.ui.conftest import SCREENSHOTS
 
 

@@ -12,7 +12,7 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QApplication, QDialog, QMessageBox
 
 from gptdesk.i18n import set_language
-from gptdesk.models.download import DiskSpaceError, DownloadCancelled, DownloadProgress, RetryPolicy, pull
+from gptdesk.models.hub.download import DiskSpaceError, DownloadCancelled, DownloadProgress, RetryPolicy, pull
 from gptdesk.models.locate import find_local
 from gptdesk.ui.model_manager import ModelManagerDialog
 from tests.models.hub_server import FakeHub, point_at
@@ -98,7 +98,7 @@ def test_download_in_the_window_with_a_progress_bar_then_use_and_generate(
 ) -> None:
     from gptdesk.engine import TokenEvent
     from gptdesk.engine.hf import TransformersEngine
-    from gptdesk.presets import get_preset
+    from gptdesk.settings.presets import get_preset
 
     hub.faults.throttle["model.safetensors"] = 8_000_000  # slow enough to see the bar move
     dialog = _dialog(qtbot)

@@ -11,11 +11,11 @@ import pytest
 from PySide6.QtCore import QEvent
 from PySide6.QtWidgets import QApplication
 
-from gptdesk.bench_quality import heldout_text
-from gptdesk.estimate import estimate, format_bytes
+from gptdesk.evaluate.bench_quality import heldout_text
 from gptdesk.i18n import set_language
 from gptdesk.models import measured
-from gptdesk.models.convert import QUANT_TYPES, ensure_gguf, estimated_file_bytes
+from gptdesk.models.cost import estimate, format_bytes
+from gptdesk.models.gguf.convert import QUANT_TYPES, ensure_gguf, estimated_file_bytes
 from gptdesk.models.locate import resolve
 from gptdesk.models.measured import QualityEntry, SpeedEntry
 from gptdesk.ui.model_manager import _COL, ModelManagerDialog

@@ -10,8 +10,8 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
-from gptdesk.models.convert import ensure_gguf
-from gptdesk.models.converted import cache_total
+from gptdesk.models.gguf.convert import ensure_gguf
+from gptdesk.models.gguf.converted import cache_total
 from gptdesk.models.locate import resolve
 from gptdesk.ui.model_manager import _COL, ModelManagerDialog
 from tests.models.test_manage import _cache_model
@@ -42,7 +42,7 @@ def _cell(dialog: ModelManagerDialog, name: str, column: str) -> str:
 def test_gguf_copies_are_listed_and_removed(qtbot: Any, tmp_path: Path, tiny_model_dir: Path) -> None:
     hub = tmp_path / "hf" / "hub"
     _cache_model(hub, "ai-forever/rugpt3small_based_on_gpt2", tiny_model_dir)
-    small = resolve("rugpt3small", allow_download=False)
+    small = resolve("rugpt3small")
     q8 = ensure_gguf(small, "q8_0").path
 
     dialog = _dialog(qtbot)
@@ -69,7 +69,7 @@ def test_deleting_a_model_removes_its_gguf_too(
 ) -> None:
     hub = tmp_path / "hf" / "hub"
     _cache_model(hub, "ai-forever/rugpt3small_based_on_gpt2", tiny_model_dir)
-    q8 = ensure_gguf(resolve("rugpt3small", allow_download=False), "q8_0").path
+    q8 = ensure_gguf(resolve("rugpt3small"), "q8_0").path
     asked: list[str] = []
 
     def answer(_parent: object, _title: str, text: str, *_args: object) -> QMessageBox.StandardButton:

@@ -94,9 +94,9 @@ def test_remote_server_entry_asks_and_connects_through_the_remote_engine(
             calls.append((base_url, model, api_key))
             return served
 
-    module = types.ModuleType("gptdesk.engine.remote")
+    module = types.ModuleType("gptdesk.engine.remote.engine")
     module.RemoteEngine = RemoteEngine  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "gptdesk.engine.remote", module)
+    monkeypatch.setitem(sys.modules, "gptdesk.engine.remote.engine", module)
 
     def fill_and_accept(dialog: RemoteDialog) -> int:
         dialog.url.setText("http://127.0.0.1:8765/v1")

@@ -8,8 +8,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextDocument
 from PySide6.QtWidgets import QCheckBox, QDoubleSpinBox, QSpinBox
 
-from gptdesk.presets import PRESETS
-from gptdesk.settings import FIELD_HELP, GenerationSettings
+from gptdesk.settings.generation import FIELD_HELP, GenerationSettings
+from gptdesk.settings.presets import PRESETS
 from gptdesk.ui.params import FIELDS, ParametersPanel, escape, unescape
 from tests.ui.fake_engine import FakeEngine
 
@@ -176,13 +176,13 @@ def test_cost_estimate_is_shown_for_the_model_and_settings(qtbot: Any, make_wind
 
 
 def test_a_generation_the_machine_cannot_afford_is_refused(qtbot: Any, make_window: Any, monkeypatch: Any) -> None:
-    import gptdesk.estimate
+    import gptdesk.models.cost
 
     engine = FakeEngine()
     window = make_window(engine)
     window.prompt_edit.setPlainText("Дорого")
     window.params.set_values({"do_sample": True, "num_return_sequences": 16, "max_new_tokens": 400})
-    monkeypatch.setattr(gptdesk.estimate, "available_memory", lambda: 1_000_000)
+    monkeypatch.setattr(gptdesk.models.cost, "available_memory", lambda: 1_000_000)
     window.estimate.update()
     assert "does not fit in the free memory" in window.params.estimate_label.text()
     assert not window.generate()

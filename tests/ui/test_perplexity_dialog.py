@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from gptdesk.bench_quality import heldout_text
-from gptdesk.perplexity import load_scorer, measure
+from gptdesk.evaluate.bench_quality import heldout_text
+from gptdesk.evaluate.perplexity import load_scorer, measure
 from gptdesk.ui.perplexity_dialog import PerplexityDialog
 
 
@@ -61,7 +61,7 @@ def test_stop_ends_a_long_run_with_the_figures_so_far(qtbot: Any, dialog: Perple
 
 
 def test_stop_during_the_conversion_ends_it_and_leaves_nothing(qtbot: Any, dialog: PerplexityDialog) -> None:
-    from gptdesk.models.convert import cache_dir
+    from gptdesk.models.gguf.convert import cache_dir
 
     dialog.text_edit.setPlainText(heldout_text()[:300])
     dialog.engine_combo.setCurrentText("llamacpp")
@@ -135,7 +135,7 @@ def test_tools_menu_opens_it_in_russian(make_window: Any) -> None:
 
 
 def test_model_manager_says_what_each_converted_file_holds(qtbot: Any) -> None:
-    from gptdesk.models.convert import ensure_gguf
+    from gptdesk.models.gguf.convert import ensure_gguf
     from gptdesk.models.locate import resolve
     from gptdesk.ui.model_manager import _COL, ModelManagerDialog
 
@@ -169,7 +169,7 @@ def test_tools_menu_picks_a_k_quant_and_reloads_the_model(qtbot: Any, make_windo
 
 
 def test_tools_menu_sets_llama_cpp_threads_and_reloads_the_model(qtbot: Any, make_window: Any) -> None:
-    from gptdesk.engine.llamacpp import physical_cores
+    from gptdesk.engine.llamacpp.native import physical_cores
 
     window = make_window()
     cores = physical_cores()

@@ -3,7 +3,7 @@
 import multiprocessing
 import sys
 
-from gptdesk.cli import main
+from gptdesk.cli.main import main
 
 if __name__ == "__main__":
     multiprocessing.freeze_support()  # torch and tokenizers may start helper processes

@@ -13,13 +13,13 @@ from gptdesk.engine.base import (
     LeadingBeam,
     ModelInfo,
     Notice,
-    ProgressCallback,
     StreamEvent,
     Timings,
     TokenEvent,
     TokenPiece,
     run_to_end,
 )
+from gptdesk.i18n import ProgressCallback
 
 __all__ = [
     "ENGINES",
@@ -51,17 +51,17 @@ def load_engine(name: str | Path | None = None, *, engine: str = "transformers",
 
         return TransformersEngine.load(name, **options)
     if engine == "llamacpp":
-        from gptdesk.engine.llamacpp import LlamaCppEngine
+        from gptdesk.engine.llamacpp.engine import LlamaCppEngine
 
         return LlamaCppEngine.load(name, **options)
     if engine == "auto":
-        from gptdesk.engine.llamacpp import load_auto
+        from gptdesk.engine.auto import load_auto
 
         return load_auto(name, **options)
     if engine == "remote":
         # An OpenAI-compatible server (vLLM, llama.cpp server, Ollama, gptdesk serve): `name` is its model
         # (None: the first it serves); options are base_url (required), api_key and timeout.
-        from gptdesk.engine.remote import connect_remote
+        from gptdesk.engine.remote.engine import connect_remote
 
         return connect_remote(name, **options)
     from gptdesk.errors import InvalidInputError

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
-from gptdesk.estimate import CostEstimate, ModelShape
 from gptdesk.i18n import Text
-from gptdesk.settings import GenerationSettings
+from gptdesk.models.cost import CostEstimate
+from gptdesk.models.shape import ModelShape
+from gptdesk.settings.generation import GenerationSettings
 
 FinishReason = Literal["length", "eos", "stop", "cancelled"]
-#: Reports loading progress: a message and a fraction in [0, 1] (None when unknown).
-ProgressCallback = Callable[[Text, float | None], None]
 
 
 @dataclass(frozen=True)

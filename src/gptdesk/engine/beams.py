@@ -19,7 +19,7 @@ import numpy as np
 from gptdesk.engine.base import Alternative
 from gptdesk.engine.core import PreparedPrompt, alternatives
 from gptdesk.engine.pipeline import LogitsPipeline, log_softmax, warp_beam_scores
-from gptdesk.settings import GenerationSettings
+from gptdesk.settings.generation import GenerationSettings
 
 #: generate()'s "this candidate may not be chosen" offset.
 _BLOCKED = np.float32(-1.0e9)

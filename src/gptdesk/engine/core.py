@@ -14,7 +14,7 @@ from gptdesk.engine.base import Alternative, Finished, FinishReason, Notice, Tim
 from gptdesk.engine.tokens import IncrementalDecoder
 from gptdesk.errors import EmptyPromptError, SettingIssue, SettingsError
 from gptdesk.i18n import Text
-from gptdesk.settings import GenerationSettings
+from gptdesk.settings.generation import GenerationSettings
 
 #: The version of the generation core, recorded with every generation in the history. Version 2
 #: batches several sequences per step: seeded results with num_return_sequences > 1 differ from

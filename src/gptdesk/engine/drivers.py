@@ -29,7 +29,7 @@ from gptdesk.engine.pipeline import LogitsPipeline, log_softmax
 from gptdesk.engine.store import SequenceStore
 from gptdesk.errors import InvalidInputError
 from gptdesk.i18n import Text
-from gptdesk.settings import GenerationSettings
+from gptdesk.settings.generation import GenerationSettings
 
 Piece = Callable[[int], str]
 

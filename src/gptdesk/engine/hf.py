@@ -9,15 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from gptdesk.engine.base import (
-    Alternative,
-    Capabilities,
-    FinishReason,
-    ModelInfo,
-    ProgressCallback,
-    StreamEvent,
-    TokenPiece,
-)
+from gptdesk.engine.base import Alternative, Capabilities, FinishReason, ModelInfo, StreamEvent, TokenPiece
 from gptdesk.engine.core import (
     Clock,
     PreparedPrompt,
@@ -27,7 +19,7 @@ from gptdesk.engine.core import (
     finished,
     prepare_prompt,
 )
-from gptdesk.engine.tokens import load_tokenizer, piece_text, tokenize
+from gptdesk.engine.tokens import piece_text, tokenize
 from gptdesk.errors import (
     DamagedAdapterError,
     EngineError,
@@ -35,11 +27,14 @@ from gptdesk.errors import (
     InvalidInputError,
     ModelCorruptError,
 )
-from gptdesk.estimate import CostEstimate, ModelShape, check_affordable, estimate
-from gptdesk.i18n import Text
+from gptdesk.i18n import ProgressCallback, Text
 from gptdesk.models.adapters import check_base, load_adapter
-from gptdesk.models.locate import ResolvedModel, read_config, resolve, weight_files
-from gptdesk.settings import GenerationSettings
+from gptdesk.models.cost import CostEstimate, check_affordable, estimate
+from gptdesk.models.locate import ResolvedModel, read_config, weight_files
+from gptdesk.models.obtain import obtain
+from gptdesk.models.shape import ModelShape
+from gptdesk.models.tokenizer import load_tokenizer
+from gptdesk.settings.generation import GenerationSettings
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda")
@@ -224,7 +219,7 @@ class TransformersEngine:
                 progress(Text(en, ru), fraction)
 
         report("Looking for the model", "Поиск модели", 0.0)
-        resolved = resolve(name, allow_download=allow_download)
+        resolved = obtain(name, allow_download=allow_download)
         return cls.load_resolved(
             resolved, device=device, dtype=dtype, progress=progress, check_memory=check_memory, adapter=adapter
         )

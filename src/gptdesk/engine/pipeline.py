@@ -7,7 +7,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from gptdesk.settings import GenerationSettings
+from gptdesk.settings.generation import GenerationSettings
 
 
 @dataclass

@@ -9,7 +9,7 @@ from typing import Any
 from gptdesk.engine.base import Finished, LeadingBeam, ModelInfo, StreamEvent, TokenEvent
 from gptdesk.history.errors import HistoryError
 from gptdesk.history.store import HistoryStore, PendingGeneration
-from gptdesk.settings import GenerationSettings
+from gptdesk.settings.generation import GenerationSettings
 
 #: Seconds between writes of the growing output: a kill loses at most this much text (plus a write).
 DEFAULT_INTERVAL = 0.5

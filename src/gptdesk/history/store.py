@@ -21,7 +21,7 @@ from gptdesk.engine.base import Finished, ModelInfo
 from gptdesk.history.errors import HistoryBugError, HistoryError, HistoryUnavailableError, classify
 from gptdesk.history.migrations import MIGRATIONS, applied, migrate
 from gptdesk.i18n import Text
-from gptdesk.settings import GenerationSettings
+from gptdesk.settings.generation import GenerationSettings
 
 DB_NAME = "history.sqlite3"
 _SQLITE_BUSY = 5

@@ -12,8 +12,8 @@ from gptdesk.engine.base import Engine
 from gptdesk.errors import InvalidInputError
 from gptdesk.i18n import Text
 from gptdesk.lab.explorer import Axis, Cell, CellResult, plan_grid, run_grid
-from gptdesk.presets import DEFAULT_PRESET, SAMPLING_FIELDS, get_preset
-from gptdesk.settings import GenerationSettings
+from gptdesk.settings.generation import GenerationSettings
+from gptdesk.settings.presets import DEFAULT_PRESET, SAMPLING_FIELDS, get_preset
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from gptdesk.errors import InvalidInputError, SettingIssue, SettingsError
 from gptdesk.i18n import Text
 from gptdesk.lab.measures import Measures, measure
 from gptdesk.lab.source import LogitsSource, encode, logits_source
-from gptdesk.settings import GenerationSettings
+from gptdesk.settings.generation import GenerationSettings
 
 #: Settings the explorer can sweep, with the type of their values. "preset" sweeps whole presets.
 VARIABLE: dict[str, type] = {
@@ -144,7 +144,7 @@ def plan_grid(base: GenerationSettings, axes: Sequence[Axis]) -> list[Cell]:
 def _cell_settings(
     base: GenerationSettings, axes: Sequence[Axis], coords: Sequence[Any], seed: int
 ) -> GenerationSettings:
-    from gptdesk.presets import SAMPLING_FIELDS, get_preset
+    from gptdesk.settings.presets import SAMPLING_FIELDS, get_preset
 
     values = base.model_dump()
     for axis, value in zip(axes, coords, strict=True):

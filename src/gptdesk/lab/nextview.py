@@ -11,7 +11,7 @@ from gptdesk.engine.pipeline import LogitsPipeline
 from gptdesk.errors import EmptyPromptError
 from gptdesk.i18n import Text
 from gptdesk.lab.source import LogitsSource, encode, eos_id
-from gptdesk.settings import GenerationSettings
+from gptdesk.settings.generation import GenerationSettings
 
 #: Why a candidate has no chance under the current settings ("kept" when it has one).
 Status = Literal["kept", "top_k", "top_p", "no_repeat_ngram", "min_length", "not_greedy"]

@@ -35,7 +35,7 @@ def logits_source(engine: Engine) -> LogitsSource:
     Raises InvalidInputError for the remote engine: an OpenAI-compatible server returns at most a few
     log-probabilities, not the scores of the whole vocabulary the lab needs.
     """
-    from gptdesk.engine.llamacpp import AutoEngine
+    from gptdesk.engine.auto import AutoEngine
 
     if isinstance(engine, AutoEngine):
         return engine.fast

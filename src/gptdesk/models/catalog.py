@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gptdesk.estimate import DTYPE_BYTES, ModelShape
 from gptdesk.i18n import Text
+from gptdesk.models.shape import DTYPE_BYTES, ModelShape
 
 EMBEDDED_ID = "embedded"
 

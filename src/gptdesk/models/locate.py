@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gptdesk.errors import ModelCorruptError, ModelNotFoundError, UnsupportedModelError
+from gptdesk.errors import ModelCorruptError, ModelNotDownloadedError, ModelNotFoundError, UnsupportedModelError
 from gptdesk.i18n import Text
 from gptdesk.models.catalog import EMBEDDED_ID, CatalogEntry, find_entry
 
@@ -110,8 +110,8 @@ def embedded_revision() -> str:
     return "embedded-" + h.hexdigest()[:12]
 
 
-def resolve(name: str | os.PathLike[str] | None, *, allow_download: bool = True) -> ResolvedModel:
-    """Find a model by catalog name, hub id or folder; download a hub model if allowed."""
+def resolve(name: str | os.PathLike[str] | None) -> ResolvedModel:
+    """Find a model on this computer by catalog name, hub id or folder (models.obtain also downloads)."""
     if name is None or str(name).strip() == "" or str(name).strip().lower() in (EMBEDDED_ID, "ruslit-tiny", "builtin"):
         if not (EMBEDDED_PATH / "config.json").exists():
             raise ModelNotFoundError(
@@ -143,28 +143,14 @@ def resolve(name: str | os.PathLike[str] | None, *, allow_download: bool = True)
     if snap is not None:
         check_folder(snap)
         return ResolvedModel(entry.id if entry else text, snap, snap.name, entry)
-    if not allow_download:
-        raise ModelNotFoundError(
-            Text(
-                f"Model '{text}' is not on this computer. Download it with `gptdesk models pull {text}` "
-                "or open a local folder.",
-                f"Модели «{text}» нет на этом компьютере. Скачайте её: `gptdesk models pull {text}` "
-                "или откройте локальную папку.",
-            )
+    raise ModelNotDownloadedError(
+        Text(
+            f"Model '{text}' is not on this computer. Download it with `gptdesk models pull {text}` "
+            "or open a local folder.",
+            f"Модели «{text}» нет на этом компьютере. Скачайте её: `gptdesk models pull {text}` "
+            "или откройте локальную папку.",
         )
-    snap = download(text)
-    check_folder(snap)
-    return ResolvedModel(entry.id if entry else text, snap, snap.name, entry)
-
-
-def download(name: str, **options: Any) -> Path:
-    """Fetch the files a GPT-2 model needs from the hub into the standard cache (see models.download.pull).
-
-    `options` go to pull(): progress, cancel, hub settings, free_space, retry.
-    """
-    from gptdesk.models.download import pull
-
-    return pull(name, **options)
+    )
 
 
 def read_config(folder: Path) -> dict[str, Any]:

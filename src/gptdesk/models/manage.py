@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from gptdesk.errors import InvalidInputError, ModelNotFoundError
-from gptdesk.estimate import DTYPE_BYTES, ModelShape, available_memory, estimate, fits_in_memory
 from gptdesk.i18n import Text
 from gptdesk.models.catalog import CATALOG, EMBEDDED_ID, CatalogEntry, find_entry
-from gptdesk.models.convert import QUANT_TYPES, estimated_file_bytes
-from gptdesk.models.converted import ConvertedFile, converted_for, list_converted, remove_file
+from gptdesk.models.cost import available_memory, estimate, fits_in_memory
+from gptdesk.models.gguf.convert import QUANT_TYPES, estimated_file_bytes
+from gptdesk.models.gguf.converted import ConvertedFile, converted_for, list_converted, remove_file
 from gptdesk.models.locate import EMBEDDED_PATH, SUPPORTED_MODEL_TYPES, hub_cache_dir, hub_candidates
+from gptdesk.models.shape import DTYPE_BYTES, ModelShape
 
 if TYPE_CHECKING:
     from gptdesk.models.measured import Measurements, QualityEntry, SpeedEntry

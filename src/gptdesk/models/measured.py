@@ -16,7 +16,9 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+from gptdesk.i18n import Text
 
 #: Newest entries kept per list; older ones are dropped when the file is written.
 _KEEP = 500
@@ -27,7 +29,7 @@ _DTYPE_TYPES = {"float32": "f32", "float16": "f16", "bfloat16": "bf16"}
 
 
 def measured_path() -> Path:
-    from gptdesk.models.convert import cache_dir
+    from gptdesk.models.gguf.convert import cache_dir
 
     return cache_dir() / "measured.json"
 
@@ -166,3 +168,42 @@ def text_digest(text: str) -> str:
     import hashlib
 
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class _Measure(Protocol):
+    """What keep_measure reads of a perplexity result (evaluate.perplexity.PerplexityResult)."""
+
+    @property
+    def complete(self) -> bool: ...
+    @property
+    def characters(self) -> int: ...
+    @property
+    def bits_per_char(self) -> float: ...
+    @property
+    def perplexity(self) -> float: ...
+
+
+def keep_measure(result: _Measure, model_id: str, label: str, name: str, text: str) -> Text | None:
+    """Keep a complete measure where the model manager shows it; returns what to report when it could not be written."""
+    if not result.complete:
+        return None
+    problem = record_quality(
+        QualityEntry(
+            when=now(),
+            model_id=model_id,
+            type=type_of(label),
+            engine=label,
+            text=name,
+            text_sha256=text_digest(text),
+            characters=result.characters,
+            bits_per_char=result.bits_per_char,
+            perplexity=result.perplexity,
+            complete=True,
+        )
+    )
+    if problem is None:
+        return None
+    return Text(
+        f"The measure could not be kept for the model manager ({problem}).",
+        f"Замер не удалось сохранить для менеджера моделей ({problem}).",
+    )

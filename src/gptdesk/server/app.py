@@ -65,7 +65,7 @@ from gptdesk.server.protocol import (
     settings_from_request,
 )
 from gptdesk.server.queue import GenerationQueue, Job, JobEnded, JobEvent, JobFailed
-from gptdesk.settings import GenerationSettings
+from gptdesk.settings.generation import GenerationSettings
 
 log = logging.getLogger("gptdesk.server")
 

@@ -14,7 +14,7 @@ from typing import Literal
 from gptdesk.engine.base import Engine, Finished, StreamEvent
 from gptdesk.i18n import Text
 from gptdesk.server.errors import QueueFullError, ShuttingDownError
-from gptdesk.settings import GenerationSettings
+from gptdesk.settings.generation import GenerationSettings
 
 JobState = Literal["waiting", "running", "done", "cancelled", "failed", "abandoned"]
 

@@ -12,7 +12,7 @@ from gptdesk.engine.base import Engine, Finished, Notice, TokenEvent
 from gptdesk.engine.core import choose_seed
 from gptdesk.errors import InvalidInputError
 from gptdesk.i18n import Text
-from gptdesk.settings import GenerationSettings
+from gptdesk.settings.generation import GenerationSettings
 from gptdesk.story.model import Node, Story, StoryAlternative, StoryToken, tokens_text
 from gptdesk.story.store import StoryStore
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from gptdesk.errors import InsufficientMemoryError, InvalidInputError
-from gptdesk.estimate import ModelShape, available_memory, format_bytes
 from gptdesk.i18n import Text
+from gptdesk.models.cost import available_memory, format_bytes
+from gptdesk.models.shape import ModelShape
 
 #: GPT-2's four Conv1D matrices per layer: attention's fused q/k/v and output, the MLP's two.
 TARGET_MODULES = ("c_attn", "c_proj", "c_fc")

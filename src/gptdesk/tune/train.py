@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from gptdesk.errors import TuneCancelled
-from gptdesk.estimate import ModelShape
+from gptdesk.evaluate.perplexity import measure
 from gptdesk.i18n import Text
 from gptdesk.models.adapters import Adapter, AdapterManifest, adapters_dir, check_new, install
 from gptdesk.models.locate import ResolvedModel, read_config
-from gptdesk.perplexity import measure
+from gptdesk.models.shape import ModelShape
 from gptdesk.tune import checkpoint
 from gptdesk.tune.data import TuneTexts, cut_sequences, training_sequences
 from gptdesk.tune.options import DEFAULT_MINUTES, TuneMemory, TuneOptions, check_memory
@@ -159,7 +159,7 @@ def tune(
     from transformers import GPT2LMHeadModel
     from transformers.utils import logging as hf_logging
 
-    from gptdesk.engine.tokens import load_tokenizer
+    from gptdesk.models.tokenizer import load_tokenizer
 
     hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     options = options or TuneOptions()

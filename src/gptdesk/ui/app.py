@@ -12,10 +12,10 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from gptdesk import __version__
-from gptdesk.desktop.entry import APP_ID, ICON_SIZES, ICON_SVG, icon_png
-from gptdesk.desktop.fast_engine import fast_engine_notice, fast_engine_status
 from gptdesk.history.errors import HistoryError
 from gptdesk.history.store import HistoryStore, open_history
+from gptdesk.ui.desktop.entry import APP_ID, ICON_SIZES, ICON_SVG, icon_png
+from gptdesk.ui.desktop.fast_engine import fast_engine_notice, fast_engine_status
 from gptdesk.ui.main_window import MainWindow
 from gptdesk.ui.translations import Translations, detect_language
 

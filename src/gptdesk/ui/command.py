@@ -71,7 +71,7 @@ def run_gui(model: str | None = None, lang: str | None = None) -> int:
             )
         )
     # Before Qt: a platform plugin Qt cannot load aborts the process with a message that names no library.
-    from gptdesk.desktop.qt_platform import ensure_platform_loadable
+    from gptdesk.ui.desktop.qt_platform import ensure_platform_loadable
 
     ensure_platform_loadable()
     from gptdesk.ui.app import run

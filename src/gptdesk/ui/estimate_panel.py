@@ -9,8 +9,9 @@ from PySide6.QtWidgets import QPlainTextEdit
 
 from gptdesk.engine.base import Engine, TokenPiece
 from gptdesk.errors import GptDeskError, SettingsError
-from gptdesk.estimate import DTYPE_BYTES, CostEstimate, ModelShape, estimate, fits_in_memory
-from gptdesk.settings import GenerationSettings
+from gptdesk.models.cost import CostEstimate, estimate, fits_in_memory
+from gptdesk.models.shape import DTYPE_BYTES, ModelShape
+from gptdesk.settings.generation import GenerationSettings
 from gptdesk.ui.inspector import TokenInspector
 from gptdesk.ui.params import ParametersPanel
 

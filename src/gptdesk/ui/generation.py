@@ -25,7 +25,7 @@ from gptdesk.engine.base import Engine, Finished, LeadingBeam, Notice, Timings, 
 from gptdesk.errors import GptDeskError, InsufficientMemoryError, SettingsError
 from gptdesk.history.recorder import LiveRecorder
 from gptdesk.i18n import Text
-from gptdesk.settings import GenerationSettings
+from gptdesk.settings.generation import GenerationSettings
 from gptdesk.ui.estimate_panel import precheck
 from gptdesk.ui.history_state import HistoryKeeper
 from gptdesk.ui.inspector import TokenInspector

@@ -17,7 +17,7 @@ from gptdesk.history.export import FORMATS, export
 from gptdesk.history.store import GenerationRecord
 from gptdesk.i18n import Text
 from gptdesk.models.catalog import find_entry
-from gptdesk.settings import GenerationSettings
+from gptdesk.settings.generation import GenerationSettings
 from gptdesk.ui.history_panel import HistoryPanel
 from gptdesk.ui.history_state import HistoryKeeper
 from gptdesk.ui.messages import Messages

@@ -15,7 +15,7 @@ from gptdesk.history.export import export
 from gptdesk.history.recorder import Backlog, LiveRecorder
 from gptdesk.history.store import GenerationRecord, HistoryStore, default_path, open_history
 from gptdesk.i18n import Text
-from gptdesk.settings import GenerationSettings
+from gptdesk.settings.generation import GenerationSettings
 from gptdesk.ui.messages import Messages
 from gptdesk.ui.workers import CallWorker, Progress, WorkerThreads
 

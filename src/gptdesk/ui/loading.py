@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QDialog, QFileDialog, QWidget
 from gptdesk.engine.base import Engine
 from gptdesk.i18n import Text
 from gptdesk.models.catalog import CATALOG, EMBEDDED_ID, find_entry
-from gptdesk.models.convert import DEFAULT_QUANT
+from gptdesk.models.gguf.convert import DEFAULT_QUANT
 from gptdesk.ui.messages import Messages, error_text
 from gptdesk.ui.model_picker import ModelPicker, RemoteDialog
 from gptdesk.ui.status import StatusFigures
@@ -120,11 +120,11 @@ class ModelLoader(QObject):
         return False
 
     def connect_remote(self, url: str, model: str | None = None, api_key: str | None = None) -> bool:
-        """Use a model on an OpenAI-compatible server (gptdesk.engine.remote, imported when needed)."""
+        """Use a model on an OpenAI-compatible server (gptdesk.engine.remote.engine, imported when needed)."""
 
         def connect(progress: Progress) -> Engine:
             progress(Text(f"Connecting to {url}", f"Подключение к {url}"), None)
-            remote = importlib.import_module("gptdesk.engine.remote")
+            remote = importlib.import_module("gptdesk.engine.remote.engine")
             engine: Engine = remote.RemoteEngine.connect(url, model=model, api_key=api_key)
             return engine
 

@@ -19,7 +19,7 @@ from gptdesk.history.export import FORMATS
 from gptdesk.history.store import HistoryStore, data_dir
 from gptdesk.i18n import Text
 from gptdesk.models.catalog import find_entry
-from gptdesk.settings import GenerationSettings
+from gptdesk.settings.generation import GenerationSettings
 from gptdesk.ui.estimate_panel import EstimatePanel
 from gptdesk.ui.generation import GenerationController, GenerationView
 from gptdesk.ui.history_actions import HistoryActions
@@ -232,7 +232,7 @@ class MainWindow(QMainWindow):
         self.act_manage_models = self._action(self.open_model_manager, "Ctrl+Shift+M")
         self.act_perplexity = self._action(self.open_perplexity)
         # Tools > llama.cpp type: the quantization the fast engine loads (kept between sessions).
-        from gptdesk.models.convert import DEFAULT_QUANT, QUANT_TYPES
+        from gptdesk.models.gguf.convert import DEFAULT_QUANT, QUANT_TYPES
 
         saved = str(self._qsettings.value("quant", DEFAULT_QUANT))
         self.quant = saved if saved in QUANT_TYPES else DEFAULT_QUANT
@@ -247,7 +247,7 @@ class MainWindow(QMainWindow):
             self.act_quants[quant] = action
         self.loader.quant = self.quant
         # Tools > llama.cpp threads: automatic (one per physical core) or a number, kept between sessions.
-        from gptdesk.engine.llamacpp import physical_cores
+        from gptdesk.engine.llamacpp.native import physical_cores
 
         self.cores = physical_cores()
         try:

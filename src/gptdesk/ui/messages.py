@@ -11,11 +11,11 @@ def error_text(exc: BaseException) -> Text:
     """What to tell the user about an exception: our typed errors say it; anything else is a bug."""
     if isinstance(exc, GptDeskError):
         return exc.text
-    if isinstance(exc, ModuleNotFoundError) and "gptdesk.engine.remote" in str(exc):
+    if isinstance(exc, ModuleNotFoundError) and "gptdesk.engine.remote.engine" in str(exc):
         return Text(
-            "The remote engine is not part of this build of GPT Desk (gptdesk.engine.remote is missing). "
+            "The remote engine is not part of this build of GPT Desk (gptdesk.engine.remote.engine is missing). "
             "Update GPT Desk to use remote servers.",
-            "Удалённый движок не входит в эту сборку GPT Desk (нет gptdesk.engine.remote). Обновите "
+            "Удалённый движок не входит в эту сборку GPT Desk (нет gptdesk.engine.remote.engine). Обновите "
             "GPT Desk, чтобы работать с удалёнными серверами.",
         )
     return Text(

@@ -27,10 +27,10 @@ from PySide6.QtWidgets import (
 )
 
 from gptdesk.errors import GptDeskError
-from gptdesk.estimate import available_memory, format_bytes
 from gptdesk.i18n import Text, current_language
-from gptdesk.models.converted import cache_total, gguf_root
-from gptdesk.models.download import (
+from gptdesk.models.cost import available_memory, format_bytes
+from gptdesk.models.gguf.converted import cache_total, gguf_root
+from gptdesk.models.hub.download import (
     DownloadCancelled,
     DownloadProgress,
     FreeSpace,
@@ -389,7 +389,7 @@ class ModelManagerDialog(QDialog):
         entry = find_entry(row.id)
         text = entry.description if entry is not None else Text("", "")
         # What each converted file for the llama.cpp engine holds (K-quants fall back on narrow rows).
-        from gptdesk.models.convert import cached_files, describe
+        from gptdesk.models.gguf.convert import cached_files, describe
 
         for _path, manifest in cached_files(row.id):
             text = text + Text("\nllama.cpp: ", "\nllama.cpp: ") + describe(manifest)

@@ -17,9 +17,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gptdesk.estimate import format_bytes
 from gptdesk.i18n import current_language
 from gptdesk.models.catalog import CATALOG, EMBEDDED_ID
+from gptdesk.models.cost import format_bytes
 
 _KIND_ROLE = Qt.ItemDataRole.UserRole + 1
 _KEY_ROLE = Qt.ItemDataRole.UserRole + 2

@@ -21,11 +21,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gptdesk.console import decode_escapes
 from gptdesk.errors import SettingIssue, SettingsError
 from gptdesk.i18n import Text
-from gptdesk.presets import DEFAULT_PRESET, PRESETS, Preset
-from gptdesk.settings import FIELD_HELP, GenerationSettings
+from gptdesk.settings.escapes import decode_escapes
+from gptdesk.settings.generation import FIELD_HELP, GenerationSettings
+from gptdesk.settings.presets import DEFAULT_PRESET, PRESETS, Preset
 
 #: Fields in the order they are shown, with the kind of editor each gets.
 FIELDS: tuple[tuple[str, str], ...] = (

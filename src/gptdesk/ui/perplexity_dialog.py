@@ -23,8 +23,8 @@ from PySide6.QtWidgets import (
 )
 
 from gptdesk.errors import GptDeskError
+from gptdesk.evaluate.perplexity import METHOD, SCORING_ENGINES, PerplexityProgress, PerplexityResult
 from gptdesk.i18n import Text, current_language
-from gptdesk.perplexity import METHOD, SCORING_ENGINES, PerplexityProgress, PerplexityResult
 
 
 class PerplexityWorker(QObject):
@@ -65,8 +65,8 @@ class PerplexityWorker(QObject):
     @Slot()
     def run(self) -> None:
         from gptdesk.errors import ConversionCancelled
-        from gptdesk.perplexity import load_scorer, measure
-        from gptdesk.perplexity_cli import keep_measure
+        from gptdesk.evaluate.perplexity import load_scorer, measure
+        from gptdesk.models.measured import keep_measure
 
         def loading(text: Text, fraction: float | None) -> None:
             # A Stop during a conversion (minutes for a large model) ends it here: the converter
@@ -87,7 +87,7 @@ class PerplexityWorker(QObject):
                     progress=self.progress.emit,
                     cancel=self.cancel,
                 )
-                keep_measure(result, scorer.engine.info.model_id, scorer.label, self.name, self.text, None)
+                keep_measure(result, scorer.engine.info.model_id, scorer.label, self.name, self.text)
         except BaseException as exc:  # shown in the dialog; the thread ends cleanly
             self.failed.emit(exc)
             return
@@ -105,7 +105,7 @@ class PerplexityDialog(QDialog):
 
     def __init__(self, parent: QWidget | None = None, *, model: str | None = None) -> None:
         super().__init__(parent)
-        from gptdesk.models.convert import DEFAULT_QUANT, QUANT_TYPES
+        from gptdesk.models.gguf.convert import DEFAULT_QUANT, QUANT_TYPES
 
         self.setObjectName("perplexity_dialog")
         self.model = model
@@ -232,7 +232,7 @@ class PerplexityDialog(QDialog):
             self.load_file(Path(name))
 
     def load_file(self, path: Path) -> bool:
-        from gptdesk.perplexity import read_text_file
+        from gptdesk.evaluate.perplexity import read_text_file
 
         try:
             text = read_text_file(path)
@@ -294,7 +294,7 @@ class PerplexityDialog(QDialog):
             self.progress_bar.setValue(int(fraction * 1000))
 
     def _on_progress(self, p: PerplexityProgress) -> None:
-        from gptdesk.models.download import format_duration
+        from gptdesk.models.hub.download import format_duration
 
         self.progress_bar.setRange(0, 1000)
         self.progress_bar.setValue(int(p.fraction * 1000))

@@ -18,11 +18,11 @@ from PySide6.QtWidgets import (
 )
 from shiboken6 import Shiboken
 
-from gptdesk.estimate import format_bytes
 from gptdesk.i18n import Lang, Text, current_language
 from gptdesk.models import measured
 from gptdesk.models.catalog import EMBEDDED_ID, find_entry
-from gptdesk.models.convert import DEFAULT_QUANT
+from gptdesk.models.cost import format_bytes
+from gptdesk.models.gguf.convert import DEFAULT_QUANT
 from gptdesk.models.manage import COST_TYPES, ModelRow, TypeCost, type_costs
 from gptdesk.ui.perplexity_dialog import PerplexityDialog
 from gptdesk.ui.tables import cell, fits_tip
@@ -58,7 +58,7 @@ def _num(value: float, spec: str, lang: Lang) -> str:
 
 def _bench_shape(row: ModelRow) -> str | None:
     """The `gptdesk bench --shapes` name whose random model has this row's shape, if any."""
-    from gptdesk.bench import SHAPES
+    from gptdesk.evaluate.bench import SHAPES
 
     if row.shape is None:
         return None

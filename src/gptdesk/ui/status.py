@@ -7,8 +7,8 @@ from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
 
 from gptdesk.engine.base import Engine, Timings
-from gptdesk.estimate import format_bytes
 from gptdesk.i18n import Text, current_language
+from gptdesk.models.cost import format_bytes
 
 FIGURES = ("model", "device", "dtype", "ram", "speed", "first_token", "tokens")
 

@@ -22,7 +22,7 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from gptdesk.engine.base import Engine, Finished, LeadingBeam, Notice, TokenEvent
 from gptdesk.history.recorder import LiveRecorder
 from gptdesk.i18n import Text
-from gptdesk.settings import GenerationSettings
+from gptdesk.settings.generation import GenerationSettings
 
 #: What a loading call receives to report its progress: a message and a fraction (or None).
 Progress = Callable[[Text, float | None], None]

@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextCursor
 
 from gptdesk.history.store import HistoryStore
-from gptdesk.settings import GenerationSettings
+from gptdesk.settings.generation import GenerationSettings
 from gptdesk.story import StoryStore, new_story
 from gptdesk.ui.inspector import shade
 from gptdesk.ui.story import StoryPanel

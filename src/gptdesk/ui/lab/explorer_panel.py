@@ -45,7 +45,7 @@ from gptdesk.lab.explorer import (
     save_grid,
 )
 from gptdesk.lab.measures import MEASURES
-from gptdesk.settings import GenerationSettings
+from gptdesk.settings.generation import GenerationSettings
 from gptdesk.ui.lab.charts import HeatMapChart
 from gptdesk.ui.workers import CallWorker, WorkerThreads
 

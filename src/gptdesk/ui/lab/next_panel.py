@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 from gptdesk.engine.base import Engine
 from gptdesk.lab.nextview import NextTokenContext, NextTokenView, format_probability
 from gptdesk.lab.source import encode, logits_source
-from gptdesk.settings import GenerationSettings
+from gptdesk.settings.generation import GenerationSettings
 from gptdesk.ui.lab.charts import NextTokenChart
 from gptdesk.ui.workers import CallWorker, WorkerThreads
 

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QDialog, QMenu, QTabWidget, QVBoxLayout, QWidget
 from gptdesk.engine.base import Engine
 from gptdesk.history.store import HistoryStore
 from gptdesk.i18n import Text
-from gptdesk.settings import GenerationSettings
+from gptdesk.settings.generation import GenerationSettings
 from gptdesk.ui.inspector import TokenInspector, TokenItem
 from gptdesk.ui.lab.explorer_panel import ExplorerPanel
 from gptdesk.ui.lab.next_panel import NextTokenPanel

@@ -12,7 +12,7 @@ from gptdesk.engine.base import Engine
 from gptdesk.errors import GptDeskError
 from gptdesk.history.store import HistoryStore
 from gptdesk.i18n import Text
-from gptdesk.settings import GenerationSettings
+from gptdesk.settings.generation import GenerationSettings
 from gptdesk.story import StoryStore, StoryToken
 from gptdesk.ui.story.panel import StoryPanel
 from gptdesk.ui.workers import WorkerThreads

@@ -1,0 +1,1 @@
+"""Command-line faces: the parser and one module per command group."""

@@ -1,0 +1,210 @@
+"""`gptdesk perplexity FILE`: bits per character and perplexity of a model on a text file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+from gptdesk.evaluate.perplexity import METHOD, SCORING_ENGINES, PerplexityProgress, PerplexityResult
+from gptdesk.i18n import Text, current_language
+from gptdesk.models.measured import keep_measure
+
+_BAR_WIDTH = 24
+
+
+def _t(en: str, ru: str) -> str:
+    return Text(en, ru).get()
+
+
+def register(subparsers: Any) -> None:
+    from gptdesk.models.gguf.convert import QUANT_TYPES
+
+    p = subparsers.add_parser(
+        "perplexity",
+        help=_t("how well a model knows a text (bits per character)", "насколько модель знает текст (бит на символ)"),
+        description=_t(
+            "Bits per character and perplexity of a model on a text file. ",
+            "Биты на символ и перплексия модели на текстовом файле. ",
+        )
+        + METHOD.get()
+        + _t(
+            " Lower is better. The first Ctrl+C stops after the current window and prints the figures so far.",
+            " Чем меньше, тем лучше. Первый Ctrl+C останавливает после текущего окна и печатает оценку "
+            "на данный момент.",
+        ),
+    )
+    p.add_argument(
+        "file", help=_t("a UTF-8 text file ('-': standard input)", "текстовый файл в UTF-8 («-»: стандартный ввод)")
+    )
+    p.add_argument(
+        "--model",
+        default=None,
+        help=_t(
+            "catalog name, hub id or folder (default: the embedded model)",
+            "имя из каталога, id на хабе или папка (по умолчанию встроенная)",
+        ),
+    )
+    p.add_argument(
+        "--engine",
+        default="auto",
+        choices=SCORING_ENGINES,
+        help=_t(
+            "auto: llama.cpp when installed, else transformers (float32)",
+            "auto: llama.cpp, если установлен, иначе transformers (float32)",
+        ),
+    )
+    p.add_argument(
+        "--quant",
+        default=None,
+        help=_t("llama.cpp type: ", "тип llama.cpp: ") + ", ".join(QUANT_TYPES),
+    )
+    p.add_argument(
+        "--context",
+        type=int,
+        default=None,
+        help=_t(
+            "window length in tokens (default: the model's context); windows move by half of it",
+            "длина окна в токенах (по умолчанию — контекст модели); окна сдвигаются на половину",
+        ),
+    )
+    p.add_argument("--json", action="store_true", help=_t("print the result as JSON", "вывести результат в JSON"))
+    p.set_defaults(func=cmd_perplexity)
+
+
+class BarProgress:
+    """Draws PerplexityProgress: one redrawn line on a terminal, a line per 10% otherwise."""
+
+    def __init__(self, stream: TextIO, *, tty: bool | None = None) -> None:
+        self.stream = stream
+        self.tty = stream.isatty() if tty is None else tty
+        self.last_decile = -1
+        self.width = 0
+
+    def __call__(self, p: PerplexityProgress) -> None:
+        line = self.line(p)
+        if self.tty:
+            line = line[: shutil.get_terminal_size((100, 20)).columns - 1]
+            self.stream.write("\r" + line + " " * max(0, self.width - len(line)))
+            self.width = len(line)
+        elif int(p.fraction * 10) > self.last_decile:
+            self.last_decile = int(p.fraction * 10)
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def end(self) -> None:
+        if self.tty and self.width:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.width = 0
+
+    @staticmethod
+    def line(p: PerplexityProgress) -> str:
+        from gptdesk.models.hub.download import format_duration
+
+        lang = current_language()
+        filled = round(p.fraction * _BAR_WIDTH)
+        parts = [
+            f"[{'█' * filled}{'░' * (_BAR_WIDTH - filled)}]",
+            f"{p.fraction * 100:5.1f}%",
+            _t(f"{p.tokens_done:,}/{p.tokens_total:,} tokens", f"{p.tokens_done:,}/{p.tokens_total:,} токенов"),
+        ]
+        if p.bits_per_char is not None:
+            parts.append(_t(f"{p.bits_per_char:.4f} bits/char so far", f"пока {p.bits_per_char:.4f} бит/символ"))
+        if p.eta_s is not None:
+            parts.append(_t("ETA ", "осталось ") + format_duration(p.eta_s, lang))
+        return "  ".join(parts)
+
+
+def _load_progress(err: TextIO) -> Any:
+    last: list[str] = [""]
+
+    def report(text: Text, fraction: float | None) -> None:
+        shown = text.get()
+        if shown != last[0]:
+            last[0] = shown
+            print(shown + (f" ({fraction:.0%})" if fraction is not None else ""), file=err, flush=True)
+
+    return report
+
+
+def cmd_perplexity(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from gptdesk.errors import InvalidInputError
+    from gptdesk.evaluate.perplexity import load_scorer, measure, read_text_file
+
+    text = sys.stdin.read() if args.file == "-" else read_text_file(Path(args.file))
+    if args.context is not None and args.context < 2:
+        raise InvalidInputError(
+            Text(
+                f"--context = {args.context}: use at least 2 tokens (the default is the model's context).",
+                f"--context = {args.context}: нужно не меньше 2 токенов (по умолчанию — контекст модели).",
+            )
+        )
+    with load_scorer(args.model, engine=args.engine, quant=args.quant, progress=_load_progress(err)) as scorer:
+        context = args.context or scorer.n_positions
+        if context > scorer.n_positions:
+            raise InvalidInputError(
+                Text(
+                    f"--context = {context}: the model reads at most {scorer.n_positions} tokens at once. Use "
+                    f"{scorer.n_positions} or less.",
+                    f"--context = {context}: модель читает не больше {scorer.n_positions} токенов за раз. Укажите "
+                    f"{scorer.n_positions} или меньше.",
+                )
+            )
+        cancel = threading.Event()
+        bar = BarProgress(err)
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+
+            def stop(signum: int, frame: FrameType | None) -> None:
+                if cancel.is_set():
+                    raise KeyboardInterrupt
+                cancel.set()
+
+            previous = signal.signal(signal.SIGINT, stop)
+        try:
+            result = measure(text, scorer.tokenizer, scorer.score, context=context, progress=bar, cancel=cancel)
+        finally:
+            bar.end()
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+        label = scorer.label
+        model_id = scorer.engine.info.model_id
+    problem = keep_measure(result, model_id, label, "-" if args.file == "-" else Path(args.file).name, text)
+    if problem is not None:
+        print(problem.get(), file=err)
+    if args.json:
+        json.dump({"model": model_id, "engine": label, **result.as_dict()}, out, ensure_ascii=False)
+        out.write("\n")
+    else:
+        _print_result(result, model_id, label, out)
+    return 0 if result.complete else 130
+
+
+def _print_result(r: PerplexityResult, model_id: str, label: str, out: TextIO) -> None:
+    if not r.complete:
+        print(
+            _t(
+                f"Stopped: the figures cover the first {r.characters:,} of {r.total_characters:,} characters.",
+                f"Остановлено: оценка по первым {r.characters:,} из {r.total_characters:,} символов.",
+            ),
+            file=out,
+        )
+    print(f"{model_id} ({label})", file=out)
+    print(_t(f"bits per character: {r.bits_per_char:.4f}", f"бит на символ:     {r.bits_per_char:.4f}"), file=out)
+    print(_t(f"perplexity:         {r.perplexity:.3f}", f"перплексия:        {r.perplexity:.3f}"), file=out)
+    print(
+        _t(
+            f"{r.tokens:,} tokens, {r.characters:,} characters, {r.windows} windows of {r.context} tokens "
+            f"(stride {r.context // 2}), {r.seconds:.1f} s",
+            f"{r.tokens:,} токенов, {r.characters:,} символов, окон: {r.windows} по {r.context} токенов "
+            f"(шаг {r.context // 2}), {r.seconds:.1f} с",
+        ),
+        file=out,
+    )

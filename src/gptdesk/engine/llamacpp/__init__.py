@@ -1,0 +1,1 @@
+"""The llama.cpp engine: native library, cache backend and engine."""

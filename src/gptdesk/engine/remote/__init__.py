@@ -1,0 +1,1 @@
+"""The remote engine: an OpenAI-compatible server as an engine."""

@@ -1,0 +1,1 @@
+"""Measuring models: perplexity, the speed bench and the quality bench."""

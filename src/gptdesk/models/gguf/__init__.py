@@ -1,0 +1,1 @@
+"""GGUF files: conversion, quantization and the converted cache."""

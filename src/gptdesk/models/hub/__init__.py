@@ -1,0 +1,1 @@
+"""Downloading models from the Hugging Face hub."""

@@ -1,0 +1,1 @@
+"""Generation settings, their help texts, checks and presets."""

@@ -287,7 +287,7 @@ def test_format_bytes(n: float, en: str, ru: str) -> None:
 
 
 def test_importing_estimate_loads_no_heavy_library() -> None:
-    src = Path(__file__).resolve().parents[1] / "src"
+    src = Path(__file__).resolve().parents[2] / "src"
     code = (
         "import sys, json; sys.path.insert(0, sys.argv[1]); import gptdesk.models.cost; "
         "print(json.dumps([m for m in ('torch', 'transformers', 'PySide6') if m in sys.modules]))"

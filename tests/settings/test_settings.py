@@ -21,7 +21,7 @@ from gptdesk.settings.generation import (
 )
 
 CYRILLIC = re.compile(r"[а-яё]", re.IGNORECASE)
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 def errors_of(**values: object) -> list[SettingIssue]:

@@ -30,7 +30,7 @@ def test_type_generate_stop_with_real_key_events(xserver: XServer, tmp_path: Pat
     screenshot = SCREENSHOTS / "x11_window_stopped.png"
     screenshot.unlink(missing_ok=True)
     proc = subprocess.run(
-        [PYTHON, str(REPO / "tests" / "desktop" / "x11_driver.py"), str(result_file), str(screenshot)],
+        [PYTHON, str(REPO / "tests" / "ui" / "desktop" / "x11_driver.py"), str(result_file), str(screenshot)],
         env=xserver.env(**{k: v for k, v in python_env().items() if k == "PYTHONPATH"}),
         capture_output=True,
         text=True,

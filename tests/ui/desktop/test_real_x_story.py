@@ -17,7 +17,7 @@ def test_clicking_an_alternative_token_on_x_makes_a_branch(xserver: XServer, tmp
     proc = subprocess.run(
         [
             PYTHON,
-            str(REPO / "tests" / "desktop" / "x11_story_driver.py"),
+            str(REPO / "tests" / "ui" / "desktop" / "x11_story_driver.py"),
             str(tmp_path / "history.sqlite3"),
             str(result_file),
             str(screenshot),

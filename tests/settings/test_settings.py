@@ -12,13 +12,8 @@ import pytest
 
 from gptdesk.errors import InvalidInputError, SettingIssue, SettingsError
 from gptdesk.i18n import set_language
-from gptdesk.settings.generation import (
-    DEFAULT_MAX_NEW_TOKENS,
-    FIELD_HELP,
-    FieldHelp,
-    GenerationSettings,
-    describe,
-)
+from gptdesk.settings.generation import DEFAULT_MAX_NEW_TOKENS, GenerationSettings, describe
+from gptdesk.settings.help import FIELD_HELP, FieldHelp
 
 CYRILLIC = re.compile(r"[а-яё]", re.IGNORECASE)
 SRC = Path(__file__).resolve().parents[2] / "src"

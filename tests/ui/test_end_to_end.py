@@ -8,7 +8,7 @@ from PySide6.QtCore import QItemSelectionModel, Qt
 from PySide6.QtGui import QTextDocument
 
 from gptdesk.engine.base import run_to_end
-from gptdesk.settings.generation import FIELD_HELP
+from gptdesk.settings.help import FIELD_HELP
 from tests.ui.conftest import SCREENSHOTS
 from tests.ui.helpers import type_text
 

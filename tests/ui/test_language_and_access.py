@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gptdesk.settings.generation import FIELD_HELP
+from gptdesk.settings.help import FIELD_HELP
 from gptdesk.ui import translations
 from tests.ui.fake_engine import FakeEngine
 

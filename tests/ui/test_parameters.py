@@ -8,7 +8,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextDocument
 from PySide6.QtWidgets import QCheckBox, QDoubleSpinBox, QSpinBox
 
-from gptdesk.settings.generation import FIELD_HELP, GenerationSettings
+from gptdesk.settings.generation import GenerationSettings
+from gptdesk.settings.help import FIELD_HELP
 from gptdesk.settings.presets import PRESETS
 from gptdesk.ui.params import FIELDS, ParametersPanel, escape, unescape
 from tests.ui.fake_engine import FakeEngine

@@ -115,7 +115,7 @@ def register(sub: Any) -> None:
 def _common(p: argparse.ArgumentParser) -> None:
     """The model and settings flags of `gptdesk generate`, as it spells them."""
     from gptdesk.cli.main import _SETTING_TYPES, _model_options
-    from gptdesk.settings.generation import FIELD_HELP
+    from gptdesk.settings.help import FIELD_HELP
     from gptdesk.settings.presets import PRESETS
 
     _model_options(p)

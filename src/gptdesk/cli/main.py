@@ -106,7 +106,7 @@ def _t(en: str, ru: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from gptdesk.settings.generation import FIELD_HELP
+    from gptdesk.settings.help import FIELD_HELP
     from gptdesk.settings.presets import PRESETS
 
     parser = argparse.ArgumentParser(

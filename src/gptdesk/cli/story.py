@@ -108,7 +108,7 @@ def register(sub: Any) -> None:
 def _generation(p: argparse.ArgumentParser, *, preset_default: str | None, with_n: bool = True) -> None:
     """The model and settings flags of `gptdesk generate`; on grow and branch they override the story's."""
     from gptdesk.cli.main import _SETTING_TYPES, _model_options
-    from gptdesk.settings.generation import FIELD_HELP
+    from gptdesk.settings.help import FIELD_HELP
     from gptdesk.settings.presets import PRESETS
 
     _model_options(p)

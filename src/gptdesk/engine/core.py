@@ -1,4 +1,4 @@
-"""The generation core every engine shares: prompt preparation, seeds, per-sequence output and timings."""
+"""What the engines share around their loops: prompt preparation, seeds, per-sequence output and timings."""
 
 from __future__ import annotations
 

@@ -40,15 +40,6 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda")
 
 
-def cpu_has_native_bf16() -> bool:
-    """True where the CPU computes bfloat16 natively (AVX-512 BF16 or AMX); elsewhere it is emulated."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def pick_device(device: str) -> str:
     import torch
 
@@ -92,7 +83,7 @@ def pick_dtype(dtype: str, device: str) -> str:
 
 
 class _Cancelled(threading.Event):
-    """Set by the user's Stop, by a stop string, or by a consumer that walked away."""
+    """Set by a stop string or by a consumer that walked away (the user's Stop is its own event)."""
 
 
 def _stopping_criteria(cancel: threading.Event, stop_flag: threading.Event) -> Any:
@@ -566,12 +557,7 @@ class TransformersEngine:
             target=self._run_generate, args=(ids, kwargs, seed, extra, out), name="gptdesk-generate", daemon=True
         )
         thread.start()
-        try:
-            kind, payload = out.get()
-        except GeneratorExit:
-            stop_flag.set()
-            thread.join()
-            raise
+        kind, payload = out.get()  # no yield before the result: a consumer cannot walk away here
         thread.join()
         if kind == "error":
             raise _wrap_failure(payload)

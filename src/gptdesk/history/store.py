@@ -26,7 +26,6 @@ from gptdesk.settings.generation import GenerationSettings
 DB_NAME = "history.sqlite3"
 _SQLITE_BUSY = 5
 _SQLITE_LOCKED = 6
-STATUSES = ("running", "finished", "cancelled", "failed", "interrupted")
 KINDS = ("new", "continue", "reproduce", "explore")  # explore: a cell of the lab's settings grid
 #: Libraries whose versions decide what a generation produces, recorded with each one.
 VERSIONED = ("gptdesk", "torch", "transformers", "tokenizers", "safetensors", "PySide6-Essentials")

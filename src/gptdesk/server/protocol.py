@@ -13,7 +13,8 @@ from gptdesk.errors import SettingIssue, SettingsError
 from gptdesk.i18n import Text
 from gptdesk.server.config import MAX_LOGPROBS, MAX_PROMPTS, ServerConfig
 from gptdesk.server.errors import RequestError
-from gptdesk.settings.generation import FIELD_HELP, GenerationSettings
+from gptdesk.settings.generation import GenerationSettings
+from gptdesk.settings.help import FIELD_HELP
 
 #: Request parameters that are GenerationSettings fields (request name -> settings field).
 #: Their values go to GenerationSettings.build untouched, so a bad value gets the app's own message.

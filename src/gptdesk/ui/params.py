@@ -24,7 +24,8 @@ from PySide6.QtWidgets import (
 from gptdesk.errors import SettingIssue, SettingsError
 from gptdesk.i18n import Text
 from gptdesk.settings.escapes import decode_escapes
-from gptdesk.settings.generation import FIELD_HELP, GenerationSettings
+from gptdesk.settings.generation import GenerationSettings
+from gptdesk.settings.help import FIELD_HELP
 from gptdesk.settings.presets import DEFAULT_PRESET, PRESETS, Preset
 
 #: Fields in the order they are shown, with the kind of editor each gets.

@@ -80,5 +80,72 @@ def test_generate_with_an_adapter_on_the_reference_engine(tiny_model_dir: Path, 
     assert main([*args, "--engine", "transformers"], out, io.StringIO()) == 0
     assert json.loads(out.getvalue()) != with_adapter
     err = io.StringIO()
-    assert main([*args, "--adapter", "rand"], io.StringIO(), err) == 2
-    assert "--engine transformers" in err.getvalue()
+    assert main([*args, "--adapter", "rand", "--remote", "http://127.0.0.1:9"], io.StringIO(), err) == 2
+    assert "--remote" in err.getvalue()
+
+
+@pytest.mark.parametrize(("quant", "tolerance"), [("f32", 2e-3), ("q8_0", 0.01)])
+def test_llamacpp_applies_the_adapter_as_peft_does(
+    tiny_model_dir: Path, tmp_path: Path, quant: str, tolerance: float
+) -> None:
+    """The GGUF adapter GPT Desk writes gives peft's log-probabilities on llama.cpp (f32 within rounding; q8_0
+    within its quantization error), and without it the model scores as the plain model."""
+    from gptdesk.engine.llamacpp.engine import LlamaCppEngine
+
+    _random_adapter(tiny_model_dir, tmp_path, "rand", str(tiny_model_dir))
+    expected = torch.log_softmax(torch.load(tmp_path / "rand.logits.pt")[0].double(), dim=-1)
+    reference = [float(expected[i - 1, t]) for i, t in zip(range(1, 4), [6, 7, 8], strict=True)]
+    with LlamaCppEngine.load(tiny_model_dir, quant=quant, threads=2, adapter="rand") as tuned:
+        assert tuned.info.adapter == "rand" and tuned.info.adapter_digest
+        got = tuned.score_tokens([5, 6, 7, 8], 1).tolist()
+    with LlamaCppEngine.load(tiny_model_dir, quant=quant, threads=2) as plain:
+        assert plain.info.adapter is None
+        without = plain.score_tokens([5, 6, 7, 8], 1).tolist()
+    error = max(abs(a - b) for a, b in zip(got, reference, strict=True))
+    error_without = max(abs(a - b) for a, b in zip(without, reference, strict=True))
+    print(f"{quant}: adapter vs peft {error:.5f}, no adapter vs peft {error_without:.5f}")
+    assert error <= tolerance
+    assert error_without > 3 * error
+
+
+def test_generate_with_an_adapter_on_the_default_engine(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """--adapter on the default engine (llama.cpp) changes the text as it does on transformers: greedy on f32
+    gives the same tokens on both engines."""
+    _random_adapter(tiny_model_dir, tmp_path, "rand", str(tiny_model_dir))
+    args = [
+        "generate",
+        "Привет",
+        "--model",
+        str(tiny_model_dir),
+        "--max-new-tokens",
+        "8",
+        "--json",
+        "--preset",
+        "greedy",
+    ]
+    results = {}
+    for engine in ("transformers", "llamacpp"):
+        out, err = io.StringIO(), io.StringIO()
+        extra = ["--engine", engine, "--adapter", "rand"] + (["--quant", "f32"] if engine == "llamacpp" else [])
+        assert main([*args, *extra], out, err) == 0, err.getvalue()
+        results[engine] = json.loads(out.getvalue())
+    out, err = io.StringIO(), io.StringIO()
+    assert main([*args, "--adapter", "rand"], out, err) == 0, err.getvalue()  # no --engine: the default
+    default = json.loads(out.getvalue())
+    assert results["llamacpp"]["text"] == results["transformers"]["text"]
+    out = io.StringIO()
+    assert main([*args, "--engine", "llamacpp"], out, io.StringIO()) == 0
+    assert json.loads(out.getvalue())["text"] != default["text"]
+
+
+def test_a_damaged_llamacpp_adapter_file_is_written_again(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from gptdesk.engine.llamacpp.engine import LlamaCppEngine
+    from gptdesk.models.adapters import load_adapter
+
+    _random_adapter(tiny_model_dir, tmp_path, "rand", str(tiny_model_dir))
+    with LlamaCppEngine.load(tiny_model_dir, quant="f32", threads=2, adapter="rand") as first:
+        before = first.score_tokens([5, 6, 7, 8], 1).tolist()
+    gguf_file = load_adapter("rand").path / "adapter.gguf"
+    gguf_file.write_bytes(gguf_file.read_bytes()[:200])  # truncated, its stamp still says current
+    with LlamaCppEngine.load(tiny_model_dir, quant="f32", threads=2, adapter="rand") as second:
+        assert second.score_tokens([5, 6, 7, 8], 1).tolist() == pytest.approx(before, abs=1e-6)

@@ -139,8 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--adapter",
         default=None,
         help=_t(
-            "a LoRA adapter from `gptdesk tune` (transformers engine only, for now)",
-            "адаптер LoRA из `gptdesk tune` (пока только движок transformers)",
+            "a LoRA adapter from `gptdesk tune` (see `gptdesk adapters ls`)",
+            "адаптер LoRA из `gptdesk tune` (см. `gptdesk adapters ls`)",
         ),
     )
     gen.add_argument(
@@ -257,18 +257,18 @@ def _quant_option(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _adapter_option(args: argparse.Namespace) -> dict[str, str]:
-    """--adapter: applied through peft on the reference engine; llama.cpp adapters are not written yet."""
+    """--adapter: merged into the weights on transformers, applied at run time on llama.cpp."""
     if args.adapter is None:
         return {}
-    if args.engine != "transformers":
+    if getattr(args, "remote", None):
         from gptdesk.errors import InvalidInputError
 
         raise InvalidInputError(
             Text(
-                f"--adapter {args.adapter} works on the transformers engine only for now (--engine is "
-                f"{args.engine}). Add --engine transformers.",
-                f"--adapter {args.adapter} пока работает только с движком transformers (--engine "
-                f"{args.engine}). Добавьте --engine transformers.",
+                f"--adapter {args.adapter} applies to a local model; a remote server applies its own adapters. "
+                "Leave out --remote, or --adapter.",
+                f"--adapter {args.adapter} применяется к локальной модели; удалённый сервер применяет свои "
+                "адаптеры. Уберите --remote или --adapter.",
             )
         )
     return {"adapter": args.adapter}
@@ -352,6 +352,7 @@ def cmd_generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = _settings_from_args(args)
     if isinstance(out, GuardedOutput):
         out.check_encodable(prompt)  # the text starts with the prompt: fail before loading anything
+    adapter = _adapter_option(args)
     if args.remote:
         api_key = args.api_key or os.environ.get("GPTDESK_API_KEY") or None
         engine = load_engine(args.model, engine="remote", base_url=args.remote, api_key=api_key)
@@ -363,7 +364,7 @@ def cmd_generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             device=args.device,
             dtype=args.dtype,
             **_quant_option(args),
-            **_adapter_option(args),
+            **adapter,
         )
         if args.engine == "auto":
             _say_fast_engine_missing(err)

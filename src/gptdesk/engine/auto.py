@@ -156,6 +156,7 @@ def load_auto(
     progress: ProgressCallback | None = None,
     check_memory: bool = True,
     allow_download: bool = True,
+    adapter: str | None = None,
 ) -> Engine:
     """The engine for engine="auto": llama.cpp on a CPU when it is installed, else transformers.
 
@@ -170,6 +171,7 @@ def load_auto(
         "dtype": dtype,
         "progress": progress,
         "check_memory": check_memory,
+        "adapter": adapter,
     }
     resolved = obtain(name, allow_download=allow_download)
     wants_torch_dtype = dtype in ("float32", "bfloat16")
@@ -178,7 +180,13 @@ def load_auto(
 
     try:
         fast = LlamaCppEngine.load_resolved(
-            resolved, quant=quant, threads=threads, dtype=dtype, progress=progress, check_memory=check_memory
+            resolved,
+            quant=quant,
+            threads=threads,
+            dtype=dtype,
+            progress=progress,
+            check_memory=check_memory,
+            adapter=adapter,
         )
     except UnsupportedModelError:
         return TransformersEngine.load_resolved(resolved, **reference_options)
@@ -188,7 +196,7 @@ def load_auto(
         return _reference_saying_why(resolved, reference_options, exc.text)
     # The batch quantization only when the caller left the type to the engine.
     batch_quant = BATCH_QUANT if dtype == "auto" and quant == DEFAULT_QUANT else None
-    options = {"threads": threads, "check_memory": check_memory}
+    options = {"threads": threads, "check_memory": check_memory, "adapter": adapter}
     return AutoEngine(fast, resolved, batch_quant=batch_quant, options=options)
 
 

@@ -4,6 +4,7 @@ llama_memory_seq_cp and llama_memory_seq_rm)."""
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,8 +26,13 @@ class LlamaBackend:
     latest lines of llama.cpp's log, for messages.
     """
 
-    def __init__(self, lib: Any, model: Any, n_vocab: int, threads: int, errors: Callable[[], str]) -> None:
+    def __init__(
+        self, lib: Any, model: Any, n_vocab: int, threads: int, errors: Callable[[], str], lora: Any = None
+    ) -> None:
+        """`lora`: a llama_adapter_lora pointer set, with scale 1 (its alpha / rank applied by llama.cpp), on
+        every context this backend makes."""
         self.lib = lib
+        self.lora = lora
         self.model = model
         self.n_vocab = n_vocab
         self.threads = threads
@@ -68,6 +74,19 @@ class LlamaBackend:
                 )
             )
         self.ctx = ctx
+        if self.lora is not None:
+            adapters = (lib.llama_adapter_lora_p_ctypes * 1)(self.lora)
+            scales = (ctypes.c_float * 1)(1.0)
+            if lib.llama_set_adapters_lora(ctx, adapters, 1, scales) != 0:
+                self.close()
+                raise EngineError(
+                    Text(
+                        f"llama.cpp could not apply the LoRA adapter to its context ({self._errors()}). Use "
+                        "--engine transformers with this adapter.",
+                        f"llama.cpp не смог применить LoRA-адаптер к контексту ({self._errors()}). "
+                        "Используйте с этим адаптером --engine transformers.",
+                    )
+                )
         self._n_ctx = int(lib.llama_n_ctx(ctx))
         self._n_seq = int(params.n_seq_max)
         self.batch_size = int(params.n_batch)

@@ -17,11 +17,13 @@ from gptdesk.engine.llamacpp.backend import LlamaBackend
 from gptdesk.engine.llamacpp.native import LoadFailed, NativeModel, default_threads
 from gptdesk.engine.store import SequenceStore
 from gptdesk.engine.tokens import piece_text, tokenize
-from gptdesk.errors import EngineError, InvalidInputError, ModelCorruptError
+from gptdesk.errors import DamagedAdapterError, EngineError, InvalidInputError, ModelCorruptError
 from gptdesk.i18n import ProgressCallback, Text
+from gptdesk.models.adapters import Adapter, check_base, load_adapter
 from gptdesk.models.cost import CostEstimate, check_affordable, estimate
 from gptdesk.models.gguf.convert import DEFAULT_QUANT, QUANT_TYPES, check_quant, ensure_gguf, invalidate
 from gptdesk.models.gguf.library import Library
+from gptdesk.models.gguf.lora import ensure_lora_gguf
 from gptdesk.models.locate import ResolvedModel, read_config
 from gptdesk.models.obtain import obtain
 from gptdesk.models.shape import ModelShape
@@ -83,6 +85,33 @@ def _quant_for(quant: str, dtype: str) -> str:
     return chosen
 
 
+def _load_lora(lib: Any, native: NativeModel, resolved: ResolvedModel, name: str) -> tuple[Adapter, Any]:
+    """The stored adapter `name`, checked against the model, and llama.cpp's handle on its GGUF file.
+
+    The handle belongs to the model: llama.cpp frees it with the model.
+    """
+    applied = load_adapter(name)
+    check_base(applied, resolved.model_id, resolved.revision)
+    path = ensure_lora_gguf(applied.path, applied.manifest.alpha, applied.digest)
+    Library.recent_log.clear()
+    handle = lib.llama_adapter_lora_init(native.model, str(path).encode("utf-8"))
+    if not handle:  # a damaged GGUF copy: write it again from the peft files once
+        path = ensure_lora_gguf(applied.path, applied.manifest.alpha, applied.digest, rewrite=True)
+        Library.recent_log.clear()
+        handle = lib.llama_adapter_lora_init(native.model, str(path).encode("utf-8"))
+    if not handle:
+        native.close()
+        raise DamagedAdapterError(
+            Text(
+                f"llama.cpp cannot load adapter '{name}' ({Library.last_errors() or path}). Remove it with "
+                f"`gptdesk adapters rm {name}` and tune it again, or use --engine transformers.",
+                f"llama.cpp не может загрузить адаптер «{name}» ({Library.last_errors() or path}). Удалите его "
+                f"(`gptdesk adapters rm {name}`) и обучите заново или используйте --engine transformers.",
+            )
+        )
+    return applied, handle
+
+
 # -- the engine ---------------------------------------------------------------------------------
 
 
@@ -100,10 +129,14 @@ class LlamaCppEngine:
         gguf: Path,
         *,
         cache_tokens: int | None = None,
+        lora: Any = None,
     ) -> None:
-        """`cache_tokens`: the most cells kept between calls for prefix reuse (None: one full context)."""
+        """`cache_tokens`: the most cells kept between calls for prefix reuse (None: one full context);
+        `lora`: a LoRA adapter loaded for `native`'s model, applied to every context."""
         self._native: NativeModel | None = native
-        self._backend = LlamaBackend(native.lib, native.model, native.n_vocab, native.threads, Library.last_errors)
+        self._backend = LlamaBackend(
+            native.lib, native.model, native.n_vocab, native.threads, Library.last_errors, lora=lora
+        )
         #: The model's cache: one store across calls, so a Continue or a second request reuses the prefix.
         self.store = SequenceStore(self._backend, info.n_positions, limit=cache_tokens, batch=_BATCH)
         self._tokenizer = tokenizer
@@ -128,6 +161,7 @@ class LlamaCppEngine:
         progress: ProgressCallback | None = None,
         check_memory: bool = True,
         allow_download: bool = True,
+        adapter: str | None = None,
     ) -> LlamaCppEngine:
         """Load a model (None: the embedded one), converting it to GGUF on first use."""
         resolved = obtain(name, allow_download=allow_download)
@@ -139,6 +173,7 @@ class LlamaCppEngine:
             dtype=dtype,
             progress=progress,
             check_memory=check_memory,
+            adapter=adapter,
         )
 
     @classmethod
@@ -153,8 +188,10 @@ class LlamaCppEngine:
         progress: ProgressCallback | None = None,
         check_memory: bool = True,
         tokenizer: Any = None,
+        adapter: str | None = None,
     ) -> LlamaCppEngine:
-        """`tokenizer`: one already loaded for the same folder (a second copy of a model shares it)."""
+        """`tokenizer`: one already loaded for the same folder (a second copy of a model shares it);
+        `adapter`: a LoRA adapter from `gptdesk tune`, written once as a GGUF adapter and applied at run time."""
         started = time.perf_counter()
         quant = _quant_for(quant, dtype)
         if device not in ("auto", "cpu"):
@@ -206,6 +243,7 @@ class LlamaCppEngine:
                         "об ошибке, указав модель.",
                     )
                 ) from second
+        applied, lora = _load_lora(lib, native, resolved, adapter) if adapter is not None else (None, None)
         n_params = int(lib.llama_model_n_params(native.model))
         info = ModelInfo(
             model_id=resolved.model_id,
@@ -220,8 +258,10 @@ class LlamaCppEngine:
             n_head=shape.n_head,
             n_positions=shape.n_positions,
             vocab_size=shape.vocab_size,
+            adapter=applied.name if applied else None,
+            adapter_digest=applied.digest if applied else None,
         )
-        engine = cls(native, tokenizer, info, shape, converted.path)
+        engine = cls(native, tokenizer, info, shape, converted.path, lora=lora)
         engine.store.reserve(_CTX_STEP)
         engine.converted_now = not converted.reused
         engine.load_seconds = time.perf_counter() - started

@@ -149,3 +149,26 @@ def test_a_damaged_llamacpp_adapter_file_is_written_again(tiny_model_dir: Path, 
     gguf_file.write_bytes(gguf_file.read_bytes()[:200])  # truncated, its stamp still says current
     with LlamaCppEngine.load(tiny_model_dir, quant="f32", threads=2, adapter="rand") as second:
         assert second.score_tokens([5, 6, 7, 8], 1).tolist() == pytest.approx(before, abs=1e-6)
+
+
+def test_adapters_merge_writes_a_model_that_scores_as_the_adapter(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """`gptdesk adapters merge` gives a model folder (and its GGUF) that scores as the adapter applied at run
+    time, and a second merge reuses it."""
+    from gptdesk.engine.llamacpp.engine import LlamaCppEngine
+
+    _random_adapter(tiny_model_dir, tmp_path, "rand", str(tiny_model_dir))
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["adapters", "merge", "rand", "--quant", "f32", "--json"], out, err) == 0, err.getvalue()
+    made = json.loads(out.getvalue())
+    assert Path(made["gguf"]).is_file() and (Path(made["folder"]) / "config.json").is_file()
+    expected = torch.log_softmax(torch.load(tmp_path / "rand.logits.pt")[0].double(), dim=-1)
+    reference = [float(expected[i - 1, t]) for i, t in zip(range(1, 4), [6, 7, 8], strict=True)]
+    with LlamaCppEngine.load(made["folder"], quant="f32", threads=2) as merged:
+        assert merged.score_tokens([5, 6, 7, 8], 1).tolist() == pytest.approx(reference, abs=2e-3)
+    weights = Path(made["folder"]) / "model.safetensors"
+    stamp = weights.stat().st_mtime_ns
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["adapters", "merge", "rand", "--quant", "f32"], out, err) == 0, err.getvalue()
+    assert weights.stat().st_mtime_ns == stamp and "gptdesk generate" in out.getvalue()
+    err = io.StringIO()
+    assert main(["adapters", "merge", "nope"], io.StringIO(), err) != 0 and "nope" in err.getvalue()

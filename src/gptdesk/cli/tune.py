@@ -69,7 +69,7 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=cmd_tune)
 
     a = subparsers.add_parser("adapters", help=_t("LoRA adapters in the cache", "адаптеры LoRA в кэше"))
-    asub = a.add_subparsers(dest="adapters_command", metavar="{ls,show,rm}")
+    asub = a.add_subparsers(dest="adapters_command", metavar="{ls,show,rm,merge}")
     ls = asub.add_parser("ls", help=_t("list the adapters", "список адаптеров"))
     ls.add_argument("--json", action="store_true", help=_t("print JSON", "вывести JSON"))
     ls.set_defaults(func=cmd_adapters_ls)
@@ -80,6 +80,21 @@ def register(subparsers: Any) -> None:
     rm = asub.add_parser("rm", help=_t("remove an adapter", "удалить адаптер"))
     rm.add_argument("name")
     rm.set_defaults(func=cmd_adapters_rm)
+    merge = asub.add_parser(
+        "merge",
+        help=_t(
+            "merge an adapter into its model's weights: a model folder and a GGUF file at full speed",
+            "слить адаптер с весами модели: папка модели и файл GGUF на полной скорости",
+        ),
+    )
+    merge.add_argument("name")
+    merge.add_argument(
+        "--quant",
+        default="q8_0",
+        help=_t("the GGUF type to write (default q8_0)", "тип GGUF для записи (по умолчанию q8_0)"),
+    )
+    merge.add_argument("--json", action="store_true", help=_t("print JSON", "вывести JSON"))
+    merge.set_defaults(func=cmd_adapters_merge)
     a.set_defaults(func=cmd_adapters_ls, json=False)
 
 
@@ -303,4 +318,28 @@ def cmd_adapters_rm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     folder = remove_adapter(args.name)
     out.write(_t(f"Removed adapter '{args.name}' ({folder}).\n", f"Адаптер «{args.name}» удалён ({folder}).\n"))
+    return 0
+
+
+def cmd_adapters_merge(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from gptdesk.models.gguf.convert import canonical_quant
+    from gptdesk.tune.merge import merge_adapter
+
+    def progress(text: Text, fraction: float | None) -> None:
+        shown = f" ({fraction:.0%})" if fraction is not None else ""
+        err.write(f"{text.get()}{shown}\n")
+
+    merged = merge_adapter(args.name, canonical_quant(args.quant), progress=progress)
+    if args.json:
+        json.dump({"name": merged.name, "folder": str(merged.folder), "gguf": str(merged.gguf)}, out)
+        out.write("\n")
+        return 0
+    out.write(
+        _t(
+            f"Merged adapter '{merged.name}' into {merged.folder}\nGGUF: {merged.gguf}\n"
+            f'Generate with it at full speed: gptdesk generate "..." --model {merged.folder}\n',
+            f"Адаптер «{merged.name}» слит с весами: {merged.folder}\nGGUF: {merged.gguf}\n"
+            f'Генерация на полной скорости: gptdesk generate "..." --model {merged.folder}\n',
+        )
+    )
     return 0

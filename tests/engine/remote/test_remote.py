@@ -381,7 +381,13 @@ def test_an_unknown_server_is_told_what_it_may_ignore_and_caught_ignoring_it() -
     assert remote.kind == "openai-compatible" and remote.owned_by == "acme"
     assert {"/props", "/info", "/api/version"} <= set(server.paths)  # asked, answered 404, no harm done
     settings = GenerationSettings.build(
-        do_sample=False, top_k=0, top_p=1.0, num_beams=2, num_return_sequences=2, no_repeat_ngram_size=3
+        do_sample=False,
+        top_k=0,
+        top_p=1.0,
+        num_beams=2,
+        num_return_sequences=2,
+        no_repeat_ngram_size=3,
+        repetition_penalty=1.0,
     )
     events = list(remote.stream("Москва — столица", settings.updated(max_new_tokens=30)))
     notices = {e.code: e for e in events if isinstance(e, Notice)}
@@ -390,7 +396,7 @@ def test_an_unknown_server_is_told_what_it_may_ignore_and_caught_ignoring_it() -
     unverified = notices["remote_unverified"].text
     assert "num_beams = 2" in unverified.en and "no_repeat_ngram_size = 3" in unverified.en
     assert "owned_by 'acme'" in unverified.en and "num_beams = 2" in unverified.ru and "не может узнать" in unverified.ru
-    assert "top_k" not in unverified.en and "temperature" not in unverified.en  # greedy: top_k does not matter
+    assert "top_k (" not in unverified.en and "temperature" not in unverified.en  # greedy: top_k does not matter
     assert "repetition_penalty (GPT Desk: 1)" in unverified.en  # left to the server, and it changes greedy text
     repeated = notices["remote_not_honoured"].text
     assert "« как в стар»" in repeated.en and "no_repeat_ngram_size = 3" in repeated.en

@@ -143,7 +143,7 @@ class FakeServer:
                 self.end_headers()
                 self.wfile.write(raw)
 
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 server.paths.append(self.path)
                 kind = server.kind
                 if self.path in kind.hang:
@@ -157,7 +157,7 @@ class FakeServer:
                 else:
                     self._json(404, {"detail": "Not Found"})
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 server.paths.append(self.path)
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 kind = server.kind

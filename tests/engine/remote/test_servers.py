@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +21,7 @@ from gptdesk.engine.remote.engine import RemoteEngine
 from gptdesk.settings.generation import GenerationSettings
 from gptdesk.settings.presets import get_preset
 from tests.engine.remote.fakes import KINDS, FakeServer, greedy_text
+from tests.server.conftest import listening_url
 
 PROMPT = "Москва — столица"
 GREEDY = get_preset("greedy").settings(max_new_tokens=6)
@@ -168,3 +174,32 @@ def test_a_probe_that_never_answers_does_not_hang_the_connection(fake: Any) -> N
     assert "/props" in server.paths
     assert run_to_end(connected[0].stream(PROMPT, GREEDY)).text == greedy_text(6)
     connected[0].close()
+
+
+def test_generate_remote_against_a_gptdesk_serve_child_matches_the_local_run(tiny_model_dir: Path) -> None:
+    """The README's two commands as a user types them: `gptdesk serve` in one process, `gptdesk generate
+    --remote` in another, on the default engine; greedy gives the local text and the prompt's real count."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gptdesk", "--lang", "en", "serve", "--model", str(tiny_model_dir), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "GPTDESK_API_KEY": ""},
+    )
+    try:
+        url = listening_url(process)
+        there, err = generate(url, "--preset", "greedy", "--max-new-tokens", "10")
+        out, local_err = io.StringIO(), io.StringIO()
+        args = ["generate", PROMPT, "--model", str(tiny_model_dir), "--preset", "greedy", "--max-new-tokens", "10"]
+        assert main([*args, "--json"], out, local_err) == 0, local_err.getvalue()
+        here = json.loads(out.getvalue())
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+    assert there["engine"] == "remote" and there["text"] == here["text"]
+    assert there["prompt_tokens"] == here["prompt_tokens"] > 0
+    assert "remote_" not in err and "not one GPT Desk recognises" not in err

@@ -202,8 +202,8 @@ class RemoteEngine:
     ) -> RemoteEngine:
         """Like connect, over a client the caller made (its own transport, headers or TLS settings)."""
         root = normalize_base_url(base_url)
-        prober = Prober(client, root, timeout)
         response = send(client, "GET", f"{root}/v1/models", root, timeout)
+        prober = Prober(client, root, timeout)  # its budget starts now: a slow /v1/models does not eat it
         if response.status_code in (404, 405):
             info = prober.json("/info")  # TGI before 2.1 has no /v1/models
             if not is_tgi(info):

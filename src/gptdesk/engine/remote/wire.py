@@ -45,7 +45,7 @@ HONOURED: dict[str, frozenset[str]] = {
     "gptdesk": _ALL_SETTINGS,
     "vllm": _ALL_SETTINGS - {"num_beams", "no_repeat_ngram_size"},
     "llama.cpp": _ALL_SETTINGS - _NO_BEAMS_OR_MINIMUM,
-    # llama-cpp-python reads min_tokens (0.2.77 and later) but answers one choice whatever n is.
+    # llama-cpp-python reads min_tokens (recent versions) but answers one choice whatever n is.
     "llama-cpp-python": _ALL_SETTINGS - {"num_beams", "no_repeat_ngram_size", "num_return_sequences"},
     "tgi": _ALL_SETTINGS - _NO_BEAMS_OR_MINIMUM - {"top_k"},
     "ollama": _ALL_SETTINGS - _NO_BEAMS_OR_MINIMUM - {"top_k", "repetition_penalty"},

@@ -18,6 +18,7 @@ import pytest
 from gptdesk.cli.main import main
 from gptdesk.engine import Finished, Notice, run_to_end
 from gptdesk.engine.remote.engine import RemoteEngine
+from gptdesk.errors import EmptyPromptError
 from gptdesk.settings.generation import GenerationSettings
 from gptdesk.settings.presets import get_preset
 from tests.engine.remote.fakes import KINDS, FakeServer, greedy_text
@@ -78,6 +79,10 @@ def test_an_unknown_server_is_told_which_of_its_defaults_may_change_the_text(fak
     with RemoteEngine.connect(server.url) as remote:
         assert remote.kind == "openai-compatible"
         events = list(remote.stream(PROMPT, GREEDY))
+        for empty in (lambda: remote.check(" \n", GREEDY), lambda: list(remote.stream("", GREEDY))):
+            with pytest.raises(EmptyPromptError) as refused:  # the core's prompt check, its words
+                empty()
+            assert "«Москва — столица»" in refused.value.text.en and "Затравка пуста" in refused.value.text.ru
     notices = [e for e in events if isinstance(e, Notice)]
     unverified = next(n for n in notices if n.code == "remote_unverified")
     assert events.index(unverified) < next(i for i, e in enumerate(events) if not isinstance(e, Notice))

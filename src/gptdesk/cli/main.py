@@ -418,7 +418,9 @@ def cmd_generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 "finish_reasons": finished.finish_reasons,
                 "seed": finished.seed,
                 "settings": settings.model_dump(),
-                "prompt_tokens": finished.prompt_tokens,
+                # 0 means not known (a remote server that reported no usage and has no tokenizer): a prompt
+                # is never empty, so a real count is at least 1.
+                "prompt_tokens": finished.prompt_tokens or None,
                 "prompt_truncated_tokens": finished.prompt_truncated_tokens,
                 "generated_tokens": finished.generated_tokens[0] if finished.generated_tokens else 0,
                 "generated_tokens_per_sequence": finished.generated_tokens,

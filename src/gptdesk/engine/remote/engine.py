@@ -1,75 +1,76 @@
-"""A remote engine: any OpenAI-compatible completions server (GPT Desk, vLLM, TGI, llama.cpp server, Ollama)."""
+"""A remote engine: any OpenAI-compatible completions server (GPT Desk, vLLM, TGI, llama.cpp, Ollama…)."""
 
 from __future__ import annotations
 
 import contextlib
-import json
-import random
 import socket
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 
 from gptdesk import __version__
-from gptdesk import errors as _errors
 from gptdesk.engine.base import (
-    Alternative,
     Capabilities,
-    Finished,
-    FinishReason,
     ModelInfo,
     Notice,
     StreamEvent,
-    Timings,
     TokenEvent,
     TokenPiece,
 )
+from gptdesk.engine.core import Clock, choose_seed, prepare_prompt
+from gptdesk.engine.remote.errors import (
+    error_from_body,
+    network_error,
+    not_openai_compatible,
+    send,
+    status_error,
+    unreadable_tokens,
+)
+from gptdesk.engine.remote.identify import Prober, identify, is_tgi, model_cards, model_info, pick, tgi_card
+from gptdesk.engine.remote.wire import (
+    BEYOND_OPENAI,
+    HONOURED,
+    KIND_NAMES,
+    TOKENIZE,
+    ServerKind,
+    StreamState,
+    active_settings,
+    completion_body,
+    decode_chunk,
+    pieces,
+    repeated_ngram,
+    server_defaults_left,
+    shown,
+    sse_events,
+    token_ids,
+    tokenize_body,
+)
 from gptdesk.errors import (
-    EmptyPromptError,
     EngineError,
     GptDeskError,
     InvalidInputError,
     ModelNotFoundError,
-    NetworkError,
     SettingIssue,
     SettingsError,
     UnsupportedModelError,
 )
 from gptdesk.i18n import Text, current_language
-from gptdesk.models.catalog import find_entry
 from gptdesk.models.cost import CostEstimate
 from gptdesk.models.shape import ModelShape
 from gptdesk.settings.generation import GenerationSettings
 
-ServerKind = Literal["gptdesk", "vllm", "llama.cpp", "ollama", "openai-compatible"]
-
-#: What each kind of server is called in messages.
-KIND_NAMES: dict[str, str] = {
-    "gptdesk": "GPT Desk",
-    "vllm": "vLLM",
-    "llama.cpp": "llama.cpp server",
-    "ollama": "Ollama",
-    "openai-compatible": "OpenAI-compatible server",
-}
-
-_ALL_SETTINGS = frozenset(GenerationSettings.model_fields)
-_NO_BEAMS_OR_MINIMUM = frozenset(
-    {"num_beams", "no_repeat_ngram_size", "num_return_sequences", "min_new_tokens", "min_length"}
-)
-#: The settings each kind of server applies through /v1/completions (docs/remote.md has the table).
-#: Lengths given as max_length/min_length are turned into max_tokens/min_tokens before sending.
-HONOURED: dict[str, frozenset[str]] = {
-    "gptdesk": _ALL_SETTINGS,
-    "vllm": _ALL_SETTINGS - {"num_beams", "no_repeat_ngram_size"},
-    "llama.cpp": _ALL_SETTINGS - _NO_BEAMS_OR_MINIMUM,
-    "ollama": _ALL_SETTINGS - _NO_BEAMS_OR_MINIMUM - {"top_k", "repetition_penalty"},
-}
-
-#: What /v1/models says in owned_by, for each kind of server.
-_OWNERS: dict[str, ServerKind] = {"gptdesk": "gptdesk", "vllm": "vllm", "llamacpp": "llama.cpp", "library": "ollama"}
+__all__ = [
+    "KIND_NAMES",
+    "RemoteEngine",
+    "ServerKind",
+    "completion_body",
+    "connect_remote",
+    "normalize_base_url",
+    "repeated_ngram",
+]
 
 
 def normalize_base_url(base_url: str) -> str:
@@ -94,89 +95,6 @@ def normalize_base_url(base_url: str) -> str:
     return root
 
 
-def active_settings(settings: GenerationSettings) -> dict[str, object]:
-    """The settings that change the output from plain sampling (the ones a server may fail to apply)."""
-    active: dict[str, object] = {}
-    if settings.do_sample:
-        if settings.temperature != 1.0:
-            active["temperature"] = settings.temperature
-        if settings.top_k != 0:
-            active["top_k"] = settings.top_k
-        if settings.top_p != 1.0:
-            active["top_p"] = settings.top_p
-    else:
-        active["do_sample"] = False
-    if settings.num_beams > 1:
-        active["num_beams"] = settings.num_beams
-    if settings.num_return_sequences > 1:
-        active["num_return_sequences"] = settings.num_return_sequences
-    if settings.repetition_penalty != 1.0:
-        active["repetition_penalty"] = settings.repetition_penalty
-    if settings.no_repeat_ngram_size > 0:
-        active["no_repeat_ngram_size"] = settings.no_repeat_ngram_size
-    for name in ("min_new_tokens", "min_length"):
-        value = getattr(settings, name)
-        if value:
-            active[name] = value
-    if settings.stop:
-        active["stop"] = settings.stop
-    return active
-
-
-def completion_body(
-    settings: GenerationSettings,
-    *,
-    prompt: str,
-    model: str,
-    seed: int,
-    min_new: int,
-    max_new: int,
-    top_alternatives: int,
-    kind: ServerKind = "openai-compatible",
-) -> dict[str, Any]:
-    """The /v1/completions body for these settings (the inverse of the server's settings_from_request).
-
-    Greedy decoding is temperature 0, as in the OpenAI API. GPT Desk's extra knobs are sent only when
-    they change anything and the server applies them, so a strict server never sees an unknown field.
-    """
-    honoured = HONOURED.get(kind, _ALL_SETTINGS)
-    active = active_settings(settings)
-    body: dict[str, Any] = {
-        "model": model,
-        "prompt": prompt,
-        "max_tokens": max_new,
-        "stream": True,
-        "stream_options": {"include_usage": True},
-        "seed": seed,
-        "logprobs": top_alternatives,
-    }
-    if settings.do_sample:
-        body["temperature"] = settings.temperature
-        body["top_p"] = settings.top_p
-    else:
-        body["temperature"] = 0
-    if settings.num_return_sequences > 1 and "num_return_sequences" in honoured:
-        body["n"] = settings.num_return_sequences
-    extras = {
-        "top_k": "top_k",
-        "num_beams": "num_beams",
-        "repetition_penalty": "repetition_penalty",
-        "no_repeat_ngram_size": "no_repeat_ngram_size",
-    }
-    for field, param in extras.items():
-        if field in active and field in honoured:
-            body[param] = active[field]
-    if min_new > 0 and "min_new_tokens" in honoured:
-        body["min_tokens"] = min_new
-    if settings.stop:
-        body["stop"] = list(settings.stop)
-    if kind == "llama.cpp" and "repetition_penalty" in active:
-        body["repeat_penalty"] = settings.repetition_penalty  # llama.cpp's own name for it
-    if kind in ("gptdesk", "vllm"):
-        body["return_token_ids"] = True
-    return body
-
-
 def connect_remote(
     name: object = None,
     *,
@@ -198,6 +116,12 @@ def connect_remote(
         )
     model = str(name) if name is not None and str(name).strip() else None
     return RemoteEngine.connect(base_url, model=model, api_key=api_key, timeout=timeout)
+
+
+def refuse_empty(prompt: str, settings: GenerationSettings) -> None:
+    """The core's prompt check (EmptyPromptError, with its message) before anything is sent."""
+    if not prompt.strip():
+        prepare_prompt(None, 0, prompt, settings)  # raises before it would tokenize
 
 
 class RemoteEngine:
@@ -238,13 +162,7 @@ class RemoteEngine:
 
     def check(self, prompt: str, settings: GenerationSettings) -> CostEstimate | None:
         """The server decides what it can afford; only an empty prompt is refused here."""
-        if not prompt.strip():
-            raise EmptyPromptError(
-                Text(
-                    "The prompt is empty. Type the beginning of a text for the model to continue.",
-                    "Затравка пуста. Введите начало текста, которое модель продолжит.",
-                )
-            )
+        refuse_empty(prompt, settings)
         return None
 
     # -- connecting ------------------------------------------------------------------------------------
@@ -253,7 +171,8 @@ class RemoteEngine:
     def connect(
         cls, base_url: str, *, model: str | None = None, api_key: str | None = None, timeout: float = 60.0
     ) -> RemoteEngine:
-        """Connect to a server, check GET /v1/models and pick `model` (None: the first it serves)."""
+        """Connect to a server, check GET /v1/models, pick `model` (None: the first it serves) and recognise
+        the server (identify.identify), so each is sent the parameter names it reads."""
         root = normalize_base_url(base_url)
         if not timeout > 0:
             raise InvalidInputError(
@@ -283,21 +202,19 @@ class RemoteEngine:
     ) -> RemoteEngine:
         """Like connect, over a client the caller made (its own transport, headers or TLS settings)."""
         root = normalize_base_url(base_url)
-        response = _send(client, "GET", f"{root}/v1/models", root, timeout)
+        response = send(client, "GET", f"{root}/v1/models", root, timeout)
+        prober = Prober(client, root, timeout)  # its budget starts now: a slow /v1/models does not eat it
         if response.status_code in (404, 405):
-            raise UnsupportedModelError(
-                Text(
-                    f"{root} does not look like an OpenAI-compatible server: GET /v1/models answered "
-                    f"{response.status_code}. Give the server's base address (e.g. http://host:8000), and check that "
-                    "the program there serves the OpenAI API.",
-                    f"{root} не похож на сервер, совместимый с OpenAI: GET /v1/models ответил кодом "
-                    f"{response.status_code}. Укажите базовый адрес сервера (например, http://host:8000) и "
-                    "проверьте, что программа там предоставляет API OpenAI.",
+            info = prober.json("/info")  # TGI before 2.1 has no /v1/models
+            if not is_tgi(info):
+                raise not_openai_compatible(
+                    root, Text(f"answered {response.status_code}", f"ответил кодом {response.status_code}")
                 )
-            )
-        if response.status_code >= 400:
-            raise _status_error(response.status_code, response.content, root, "GET /v1/models")
-        cards = _model_cards(response, root)
+            cards = [tgi_card(info)]
+        elif response.status_code >= 400:
+            raise status_error(response.status_code, response.content, root, "GET /v1/models")
+        else:
+            cards = model_cards(response, root)
         if not cards:
             raise ModelNotFoundError(
                 Text(
@@ -307,11 +224,9 @@ class RemoteEngine:
                     "нём модель, например `vllm serve ai-forever/rugpt3large_based_on_gpt2` или `gptdesk serve`.",
                 )
             )
-        card = cards[0] if model is None else _pick(cards, model, root)
-        owned_by = str(card.get("owned_by", ""))
-        kind = _OWNERS.get(owned_by.lower(), "openai-compatible")
-        info = _model_info(card, root)
-        return cls(client, root, str(card["id"]), info, kind, timeout, owned_by)
+        card = cards[0] if model is None else pick(cards, model, root)
+        kind = identify(prober, card)
+        return cls(client, root, str(card["id"]), model_info(card, root), kind, timeout, str(card.get("owned_by", "")))
 
     def close(self) -> None:
         if self._client is not None:
@@ -336,61 +251,77 @@ class RemoteEngine:
     # -- tokens ----------------------------------------------------------------------------------------
 
     def tokenize(self, text: str) -> list[TokenPiece]:
-        """The server's own split of `text`: GPT Desk's /v1/tokenize, vLLM's or llama.cpp's /tokenize."""
+        """The server's own split of `text` (GPT Desk's /v1/tokenize; vLLM's, llama.cpp's and TGI's /tokenize)."""
+        if self.kind == "llama-cpp-python":
+            raise self._no_tokenizer(pieces_only=True)
+        data = self._tokenize_request(text)
+        try:
+            return pieces(data)
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            raise unreadable_tokens(self.base_url, exc) from None
+
+    def count_tokens(self, text: str) -> int:
+        """How many tokens the server's tokenizer makes of `text` (llama-cpp-python's /extras/tokenize too)."""
+        data = self._tokenize_request(text)
+        try:
+            return len(token_ids(data))
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            raise unreadable_tokens(self.base_url, exc) from None
+
+    def _tokenize_request(self, text: str) -> Any:
         client = self._live_client()
         root = self.base_url
-        body: dict[str, Any]
-        if self.kind == "gptdesk":
-            url, body = f"{root}/v1/tokenize", {"text": text, "model": self.model}
-        elif self.kind == "vllm":
-            url = f"{root}/tokenize"
-            body = {"model": self.model, "prompt": text, "add_special_tokens": False, "return_token_strs": True}
-        elif self.kind == "llama.cpp":
-            url, body = f"{root}/tokenize", {"content": text, "add_special": False, "with_pieces": True}
-        else:
+        path = TOKENIZE.get(self.kind)
+        if path is None:
             raise self._no_tokenizer()
-        response = _send(client, "POST", url, root, self.timeout, json=body)
+        body = tokenize_body(self.kind, text, self.model)
+        response = send(client, "POST", f"{root}{path}", root, self.timeout, json=body)
+        if response.status_code in (404, 405) and self.kind == "llama-cpp-python":
+            path = "/tokenize"  # llama-cpp-python before 0.2.30 had it there
+            response = send(client, "POST", f"{root}{path}", root, self.timeout, json=body)
         if response.status_code in (404, 405):
             raise self._no_tokenizer()
         if response.status_code >= 400:
-            raise _status_error(response.status_code, response.content, root, f"POST {url[len(root) :]}")
+            raise status_error(response.status_code, response.content, root, f"POST {path}")
         try:
-            data = response.json()
-            return _pieces(data)
-        except (ValueError, KeyError, TypeError, IndexError) as exc:
-            raise UnsupportedModelError(
-                Text(
-                    f"The tokenizer answer of {root} cannot be read ({type(exc).__name__}: {exc}). The server may "
-                    "be a version GPT Desk does not know; token views are unavailable with it.",
-                    f"Ответ токенизатора {root} не читается ({type(exc).__name__}: {exc}). Возможно, это версия "
-                    "сервера, которую GPT Desk не знает; просмотр токенов с ней недоступен.",
-                )
-            ) from None
+            return response.json()
+        except ValueError as exc:
+            raise unreadable_tokens(root, exc) from None
 
-    def _no_tokenizer(self) -> UnsupportedModelError:
+    def _no_tokenizer(self, *, pieces_only: bool = False) -> UnsupportedModelError:
+        if pieces_only:
+            return UnsupportedModelError(
+                Text(
+                    f"The {self.server_name} at {self.base_url} gives token ids but not their text, so token "
+                    "views are unavailable with it (max_length/min_length and token counts still work).",
+                    f"{self.server_name} по адресу {self.base_url} даёт номера токенов, но не их текст, поэтому "
+                    "просмотр токенов с ним недоступен (max_length/min_length и подсчёт токенов работают).",
+                )
+            )
         return UnsupportedModelError(
             Text(
                 f"The {self.server_name} at {self.base_url} offers no tokenizer endpoint that GPT Desk knows, so "
                 "token views and max_length/min_length cannot be used with it. GPT Desk (POST /v1/tokenize), "
-                "vLLM and llama.cpp server (POST /tokenize) have one; elsewhere use max_new_tokens.",
+                "vLLM, llama.cpp server and TGI (POST /tokenize) have one; elsewhere use max_new_tokens.",
                 f"{self.server_name} по адресу {self.base_url} не предоставляет известного GPT Desk токенизатора, "
                 "поэтому просмотр токенов и max_length/min_length с ним недоступны. Токенизатор есть у GPT Desk "
-                "(POST /v1/tokenize), vLLM и llama.cpp server (POST /tokenize); в остальных случаях используйте "
-                "max_new_tokens.",
+                "(POST /v1/tokenize), vLLM, llama.cpp server и TGI (POST /tokenize); в остальных случаях "
+                "используйте max_new_tokens.",
             )
         )
 
     # -- generation ------------------------------------------------------------------------------------
 
-    def _lengths(self, prompt: str, settings: GenerationSettings) -> tuple[int, int]:
-        """(min_new, max_new); max_length and min_length count the prompt, which only the server can tokenize."""
+    def _lengths(self, prompt: str, settings: GenerationSettings) -> tuple[int, int, int | None]:
+        """(min_new, max_new, the prompt's tokens where counted); max_length and min_length count the prompt,
+        which only the server can tokenize."""
         counts_prompt = (settings.max_new_tokens is None and settings.max_length is not None) or (
             settings.min_new_tokens is None and settings.min_length is not None
         )
         if not counts_prompt:
-            return settings.resolve_lengths(0)
+            return (*settings.resolve_lengths(0), None)
         try:
-            prompt_tokens = len(self.tokenize(prompt))
+            prompt_tokens = self.count_tokens(prompt)
         except UnsupportedModelError as exc:
             field = (
                 "max_length" if settings.max_new_tokens is None and settings.max_length is not None else "min_length"
@@ -409,7 +340,16 @@ class RemoteEngine:
                     )
                 ]
             ) from exc
-        return settings.resolve_lengths(prompt_tokens)
+        return (*settings.resolve_lengths(prompt_tokens), prompt_tokens)
+
+    def _count_quietly(self, prompt: str) -> int | None:
+        """The prompt's tokens by the server's tokenizer, or None: the text is already there, nothing may fail now."""
+        if self.kind not in TOKENIZE:
+            return None
+        try:
+            return self.count_tokens(prompt)
+        except GptDeskError:
+            return None
 
     def stream(
         self,
@@ -424,14 +364,7 @@ class RemoteEngine:
         Setting `cancel` shuts the connection at once, which is how a server learns to stop.
         """
         client = self._live_client()
-        if not prompt.strip():
-            raise EmptyPromptError(
-                Text(
-                    "The prompt is empty. Type the beginning of a text for the model to continue, "
-                    "e.g. «Москва — столица».",
-                    "Затравка пуста. Введите начало текста, которое модель продолжит, например «Москва — столица».",
-                )
-            )
+        refuse_empty(prompt, settings)
         if not 0 <= top_alternatives <= 20:
             raise InvalidInputError(
                 Text(
@@ -442,8 +375,8 @@ class RemoteEngine:
                 )
             )
         started = time.perf_counter()
-        min_new, max_new = self._lengths(prompt, settings)
-        seed = settings.seed if settings.seed is not None else random.randrange(2**31)
+        min_new, max_new, counted = self._lengths(prompt, settings)
+        seed = choose_seed(settings)
         body = completion_body(
             settings,
             prompt=prompt,
@@ -455,64 +388,65 @@ class RemoteEngine:
             kind=self.kind,
         )
         yield from self._local_notices(settings, body)
-        state = _StreamState(int(body.get("n", 1)), settings, self.kind, seed)
+        state = StreamState(int(body.get("n", 1)), settings, self.kind, seed)
         user_cancel = cancel or threading.Event()
+        clock = Clock(started)
         if user_cancel.is_set():
-            yield state.finished(cancelled=True, started=started)
+            yield state.finished(cancelled=True, timings=clock.timings, gen_start=clock.gen_start)
             return
         watch = _CancelWatch(user_cancel)
-        gen_start = time.perf_counter()
-        state.timings.load_prompt = gen_start - started
         try:
             with client.stream("POST", f"{self.base_url}/v1/completions", json=body) as response:
                 watch.attach(response)
                 if response.status_code >= 400:
                     response.read()
-                    raise _status_error(response.status_code, response.content, self.base_url, "POST /v1/completions")
-                for event_name, data in _sse_events(response.iter_lines()):
+                    raise status_error(response.status_code, response.content, self.base_url, "POST /v1/completions")
+                for event_name, data in sse_events(response.iter_lines()):
                     if user_cancel.is_set():
                         break
                     if data.strip() == "[DONE]":
                         break
-                    chunk = _decode_chunk(data, self.base_url)
+                    chunk = decode_chunk(data, self.base_url)
                     if event_name == "error" or "error" in chunk:
-                        raise _error_from_body(chunk, 500, self.base_url, "POST /v1/completions (stream)")
+                        raise error_from_body(chunk, 500, self.base_url, "POST /v1/completions (stream)")
                     for event in state.feed(chunk):
-                        if isinstance(event, TokenEvent) and state.timings.first_token is None:
-                            state.timings.first_token = time.perf_counter() - gen_start
+                        if isinstance(event, TokenEvent):
+                            clock.step_done()
                         yield event
         except httpx.HTTPError as exc:
             if not user_cancel.is_set():
-                raise _network_error(exc, self.base_url, self.timeout) from exc
+                raise network_error(exc, self.base_url, self.timeout) from exc
         finally:
             watch.close()
-        state.timings.total = time.perf_counter() - gen_start
-        yield from self._unhonoured_notices(settings, body, state, cancelled=user_cancel.is_set())
-        yield state.finished(cancelled=user_cancel.is_set(), started=gen_start)
+        clock.timings.total = time.perf_counter() - clock.gen_start
+        cancelled = user_cancel.is_set()
+        if state.prompt_tokens is None:
+            state.prompt_tokens = counted if counted is not None else self._count_quietly(prompt)
+            if state.prompt_tokens is None and not cancelled:
+                yield self._unknown_count_notice()
+        yield from self._unhonoured_notices(settings, body, state, cancelled=cancelled)
+        yield state.finished(cancelled=cancelled, timings=clock.timings, gen_start=clock.gen_start)
+
+    def _unknown_count_notice(self) -> Notice:
+        return Notice(
+            "remote_tokens_unknown",
+            Text(
+                f"The {self.server_name} at {self.base_url} did not report how many tokens the prompt has, and "
+                "offers no tokenizer GPT Desk knows: the prompt's token count is unknown (null in --json).",
+                f"{self.server_name} по адресу {self.base_url} не сообщил, сколько токенов в затравке, и не "
+                "предоставляет известного GPT Desk токенизатора: число токенов затравки неизвестно (null в --json).",
+            ),
+        )
 
     def _local_notices(self, settings: GenerationSettings, body: dict[str, Any]) -> Iterator[Notice]:
+        """Before the text: the settings' own warnings, and what this server will not do as GPT Desk would."""
         for issue in settings.warnings():
             yield Notice("settings_warning", issue.text)
         honoured = HONOURED.get(self.kind)
         if honoured is None:
-            sent = [f"{name} = {_shown(body[name])}" for name in BEYOND_OPENAI if name in body]
-            if sent:
-                listed = ", ".join(sent)
-                said = f" (/v1/models says owned_by {self.owned_by!r})" if self.owned_by else ""
-                said_ru = f" (/v1/models сообщает owned_by {self.owned_by!r})" if self.owned_by else ""
-                yield Notice(
-                    "remote_unverified",
-                    Text(
-                        f"The server at {self.base_url} is not one GPT Desk knows{said}, so it may ignore settings "
-                        f"beyond the OpenAI completions API; sent: {listed}. GPT Desk cannot tell whether they were "
-                        "applied (it says so below where the text shows they were not). GPT Desk, vLLM, llama.cpp "
-                        "server and Ollama are recognised; see docs/remote.md.",
-                        f"Сервер {self.base_url} незнаком GPT Desk{said_ru}, поэтому он может не применять "
-                        f"параметры сверх API OpenAI completions; отправлены: {listed}. GPT Desk не может узнать, "
-                        "применены ли они (и скажет ниже, если текст покажет, что нет). GPT Desk распознаёт "
-                        "GPT Desk, vLLM, llama.cpp server и Ollama; см. docs/remote.md.",
-                    ),
-                )
+            notice = self._unverified_notice(settings, body)
+            if notice is not None:
+                yield notice
             return
         ignored = [f"{name} = {value}" for name, value in active_settings(settings).items() if name not in honoured]
         if ignored:
@@ -526,9 +460,77 @@ class RemoteEngine:
                     "этого (что учитывает каждый сервер, см. docs/remote.md).",
                 ),
             )
+        if self.kind == "ollama":
+            yield from self._ollama_defaults(settings)
+
+    def _unverified_notice(self, settings: GenerationSettings, body: dict[str, Any]) -> Notice | None:
+        """A server GPT Desk does not recognise: what was sent beyond the OpenAI API, and what its defaults decide."""
+        sent = ", ".join(f"{name} = {shown(body[name])}" for name in BEYOND_OPENAI if name in body)
+        left = ", ".join(server_defaults_left(settings, body))
+        if not sent and not left:
+            return None
+        said = f" (/v1/models says owned_by {self.owned_by!r})" if self.owned_by else ""
+        said_ru = f" (/v1/models сообщает owned_by {self.owned_by!r})" if self.owned_by else ""
+        en = [
+            f"The server at {self.base_url} is not one GPT Desk recognises{said}, so the text may differ from "
+            "a local run."
+        ]
+        ru = [
+            f"Сервер {self.base_url} незнаком GPT Desk{said_ru}, поэтому текст может отличаться от локального запуска."
+        ]
+        if sent:
+            en.append(
+                f"Sent beyond the OpenAI completions API: {sent}; GPT Desk cannot tell whether the server applies "
+                "them (it says so below where the text shows it did not)."
+            )
+            ru.append(
+                f"Сверх API OpenAI completions отправлено: {sent}; GPT Desk не может узнать, применяет ли их "
+                "сервер (и скажет ниже, если текст покажет, что нет)."
+            )
+        if left:
+            en.append(
+                f"Its own defaults decide {left}: a server such as llama-cpp-python or Ollama applies a repeat "
+                "penalty of 1.1 and top_k 40 unless told otherwise, which changes even greedy text."
+            )
+            ru.append(
+                f"Его собственные умолчания определяют {left}: сервер вроде llama-cpp-python или Ollama без "
+                "указаний применяет штраф за повтор 1.1 и top_k 40, что меняет даже жадный текст."
+            )
+        en.append(
+            "Recognised are GPT Desk, vLLM, llama.cpp's llama-server, llama-cpp-python, TGI and Ollama; see "
+            "docs/remote.md."
+        )
+        ru.append(
+            "GPT Desk распознаёт GPT Desk, vLLM, llama-server из llama.cpp, llama-cpp-python, TGI и Ollama; см. "
+            "docs/remote.md."
+        )
+        return Notice("remote_unverified", Text(" ".join(en), " ".join(ru)))
+
+    def _ollama_defaults(self, settings: GenerationSettings) -> Iterator[Notice]:
+        """Ollama's OpenAI API cannot set its repeat penalty or top_k: its defaults (or the Modelfile's) apply."""
+        left = []
+        if settings.repetition_penalty == 1.0:  # a wanted penalty is named by remote_ignores already
+            left.append("repeat_penalty (GPT Desk: 1)")
+        if settings.do_sample and settings.top_k == 0:
+            left.append("top_k (GPT Desk: 0, off)")
+        if not left:
+            return
+        listed = ", ".join(left)
+        yield Notice(
+            "remote_server_defaults",
+            Text(
+                f"Ollama at {self.base_url} applies its own {listed}: 1.1 and 40 unless the model's Modelfile sets "
+                "others, and its OpenAI-compatible API cannot change them, so the text may differ from a local run. "
+                "Set them in a Modelfile (PARAMETER repeat_penalty 1) to match.",
+                f"Ollama по адресу {self.base_url} применяет свои {listed}: 1.1 и 40, если Modelfile модели не "
+                "задаёт других, а его API, совместимый с OpenAI, изменить их не может, поэтому текст может "
+                "отличаться от локального запуска. Чтобы совпадал, задайте их в Modelfile "
+                "(PARAMETER repeat_penalty 1).",
+            ),
+        )
 
     def _unhonoured_notices(
-        self, settings: GenerationSettings, body: dict[str, Any], state: _StreamState, *, cancelled: bool
+        self, settings: GenerationSettings, body: dict[str, Any], state: StreamState, *, cancelled: bool
     ) -> Iterator[Notice]:
         """Where the text itself shows that the server did not apply a setting it was sent, say so."""
         server = f"the {self.server_name} at {self.base_url}"
@@ -566,34 +568,6 @@ class RemoteEngine:
                 break
 
 
-#: Settings GPT Desk sends beyond the OpenAI completions API (temperature, top_p, n, stop, seed… are in it).
-BEYOND_OPENAI = ("top_k", "num_beams", "repetition_penalty", "no_repeat_ngram_size", "min_tokens")
-
-
-def _shown(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False)
-
-
-def repeated_ngram(events: list[TokenEvent], size: int) -> str | None:
-    """The text of the first run of `size` tokens that occurs twice in `events` (overlaps count), or None.
-
-    Tokens are told apart by id where the server gives ids, else by their text; a server that sends
-    several tokens per chunk makes this see fewer, longer "tokens", so it finds fewer repeats, never more.
-    """
-    real = [e for e in events if e.token_id >= 0 or e.piece]
-    units = [e.token_id if e.token_id >= 0 else e.piece for e in real]
-    seen: set[tuple[object, ...]] = set()
-    for start in range(len(units) - size + 1):
-        gram = tuple(units[start : start + size])
-        if gram in seen:
-            return "".join(e.piece for e in real[start : start + size])
-        seen.add(gram)
-    return None
-
-
-# -- streaming -------------------------------------------------------------------------------------------
-
-
 class _CancelWatch:
     """Shuts the stream's socket as soon as `cancel` is set, so a read waiting on a quiet server ends at once."""
 
@@ -629,409 +603,3 @@ class _CancelWatch:
         with self._lock:
             self._done.set()
             self._sock = None
-
-
-def _sse_events(lines: Iterator[str]) -> Iterator[tuple[str | None, str]]:
-    """(event name, data) of each server-sent event; comments (keep-alives) are skipped."""
-    name: str | None = None
-    data: list[str] = []
-    for line in lines:
-        if not line:
-            if data:
-                yield name, "\n".join(data)
-            name, data = None, []
-            continue
-        if line.startswith(":"):
-            continue
-        field, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if field == "data":
-            data.append(value)
-        elif field == "event":
-            name = value
-    if data:
-        yield name, "\n".join(data)
-
-
-def _decode_chunk(data: str, root: str) -> dict[str, Any]:
-    try:
-        chunk = json.loads(data)
-    except ValueError:
-        chunk = None
-    if not isinstance(chunk, dict):
-        raise UnsupportedModelError(
-            Text(
-                f"The server at {root} sent a stream event that is not a JSON object ({data[:80]!r}). It does not "
-                "speak the OpenAI completions protocol as GPT Desk expects.",
-                f"Сервер {root} прислал событие потока, которое не является объектом JSON ({data[:80]!r}). Он не "
-                "следует протоколу OpenAI completions так, как ожидает GPT Desk.",
-            )
-        )
-    return chunk
-
-
-def _finish_reason(reason: str, stop_reason: object, kind: ServerKind, settings: GenerationSettings) -> FinishReason:
-    if reason == "length":
-        return "length"
-    if reason in ("cancelled", "abort"):
-        return "cancelled"
-    if isinstance(stop_reason, str):
-        return "stop"
-    if stop_reason is not None or kind in ("gptdesk", "vllm"):
-        return "eos"  # vLLM and GPT Desk name the stop string when one matched; otherwise it was end of text
-    return "stop" if settings.stop else "eos"
-
-
-class _StreamState:
-    """Collects a streamed completion's choices into token events and the final Finished."""
-
-    def __init__(self, n: int, settings: GenerationSettings, kind: ServerKind, seed: int) -> None:
-        self.settings = settings
-        self.kind = kind
-        self.seed = seed
-        self.texts: list[list[str]] = [[] for _ in range(n)]
-        self.events: list[list[TokenEvent]] = [[] for _ in range(n)]
-        self.reasons: list[FinishReason | None] = [None] * n
-        self.counts = [0] * n
-        self.prompt_tokens = 0
-        self.completion_tokens: int | None = None
-        self.truncated = 0
-        self.timings = Timings()
-
-    def _grow(self, index: int) -> None:
-        while len(self.texts) <= index:
-            self.texts.append([])
-            self.events.append([])
-            self.reasons.append(None)
-            self.counts.append(0)
-
-    def feed(self, chunk: dict[str, Any]) -> Iterator[StreamEvent]:
-        for notice in chunk.get("notices") or []:
-            if isinstance(notice, dict) and notice.get("code") != "settings_warning":
-                en, ru = (
-                    str(notice.get("en", notice.get("message", ""))),
-                    str(notice.get("ru", notice.get("message", ""))),
-                )
-                yield Notice(str(notice.get("code", "server_notice")), Text(en, ru))
-        if isinstance(chunk.get("seed"), int):
-            self.seed = chunk["seed"]
-        if isinstance(chunk.get("prompt_truncated_tokens"), int):
-            self.truncated = max(self.truncated, chunk["prompt_truncated_tokens"])
-        usage = chunk.get("usage")
-        if isinstance(usage, dict):
-            self.prompt_tokens = int(usage.get("prompt_tokens") or 0)
-            self.completion_tokens = int(usage.get("completion_tokens") or 0)
-        for choice in chunk.get("choices") or []:
-            if isinstance(choice, dict):
-                yield from self._choice(choice)
-
-    def _choice(self, choice: dict[str, Any]) -> Iterator[TokenEvent]:
-        index = int(choice.get("index") or 0)
-        self._grow(index)
-        text = str(choice.get("text") or "")
-        logprobs = choice.get("logprobs") if isinstance(choice.get("logprobs"), dict) else {}
-        assert isinstance(logprobs, dict)
-        tokens = list(logprobs.get("tokens") or [])
-        token_logprobs = list(logprobs.get("token_logprobs") or [])
-        tops = list(logprobs.get("top_logprobs") or [])
-        alternatives = list(logprobs.get("top_alternatives") or [])
-        ids = [int(i) for i in choice.get("token_ids") or []]
-        count = max(len(tokens), len(ids))
-        if count == 0 and text:
-            count = 1  # a server that gives neither ids nor logprobs: one chunk stands for one token
-            tokens = [text]
-        for k in range(count):
-            event = TokenEvent(
-                text=text if k == count - 1 else "",
-                token_id=ids[k] if k < len(ids) else -1,
-                piece=str(tokens[k]) if k < len(tokens) else "",
-                logprob=_float(token_logprobs[k]) if k < len(token_logprobs) else None,
-                alternatives=_alternatives(
-                    alternatives[k] if k < len(alternatives) else None, tops[k] if k < len(tops) else None
-                ),
-                sequence=index,
-            )
-            self.events[index].append(event)
-            yield event
-        self.counts[index] += count
-        self.texts[index].append(text)
-        reason = choice.get("finish_reason")
-        if reason:
-            self.reasons[index] = _finish_reason(str(reason), choice.get("stop_reason"), self.kind, self.settings)
-
-    def finished(self, *, cancelled: bool, started: float) -> Finished:
-        reasons: list[FinishReason] = [
-            r if r is not None else ("cancelled" if cancelled else "length") for r in self.reasons
-        ]
-        counts = list(self.counts)
-        if len(counts) == 1 and self.completion_tokens is not None:
-            counts = [self.completion_tokens]
-        # Timings mean the same on every engine: tokens of all sequences together (base.Timings).
-        self.timings.generated_tokens = sum(counts)
-        self.timings.sequences = max(1, sum(1 for c in counts if c > 0))
-        if not self.timings.total:
-            self.timings.total = time.perf_counter() - started
-        return Finished(
-            texts=["".join(parts) for parts in self.texts],
-            finish_reasons=reasons,
-            prompt_tokens=self.prompt_tokens,
-            generated_tokens=counts,
-            seed=self.seed,
-            timings=self.timings,
-            prompt_truncated_tokens=self.truncated,
-            tokens=self.events,
-        )
-
-
-def _float(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _alternatives(with_ids: object, top: object) -> tuple[Alternative, ...]:
-    """A token's alternatives: GPT Desk's list with ids, else OpenAI's {piece: logprob} (ids unknown, -1)."""
-    if isinstance(with_ids, list):
-        return tuple(
-            Alternative(int(a["id"]), str(a["piece"]), float(a["logprob"])) for a in with_ids if isinstance(a, dict)
-        )
-    if isinstance(top, dict):
-        ranked = sorted(((str(k), float(v)) for k, v in top.items() if _float(v) is not None), key=lambda kv: -kv[1])
-        return tuple(Alternative(-1, piece, logprob) for piece, logprob in ranked)
-    return ()
-
-
-# -- HTTP and errors -------------------------------------------------------------------------------------
-
-
-def _send(client: httpx.Client, method: str, url: str, root: str, timeout: float, **kwargs: Any) -> httpx.Response:
-    try:
-        return client.request(method, url, **kwargs)
-    except httpx.HTTPError as exc:
-        raise _network_error(exc, root, timeout) from exc
-
-
-def _network_error(exc: httpx.HTTPError, root: str, timeout: float) -> GptDeskError:
-    reason = str(exc) or type(exc).__name__
-    if isinstance(exc, httpx.ConnectTimeout):
-        return NetworkError(
-            Text(
-                f"Connecting to {root} timed out: the server may be down, or a firewall drops the connection. "
-                "Check the address and that the server is running.",
-                f"Подключение к {root} не удалось за отведённое время: сервер, возможно, выключен или соединение "
-                "блокирует брандмауэр. Проверьте адрес и то, что сервер запущен.",
-            )
-        )
-    if isinstance(exc, httpx.TimeoutException):
-        return NetworkError(
-            Text(
-                f"The server at {root} did not answer within {timeout:g} s (it may be busy, or still loading the "
-                "model). Try again, or connect with a longer timeout.",
-                f"Сервер {root} не ответил за {timeout:g} с (возможно, он занят или ещё загружает модель). "
-                "Повторите попытку или подключитесь с большим таймаутом.",
-            )
-        )
-    if isinstance(exc, httpx.ConnectError):
-        return NetworkError(
-            Text(
-                f"Cannot connect to {root} ({reason}). Check that the server is running (`gptdesk serve`, "
-                "`vllm serve …`) and that the address and port are right.",
-                f"Не удаётся подключиться к {root} ({reason}). Проверьте, что сервер запущен (`gptdesk serve`, "
-                "`vllm serve …`), а адрес и порт указаны верно.",
-            )
-        )
-    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-        return InvalidInputError(
-            Text(
-                f"{root} is not a usable address ({reason}). Give it as http://host:port.",
-                f"{root} — непригодный адрес ({reason}). Укажите его в виде http://host:port.",
-            )
-        )
-    return NetworkError(
-        Text(
-            f"The connection to {root} broke off ({type(exc).__name__}: {reason}). The server may have stopped or "
-            "restarted; try again.",
-            f"Соединение с {root} прервалось ({type(exc).__name__}: {reason}). Возможно, сервер остановился или "
-            "перезапустился; повторите попытку.",
-        )
-    )
-
-
-def _status_error(status: int, content: bytes, root: str, what: str) -> GptDeskError:
-    try:
-        data = json.loads(content)
-    except ValueError:
-        data = content.decode("utf-8", "replace").strip()[:300]
-    return _error_from_body(data, status, root, what)
-
-
-def _error_from_body(data: object, status: int, root: str, what: str) -> GptDeskError:
-    """A typed error from an error body: GPT Desk's own (both languages) or another server's message."""
-    error = data.get("error") if isinstance(data, dict) else None
-    if isinstance(error, dict) and isinstance(error.get("gptdesk"), dict):
-        rebuilt = _rebuild(error["gptdesk"], status, root, what)
-        if rebuilt is not None:
-            return rebuilt
-    message = ""
-    if isinstance(error, dict):
-        message = str(error.get("message") or "")
-    elif isinstance(error, str):
-        message = error
-    if not message and isinstance(data, dict):
-        message = str(data.get("message") or data.get("detail") or "")
-    if not message:
-        message = str(data)[:300] if data else "no details"
-    return _by_status(status, Text(message, message), root, what)
-
-
-def _rebuild(extra: dict[str, Any], status: int, root: str, what: str) -> GptDeskError | None:
-    """The same typed error a GPT Desk server raised, from the "gptdesk" member of its error body."""
-    text = Text(str(extra.get("en", "")), str(extra.get("ru", "")))
-    cls = getattr(_errors, str(extra.get("class", "")), None)
-    issues = extra.get("issues")
-    if isinstance(issues, list) and issues:
-        return SettingsError(
-            [
-                SettingIssue(
-                    str(i.get("field")), Text(str(i.get("en")), str(i.get("ru"))), str(i.get("level", "error"))
-                )
-                for i in issues
-                if isinstance(i, dict)
-            ]
-        )
-    if isinstance(cls, type) and issubclass(cls, GptDeskError) and cls is not SettingsError:
-        try:
-            return cls(text)
-        except TypeError:
-            return None
-    if text.en:  # a server-side error (API key, queue full): typed by its status, its own text kept
-        return _by_status(status, text, root, what, hint=False)
-    return None
-
-
-def _by_status(status: int, message: Text, root: str, what: str, *, hint: bool = True) -> GptDeskError:
-    """Another server's (or a server-specific GPT Desk) error, typed by its HTTP status."""
-    said = Text(
-        f"The server at {root} answered {what} with {status}: {message.en}",
-        f"Сервер {root} ответил на {what} кодом {status}: {message.ru}",
-    )
-    if status in (401, 403) and not hint:
-        return InvalidInputError(said)
-    if status in (401, 403):
-        return InvalidInputError(
-            said
-            + Text(
-                " Give the server's API key (gptdesk generate --api-key, or api_key=…).",
-                " Укажите ключ API этого сервера (gptdesk generate --api-key или api_key=…).",
-            )
-        )
-    if status == 404:
-        return ModelNotFoundError(said)
-    if status == 429 and not hint:
-        return NetworkError(said)
-    if status == 429:
-        return NetworkError(said + Text(" Try again in a few seconds.", " Повторите через несколько секунд."))
-    if 400 <= status < 500:
-        return InvalidInputError(said)
-    if status == 500:
-        return EngineError(said)
-    return NetworkError(said)
-
-
-def _model_cards(response: httpx.Response, root: str) -> list[dict[str, Any]]:
-    try:
-        data = response.json()
-        cards = [c for c in data["data"] if isinstance(c, dict) and "id" in c]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UnsupportedModelError(
-            Text(
-                f"{root} does not look like an OpenAI-compatible server: GET /v1/models did not return a model list "
-                f"({type(exc).__name__}). Give the server's base address, e.g. http://host:8000.",
-                f"{root} не похож на сервер, совместимый с OpenAI: GET /v1/models не вернул список моделей "
-                f"({type(exc).__name__}). Укажите базовый адрес сервера, например http://host:8000.",
-            )
-        ) from None
-    return cards
-
-
-def _pick(cards: list[dict[str, Any]], model: str, root: str) -> dict[str, Any]:
-    """The card for `model`, also by a catalog alias (rugpt3large, sberbank-ai/… for ai-forever/…)."""
-    wanted = {model.strip().lower()}
-    entry = find_entry(model)
-    if entry is not None:
-        wanted.update(name.lower() for name in entry.names())
-    for card in cards:
-        if str(card["id"]).lower() in wanted:
-            return card
-    listed = ", ".join(str(c["id"]) for c in cards)
-    raise ModelNotFoundError(
-        Text(
-            f"model = {model!r} is not served at {root}; it serves: {listed}. Pick one of those, or leave the model "
-            "out to use the first.",
-            f"model = {model!r} не обслуживается на {root}; там есть: {listed}. Выберите одну из них или не "
-            "указывайте модель, чтобы взять первую.",
-        )
-    )
-
-
-def _model_info(card: dict[str, Any], root: str) -> ModelInfo:
-    extra = card.get("gptdesk") if isinstance(card.get("gptdesk"), dict) else {}
-    assert isinstance(extra, dict)
-    entry = find_entry(str(card["id"]))
-    shape = entry.shape if entry is not None else None
-
-    def number(name: str, fallback: int) -> int:
-        value = extra.get(name)
-        return int(value) if isinstance(value, int) else fallback
-
-    positions = card.get("max_model_len")
-    return ModelInfo(
-        model_id=str(card["id"]),
-        source=root,
-        revision=str(extra.get("revision") or card.get("root") or "remote"),
-        engine="remote",
-        device=root,
-        dtype=str(extra.get("dtype") or "unknown"),
-        n_params=number("n_params", entry.n_params if entry else 0),
-        n_layer=number("n_layer", shape.n_layer if shape else 0),
-        n_embd=number("n_embd", shape.n_embd if shape else 0),
-        n_head=number("n_head", shape.n_head if shape else 0),
-        n_positions=positions
-        if isinstance(positions, int)
-        else number("n_positions", shape.n_positions if shape else 0),
-        vocab_size=number("vocab_size", shape.vocab_size if shape else 0),
-    )
-
-
-def _pieces(data: Any) -> list[TokenPiece]:
-    """Token pieces from GPT Desk's, llama.cpp's ({id, piece}) or vLLM's (tokens + token_strs) answer."""
-    tokens = data["tokens"]
-    if tokens and isinstance(tokens[0], dict):
-        out = []
-        for t in tokens:
-            piece = t.get("piece", "")
-            if isinstance(piece, list):  # llama.cpp gives the bytes of a piece that is not valid UTF-8
-                piece = _readable_bytes(bytes(piece))
-            out.append(TokenPiece(int(t["id"]), str(piece)))
-        return out
-    strs = data.get("token_strs") or [None] * len(tokens)
-    return [
-        TokenPiece(int(i), _readable_symbol(s) if isinstance(s, str) else "") for i, s in zip(tokens, strs, strict=True)
-    ]
-
-
-def _readable_bytes(raw: bytes) -> str:
-    from gptdesk.engine.tokens import _mixed  # the same display of split UTF-8 characters as local tokens
-
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return _mixed(raw)
-
-
-def _readable_symbol(symbol: str) -> str:
-    """A byte-level BPE symbol ('Ġмос' style, as vLLM's token_strs give it) as readable text."""
-    from gptdesk.engine.tokens import _byte_decoder
-
-    decoder = _byte_decoder()
-    if all(ch in decoder for ch in symbol):
-        return _readable_bytes(bytes(decoder[ch] for ch in symbol))
-    return symbol

@@ -250,6 +250,8 @@ class FakeServer:
             if self.owned_by == "vllm":
                 card["max_model_len"] = 2048
             return httpx.Response(200, json={"object": "list", "data": [card]})
+        if request.method == "GET":  # the probes of an unknown server: this one has none of those endpoints
+            return httpx.Response(404, json={"detail": "Not Found"})
         body = json.loads(request.content)
         self.bodies.append(body)
         if request.url.path == "/v1/completions":
@@ -353,28 +355,39 @@ def test_ollama_dialect() -> None:
 
 def test_llamacpp_dialect() -> None:
     def tokenize(path: str, body: dict[str, Any]) -> httpx.Response:
-        assert path == "/tokenize" and body == {"content": "Мо", "add_special": False, "with_pieces": True}
+        assert path == "/tokenize" and body == {"content": body["content"], "add_special": False, "with_pieces": True}
         return httpx.Response(200, json={"tokens": [{"id": 5, "piece": "М"}, {"id": 6, "piece": [208]}]})
 
     server = FakeServer("llamacpp", [_chunk(0, "а", finish_reason="stop"), "[DONE]"], tokenize)
     remote = server.connect()
     assert remote.kind == "llama.cpp"
     assert [(p.id, p.text) for p in remote.tokenize("Мо")] == [(5, "М"), (6, "<0xD0>")]
-    run_to_end(remote.stream("x", GenerationSettings.build(repetition_penalty=1.3, max_new_tokens=3)))
-    assert server.bodies[-1]["repeat_penalty"] == 1.3  # llama.cpp's name for it
+    finished = run_to_end(remote.stream("x", GenerationSettings.build(repetition_penalty=1.3, max_new_tokens=3)))
+    sent = server.bodies[-2]
+    assert sent["repeat_penalty"] == 1.3 and "repetition_penalty" not in sent  # llama.cpp's name for it
+    # No usage in the stream: the prompt was counted by the server's tokenizer (the last request).
+    assert server.bodies[-1]["content"] == "x" and finished.prompt_tokens == 2
 
 
 def test_an_unknown_server_is_told_what_it_may_ignore_and_caught_ignoring_it() -> None:
-    # llama-cpp-python's own server (python -m llama_cpp.server) says owned_by "me", streams one choice
-    # whatever n is, and ignores num_beams and no_repeat_ngram_size: «как в старину» comes twice.
+    # A server GPT Desk does not recognise (a proxy, say owned_by "acme", with none of the probed endpoints)
+    # that streams one choice whatever n is and ignores num_beams and no_repeat_ngram_size: «как в старину»
+    # comes twice.
     pieces = [" как", " в", " стар", "ину", ",", " как", " в", " стар", "ину"]
     chunks: list[dict[str, Any] | str] = [_chunk(0, piece) for piece in pieces]
     chunks += [_chunk(0, "", finish_reason="length"), "[DONE]"]
-    server = FakeServer("me", chunks)
+    server = FakeServer("acme", chunks)
     remote = server.connect()
-    assert remote.kind == "openai-compatible" and remote.owned_by == "me"
+    assert remote.kind == "openai-compatible" and remote.owned_by == "acme"
+    assert {"/props", "/info", "/api/version"} <= set(server.paths)  # asked, answered 404, no harm done
     settings = GenerationSettings.build(
-        do_sample=False, top_k=0, top_p=1.0, num_beams=2, num_return_sequences=2, no_repeat_ngram_size=3
+        do_sample=False,
+        top_k=0,
+        top_p=1.0,
+        num_beams=2,
+        num_return_sequences=2,
+        no_repeat_ngram_size=3,
+        repetition_penalty=1.0,
     )
     events = list(remote.stream("Москва — столица", settings.updated(max_new_tokens=30)))
     notices = {e.code: e for e in events if isinstance(e, Notice)}
@@ -382,8 +395,10 @@ def test_an_unknown_server_is_told_what_it_may_ignore_and_caught_ignoring_it() -
     assert sent["num_beams"] == 2 and sent["no_repeat_ngram_size"] == 3 and sent["n"] == 2  # all sent, as before
     unverified = notices["remote_unverified"].text
     assert "num_beams = 2" in unverified.en and "no_repeat_ngram_size = 3" in unverified.en
-    assert "owned_by 'me'" in unverified.en and "num_beams = 2" in unverified.ru and "не может узнать" in unverified.ru
-    assert "top_k" not in unverified.en and "temperature" not in unverified.en  # in the OpenAI API, or not sent
+    assert "owned_by 'acme'" in unverified.en
+    assert "num_beams = 2" in unverified.ru and "не может узнать" in unverified.ru
+    assert "top_k (" not in unverified.en and "temperature" not in unverified.en  # greedy: top_k does not matter
+    assert "repetition_penalty (GPT Desk: 1)" in unverified.en  # left to the server, and it changes greedy text
     repeated = notices["remote_not_honoured"].text
     assert "« как в стар»" in repeated.en and "no_repeat_ngram_size = 3" in repeated.en
     assert "« как в стар»" in repeated.ru

@@ -242,7 +242,7 @@ def _quant_option(args: argparse.Namespace) -> dict[str, str]:
     if args.quant is None:
         return {}
     from gptdesk.errors import InvalidInputError
-    from gptdesk.models.gguf.convert import canonical_quant
+    from gptdesk.models.gguf.sizes import canonical_quant
 
     if args.engine == "transformers":
         raise InvalidInputError(

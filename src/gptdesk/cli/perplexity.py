@@ -24,7 +24,7 @@ def _t(en: str, ru: str) -> str:
 
 
 def register(subparsers: Any) -> None:
-    from gptdesk.models.gguf.convert import QUANT_TYPES
+    from gptdesk.models.gguf.sizes import QUANT_TYPES
 
     p = subparsers.add_parser(
         "perplexity",

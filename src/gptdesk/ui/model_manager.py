@@ -389,7 +389,8 @@ class ModelManagerDialog(QDialog):
         entry = find_entry(row.id)
         text = entry.description if entry is not None else Text("", "")
         # What each converted file for the llama.cpp engine holds (K-quants fall back on narrow rows).
-        from gptdesk.models.gguf.convert import cached_files, describe
+        from gptdesk.models.gguf.cache import cached_files
+        from gptdesk.models.gguf.sizes import describe
 
         for _path, manifest in cached_files(row.id):
             text = text + Text("\nllama.cpp: ", "\nllama.cpp: ") + describe(manifest)

@@ -105,7 +105,7 @@ class PerplexityDialog(QDialog):
 
     def __init__(self, parent: QWidget | None = None, *, model: str | None = None) -> None:
         super().__init__(parent)
-        from gptdesk.models.gguf.convert import DEFAULT_QUANT, QUANT_TYPES
+        from gptdesk.models.gguf.sizes import DEFAULT_QUANT, QUANT_TYPES
 
         self.setObjectName("perplexity_dialog")
         self.model = model

@@ -20,7 +20,9 @@ from gptdesk.engine.tokens import piece_text, tokenize
 from gptdesk.errors import EngineError, InvalidInputError, ModelCorruptError
 from gptdesk.i18n import ProgressCallback, Text
 from gptdesk.models.cost import CostEstimate, check_affordable, estimate
-from gptdesk.models.gguf.convert import DEFAULT_QUANT, QUANT_TYPES, check_quant, ensure_gguf, invalidate
+from gptdesk.models.gguf.cache import invalidate
+from gptdesk.models.gguf.convert import ensure_gguf
+from gptdesk.models.gguf.sizes import DEFAULT_QUANT, QUANT_TYPES, check_quant
 from gptdesk.models.gguf.library import Library
 from gptdesk.models.locate import ResolvedModel, read_config
 from gptdesk.models.obtain import obtain

@@ -106,7 +106,7 @@ class BarProgress:
 
     @staticmethod
     def line(p: PerplexityProgress) -> str:
-        from gptdesk.models.hub.download import format_duration
+        from gptdesk.models.hub.progress import format_duration
 
         lang = current_language()
         filled = round(p.fraction * _BAR_WIDTH)

@@ -114,7 +114,7 @@ class TuneBar:
 
     @staticmethod
     def line(p: Any) -> str:
-        from gptdesk.models.hub.download import format_duration
+        from gptdesk.models.hub.progress import format_duration
 
         lang = current_language()
         if p.phase == "measure":

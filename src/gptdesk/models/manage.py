@@ -13,8 +13,8 @@ from gptdesk.errors import InvalidInputError, ModelNotFoundError
 from gptdesk.i18n import Text
 from gptdesk.models.catalog import CATALOG, EMBEDDED_ID, CatalogEntry, find_entry
 from gptdesk.models.cost import available_memory, estimate, fits_in_memory
-from gptdesk.models.gguf.sizes import QUANT_TYPES, estimated_file_bytes
 from gptdesk.models.gguf.converted import ConvertedFile, converted_for, list_converted, remove_file
+from gptdesk.models.gguf.sizes import QUANT_TYPES, estimated_file_bytes
 from gptdesk.models.locate import EMBEDDED_PATH, SUPPORTED_MODEL_TYPES, hub_cache_dir, hub_candidates
 from gptdesk.models.shape import DTYPE_BYTES, ModelShape
 

@@ -22,8 +22,8 @@ from gptdesk.i18n import ProgressCallback, Text
 from gptdesk.models.cost import CostEstimate, check_affordable, estimate
 from gptdesk.models.gguf.cache import invalidate
 from gptdesk.models.gguf.convert import ensure_gguf
-from gptdesk.models.gguf.sizes import DEFAULT_QUANT, QUANT_TYPES, check_quant
 from gptdesk.models.gguf.library import Library
+from gptdesk.models.gguf.sizes import DEFAULT_QUANT, QUANT_TYPES, check_quant
 from gptdesk.models.locate import ResolvedModel, read_config
 from gptdesk.models.obtain import obtain
 from gptdesk.models.shape import ModelShape

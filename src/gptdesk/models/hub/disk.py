@@ -1,0 +1,62 @@
+"""Room on the cache's disk: checked before a download starts, and named when the disk fills up while writing."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from gptdesk.errors import DiskSpaceError
+from gptdesk.i18n import Text
+from gptdesk.models.hub.plan import DownloadPlan, HubFile
+from gptdesk.models.hub.progress import Size
+
+#: Left free on the cache's disk after a download, so a model never fills the disk to the last byte.
+RESERVE_BYTES = 100_000_000
+FreeSpace = Callable[[Path], int]
+
+
+def free_disk_space(path: Path) -> int:
+    """Free bytes on the disk that holds `path` (or its nearest existing parent)."""
+    probe = Path(path).resolve()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return int(shutil.disk_usage(probe).free)
+
+
+def check_disk_space(plan: DownloadPlan, free_space: FreeSpace | None = None) -> None:
+    """Refuse a download that would not fit (with RESERVE_BYTES to spare), naming the sizes."""
+    need = plan.missing_bytes()
+    if need <= 0:
+        return
+    free = (free_space or free_disk_space)(plan.cache_dir)
+    if free >= need + RESERVE_BYTES:
+        return
+    raise DiskSpaceError(
+        Text(
+            "Not enough disk space to download {name}: it needs {need} more in {dir} (and {reserve} is kept "
+            "free), but only {free} is free there. Free at least {short}, or set HF_HUB_CACHE to a folder on "
+            "a disk with more room.",
+            "Не хватает места на диске, чтобы скачать {name}: нужно ещё {need:ru} в {dir} (и {reserve:ru} "
+            "остаётся свободным), а свободно только {free:ru}. Освободите не меньше {short:ru} или укажите в "
+            "HF_HUB_CACHE папку на диске, где места больше.",
+        ).format(
+            name=plan.repo_id,
+            need=Size(need),
+            reserve=Size(RESERVE_BYTES),
+            free=Size(free),
+            short=Size(need + RESERVE_BYTES - free),
+            dir=plan.cache_dir,
+        )
+    )
+
+
+def disk_full(plan: DownloadPlan, f: HubFile, exc: OSError) -> DiskSpaceError:
+    return DiskSpaceError(
+        Text(
+            f"The disk filled up while downloading {f.name} of {plan.repo_id} into {plan.cache_dir} ({exc}). "
+            "What was downloaded is kept: free some space and run the download again to resume.",
+            f"Диск заполнился во время загрузки {f.name} из {plan.repo_id} в {plan.cache_dir} ({exc}). "
+            "Скачанное сохранено: освободите место и запустите загрузку снова, она продолжится.",
+        )
+    )

@@ -18,8 +18,7 @@ from gptdesk.models.gguf.cache import cache_dir, cached_problem, gguf_path, mani
 from gptdesk.models.gguf.convert import ensure_gguf
 from gptdesk.models.gguf.sizes import QUANT_TYPES
 from gptdesk.models.locate import ResolvedModel, folder_digest, resolve
-
-from ..conftest import build_tiny_gpt2
+from tests.conftest import build_tiny_gpt2
 
 
 def build_scaled_gpt2(folder: Path, *, tied: bool = True, scale: float = 20.0, seed: int = 0) -> Path:

@@ -225,18 +225,22 @@ def pid_alive(pid: int) -> bool:
 
 #: The errors of a disk with no room left: full, over the quota, or over the largest file it takes.
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
 
 
 def is_disk_full(exc: OSError, folder: Path, needed: int) -> bool:
     """Whether `exc`, met writing about `needed` bytes into `folder`, means the disk has no room.
 
-    numpy's tofile (the gguf writer's) reports a short write as "N requested and M written" with no
-    errno: that is a full disk too when the disk has less room than the file needs.
+    numpy's tofile (what the gguf writer writes tensors with) reports a short write as "N requested
+    and M written" with no errno; on a file that happens only when the disk (or the quota, or the
+    file size limit) has no room left. Another errno-less error counts as full when the disk lacks the room.
     """
     if exc.errno in _DISK_FULL:
         return True
     if exc.errno is not None:
         return False
+    if _SHORT_WRITE.search(str(exc)):
+        return True
     try:
         return shutil.disk_usage(folder).free < needed
     except OSError:

@@ -81,6 +81,8 @@ def quantize(
         raise write_failure(out.parent, exc, expected, what) from exc
     tmp = temporary_path(out)
     remove_leftovers(out.parent)
+    if _disk_too_small(out.parent, expected, tmp):
+        raise _no_room(out.parent, expected)
     try:
         with tempfile.TemporaryFile() as errors:
             child: subprocess.Popen[bytes] | _ThreadQuantizer
@@ -117,7 +119,7 @@ def quantize(
                 said = errors.read().decode("utf-8", "replace") + getattr(child, "error", "")
                 detail = said.strip().splitlines()[-3:]
                 if _disk_too_small(out.parent, expected, tmp):
-                    # llama.cpp's own write error says only "failed to write": the disk is the cause.
+                    # llama.cpp's own write error names no cause ("iostream error"): the disk is the cause.
                     raise _no_room(out.parent, expected, " | ".join(detail) or "no message")
                 raise ModelError(
                     Text(
@@ -163,17 +165,19 @@ def free_disk_space(folder: Path) -> int:
     return int(shutil.disk_usage(folder).free)
 
 
-def _no_room(folder: Path, expected: int, said: str) -> DiskSpaceError:
+def _no_room(folder: Path, expected: int, said: str | None = None) -> DiskSpaceError:
+    """A full disk, with the room the quantized file needs and what is free (and llama.cpp's words, if any)."""
     try:
         free = short_size(free_disk_space(folder))
     except OSError:
         free = "?"
+    detail = f" ({said})" if said else ""
     return DiskSpaceError(
         Text(
-            f"The disk is full: llama.cpp cannot write the quantized model to {folder} ({said}). It needs "
+            f"The disk is full: llama.cpp cannot write the quantized model to {folder}{detail}. It needs "
             f"about {short_size(expected)} and {free} is free there: free some disk space or point "
             "GPTDESK_CACHE_DIR to another disk.",
-            f"Диск заполнен: llama.cpp не может записать квантованную модель в {folder} ({said}). Нужно "
+            f"Диск заполнен: llama.cpp не может записать квантованную модель в {folder}{detail}. Нужно "
             f"около {short_size(expected)}, а свободно {free}: освободите место на диске или укажите другой "
             "диск в GPTDESK_CACHE_DIR.",
         )

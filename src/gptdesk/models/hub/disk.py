@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -51,12 +52,35 @@ def check_disk_space(plan: DownloadPlan, free_space: FreeSpace | None = None) ->
     )
 
 
-def disk_full(plan: DownloadPlan, f: HubFile, exc: OSError) -> DiskSpaceError:
+#: The errors of a disk with no room left: full, over the quota, or over the largest file it takes.
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS
+
+
+def disk_full(plan: DownloadPlan, f: HubFile | None, exc: OSError) -> DiskSpaceError:
+    """The disk filled up while writing (`f`, or the cache's own records): what is still needed, what is free."""
+    need = max(0, plan.missing_bytes())
+    try:
+        free: int | None = free_disk_space(plan.cache_dir)
+    except OSError:
+        free = None
+    short = max(need + RESERVE_BYTES - (free or 0), 0)
+    what_en = f"{f.name} of {plan.repo_id}" if f is not None else plan.repo_id
+    what_ru = f"{f.name} из {plan.repo_id}" if f is not None else plan.repo_id
+    free_en = format(Size(free), "") if free is not None else "?"
+    free_ru = format(Size(free), "ru") if free is not None else "?"
     return DiskSpaceError(
         Text(
-            f"The disk filled up while downloading {f.name} of {plan.repo_id} into {plan.cache_dir} ({exc}). "
-            "What was downloaded is kept: free some space and run the download again to resume.",
-            f"Диск заполнился во время загрузки {f.name} из {plan.repo_id} в {plan.cache_dir} ({exc}). "
-            "Скачанное сохранено: освободите место и запустите загрузку снова, она продолжится.",
+            f"The disk is full: it filled up while downloading {what_en} into {plan.cache_dir} ({exc}). The "
+            f"download still needs {Size(need)} (and {Size(RESERVE_BYTES)} is kept free), {free_en} is free. "
+            f"What was downloaded is kept: free at least {Size(short)}, or set HF_HUB_CACHE to a disk with "
+            "more room, and run the download again to resume.",
+            f"Диск заполнен: место кончилось во время загрузки {what_ru} в {plan.cache_dir} ({exc}). Загрузке "
+            f"нужно ещё {Size(need):ru} (и {Size(RESERVE_BYTES):ru} остаётся свободным), свободно {free_ru}. "
+            f"Скачанное сохранено: освободите не меньше {Size(short):ru} или укажите в HF_HUB_CACHE диск, где "
+            "места больше, и запустите загрузку снова, она продолжится.",
         )
     )

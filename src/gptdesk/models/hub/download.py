@@ -11,7 +11,7 @@ from contextlib import suppress
 from pathlib import Path
 
 from gptdesk.i18n import Text
-from gptdesk.models.hub.disk import FreeSpace, check_disk_space
+from gptdesk.models.hub.disk import FreeSpace, check_disk_space, disk_full, is_disk_full
 from gptdesk.models.hub.errors import offline_mode_error
 from gptdesk.models.hub.integrity import file_matches
 from gptdesk.models.hub.plan import COMMIT_HASH, DownloadPlan, HubFile, plan
@@ -69,17 +69,23 @@ def fetch(
     retry = retry or RetryPolicy()
     check_disk_space(the_plan, free_space)
     meter = Meter(the_plan, progress, clock)
-    (the_plan.repo_dir / "blobs").mkdir(parents=True, exist_ok=True)
-    _tag_cache(the_plan.cache_dir)
     try:
-        _fetch_files(the_plan, hub, meter, cancel, retry, verify_existing)
-    except KeyboardInterrupt:
-        # Ctrl+C in a terminal arrives here at once, even inside a read that a stalled server keeps
-        # waiting: the same clean stop as Cancel (the partial file stays for the next run).
-        cancel.set()
-        raise_if_cancelled(cancel, the_plan)
+        (the_plan.repo_dir / "blobs").mkdir(parents=True, exist_ok=True)
+        _tag_cache(the_plan.cache_dir)
+        try:
+            _fetch_files(the_plan, hub, meter, cancel, retry, verify_existing)
+        except KeyboardInterrupt:
+            # Ctrl+C in a terminal arrives here at once, even inside a read that a stalled server keeps
+            # waiting: the same clean stop as Cancel (the partial file stays for the next run).
+            cancel.set()
+            raise_if_cancelled(cancel, the_plan)
+            raise
+        _register(the_plan)
+    except OSError as exc:
+        # The folders, locks and snapshot links need room too: a full disk is named as such there as well.
+        if is_disk_full(exc):
+            raise disk_full(the_plan, None, exc) from exc
         raise
-    _register(the_plan)
     meter.emit(force=True, phase="done", done_bytes=the_plan.total_bytes, file_done=0, note=None)
     return the_plan.snapshot_dir
 

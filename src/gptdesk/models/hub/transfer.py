@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 import threading
@@ -15,7 +14,7 @@ from urllib.parse import urlparse
 from gptdesk.errors import DownloadCancelled, ModelCorruptError, ModelError, NetworkError
 from gptdesk.i18n import Text
 from gptdesk.models.cost import format_bytes
-from gptdesk.models.hub.disk import disk_full
+from gptdesk.models.hub.disk import disk_full, is_disk_full
 from gptdesk.models.hub.errors import is_transient, short
 from gptdesk.models.hub.integrity import Digest, hash_into
 from gptdesk.models.hub.plan import DownloadPlan, HubFile
@@ -111,7 +110,7 @@ def download_file(
                 ) from exc
             continue
         except Exception as exc:
-            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            if isinstance(exc, OSError) and is_disk_full(exc):
                 raise disk_full(the_plan, f, exc) from exc
             if not is_transient(exc):
                 raise

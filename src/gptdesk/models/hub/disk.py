@@ -72,15 +72,18 @@ def disk_full(plan: DownloadPlan, f: HubFile | None, exc: OSError) -> DiskSpaceE
     what_ru = f"{f.name} из {plan.repo_id}" if f is not None else plan.repo_id
     free_en = format(Size(free), "") if free is not None else "?"
     free_ru = format(Size(free), "ru") if free is not None else "?"
+    # What to free: the shortfall when the disk says it (a quota or a file size limit can bind before it).
+    room_en = f"free at least {Size(short)}" if short else "free some space"
+    room_ru = f"освободите не меньше {Size(short):ru}" if short else "освободите место"
     return DiskSpaceError(
         Text(
             f"The disk is full: it filled up while downloading {what_en} into {plan.cache_dir} ({exc}). The "
             f"download still needs {Size(need)} (and {Size(RESERVE_BYTES)} is kept free), {free_en} is free. "
-            f"What was downloaded is kept: free at least {Size(short)}, or set HF_HUB_CACHE to a disk with "
-            "more room, and run the download again to resume.",
+            f"What was downloaded is kept: {room_en}, or set HF_HUB_CACHE to a disk with more room, and run "
+            "the download again to resume.",
             f"Диск заполнен: место кончилось во время загрузки {what_ru} в {plan.cache_dir} ({exc}). Загрузке "
             f"нужно ещё {Size(need):ru} (и {Size(RESERVE_BYTES):ru} остаётся свободным), свободно {free_ru}. "
-            f"Скачанное сохранено: освободите не меньше {Size(short):ru} или укажите в HF_HUB_CACHE диск, где "
-            "места больше, и запустите загрузку снова, она продолжится.",
+            f"Скачанное сохранено: {room_ru} или укажите в HF_HUB_CACHE диск, где места больше, и запустите "
+            "загрузку снова, она продолжится.",
         )
     )

@@ -18,7 +18,8 @@ from gptdesk.engine.auto import AutoEngine
 from gptdesk.engine.hf import TransformersEngine
 from gptdesk.engine.llamacpp.engine import LlamaCppEngine, LogitsPipeline
 from gptdesk.errors import EngineError, InvalidInputError
-from gptdesk.models.gguf.convert import ensure_gguf, manifest_path, sampled_digest
+from gptdesk.models.gguf.cache import manifest_path, sampled_digest
+from gptdesk.models.gguf.convert import ensure_gguf
 from gptdesk.models.locate import resolve
 from gptdesk.settings.generation import GenerationSettings
 from gptdesk.settings.presets import get_preset

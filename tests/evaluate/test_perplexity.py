@@ -18,7 +18,7 @@ from gptdesk.engine.llamacpp.engine import LlamaCppEngine
 from gptdesk.errors import InvalidInputError
 from gptdesk.evaluate.bench_quality import heldout_text
 from gptdesk.evaluate.perplexity import PerplexityProgress, load_scorer, measure, plan_windows, read_text_file
-from gptdesk.models.gguf.convert import QUANT_TYPES
+from gptdesk.models.gguf.sizes import QUANT_TYPES
 
 SHORT = "Однажды играли в карты у конногвардейца Нарумова. Долгая зимняя ночь прошла незаметно."
 

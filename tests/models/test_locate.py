@@ -97,3 +97,16 @@ def test_not_downloading_names_the_pull_command(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     with pytest.raises(ModelNotFoundError, match="gptdesk models pull rugpt3large"):
         resolve("rugpt3large")
+
+
+@pytest.mark.parametrize("name", ["x" * 5000, "someone/" + "x" * 5000, "./" + "x" * 300, "/tmp/" + "y" * 300])
+def test_a_name_too_long_for_a_file_is_a_clear_model_not_found(name: str) -> None:
+    """`gptdesk generate x --model <5,000 characters>` said "Internal error (OSError: File name too long)"."""
+    with pytest.raises(ModelNotFoundError) as caught:
+        resolve(name)
+    en, ru = caught.value.message("en"), caught.value.message("ru")
+    assert f"{len(name):,} characters long" in en and "no model can be called that" in en
+    assert name[:20] in en and name not in en  # named, but not pasted whole
+    assert "gptdesk models" in en and "символов" in ru
+    with pytest.raises(ModelNotFoundError):
+        obtain(name)  # not taken for a hub id to download

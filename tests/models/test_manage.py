@@ -160,3 +160,25 @@ def test_a_model_that_does_not_fit_is_refused_before_loading_with_suggestions(
     en = caught.value.message("en")
     assert "bfloat16" not in en.split("Try:")[1]
     assert "q4_0" in en and "smaller model: rugpt3small" in en
+
+
+def test_delete_removes_a_symlinked_entry_itself_never_what_it_points_at(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """`gptdesk models rm evil/x` where models--evil--x links out of the cache: rmtree refused the link."""
+    outside = tmp_path / "precious"
+    _cache_model(outside, "evil/x", tiny_model_dir)
+    target = outside / "models--evil--x"
+    root = tmp_path / "hub"
+    root.mkdir()
+    (root / "models--evil--x").symlink_to(target, target_is_directory=True)
+    (root / ".locks").mkdir()
+    (root / ".locks" / "models--evil--x").symlink_to(outside, target_is_directory=True)
+    before = sorted(str(p.relative_to(outside)) for p in outside.rglob("*"))
+
+    assert delete_model("evil/x", root) == 0  # a link frees nothing
+    assert not (root / "models--evil--x").is_symlink() and not (root / "models--evil--x").exists()
+    assert not (root / ".locks" / "models--evil--x").is_symlink()
+    assert sorted(str(p.relative_to(outside)) for p in outside.rglob("*")) == before  # nothing followed
+    # A link whose target is gone is removed as well, not reported as missing.
+    (root / "models--evil--y").symlink_to(tmp_path / "gone", target_is_directory=True)
+    delete_model("evil/y", root)
+    assert not (root / "models--evil--y").is_symlink()

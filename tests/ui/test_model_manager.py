@@ -11,8 +11,11 @@ from PySide6.QtCore import QEvent, QUrl
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QApplication, QDialog, QMessageBox
 
+from gptdesk.errors import DiskSpaceError, DownloadCancelled
 from gptdesk.i18n import set_language
-from gptdesk.models.hub.download import DiskSpaceError, DownloadCancelled, DownloadProgress, RetryPolicy, pull
+from gptdesk.models.hub.download import pull
+from gptdesk.models.hub.progress import DownloadProgress
+from gptdesk.models.hub.settings import RetryPolicy
 from gptdesk.models.locate import find_local
 from gptdesk.ui.model_manager import ModelManagerDialog
 from tests.models.hub_server import FakeHub, point_at

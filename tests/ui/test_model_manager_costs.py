@@ -15,7 +15,8 @@ from gptdesk.evaluate.bench_quality import heldout_text
 from gptdesk.i18n import set_language
 from gptdesk.models import measured
 from gptdesk.models.cost import estimate, format_bytes
-from gptdesk.models.gguf.convert import QUANT_TYPES, ensure_gguf, estimated_file_bytes
+from gptdesk.models.gguf.convert import ensure_gguf
+from gptdesk.models.gguf.sizes import QUANT_TYPES, estimated_file_bytes
 from gptdesk.models.locate import resolve
 from gptdesk.models.measured import QualityEntry, SpeedEntry
 from gptdesk.ui.model_manager import _COL, ModelManagerDialog

@@ -61,7 +61,7 @@ def test_stop_ends_a_long_run_with_the_figures_so_far(qtbot: Any, dialog: Perple
 
 
 def test_stop_during_the_conversion_ends_it_and_leaves_nothing(qtbot: Any, dialog: PerplexityDialog) -> None:
-    from gptdesk.models.gguf.convert import cache_dir
+    from gptdesk.models.gguf.cache import cache_dir
 
     dialog.text_edit.setPlainText(heldout_text()[:300])
     dialog.engine_combo.setCurrentText("llamacpp")

@@ -242,7 +242,7 @@ def _quant_option(args: argparse.Namespace) -> dict[str, str]:
     if args.quant is None:
         return {}
     from gptdesk.errors import InvalidInputError
-    from gptdesk.models.gguf.convert import canonical_quant
+    from gptdesk.models.gguf.sizes import canonical_quant
 
     if args.engine == "transformers":
         raise InvalidInputError(
@@ -492,7 +492,8 @@ def _fetch_if_missing(name: str | None, err: TextIO) -> None:
     if (entry is not None and entry.id == EMBEDDED_ID) or find_local(name) is not None:
         return
     from gptdesk.cli.models import TerminalProgress
-    from gptdesk.models.hub.download import fetch, plan
+    from gptdesk.models.hub.download import fetch
+    from gptdesk.models.hub.plan import plan
 
     print(
         _t(f"{name} is not on this computer yet: downloading it.", f"{name} ещё нет на компьютере: скачиваю."), file=err

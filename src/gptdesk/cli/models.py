@@ -15,8 +15,10 @@ from typing import Any, TextIO
 from gptdesk.i18n import Text, current_language
 from gptdesk.models.cost import available_memory, format_bytes
 from gptdesk.models.gguf.converted import cache_total, gguf_root
-from gptdesk.models.hub.download import DownloadProgress, HubSettings, format_duration, plan
 from gptdesk.models.hub.download import fetch as fetch_plan
+from gptdesk.models.hub.plan import plan
+from gptdesk.models.hub.progress import DownloadProgress, format_duration
+from gptdesk.models.hub.settings import HubSettings
 from gptdesk.models.manage import SHOWN_DTYPES, ModelRow, delete_converted, delete_model, find_row, list_models
 
 EXIT_OK = 0

@@ -24,7 +24,7 @@ def _t(en: str, ru: str) -> str:
 
 
 def register(subparsers: Any) -> None:
-    from gptdesk.models.gguf.convert import QUANT_TYPES
+    from gptdesk.models.gguf.sizes import QUANT_TYPES
 
     p = subparsers.add_parser(
         "perplexity",
@@ -106,7 +106,7 @@ class BarProgress:
 
     @staticmethod
     def line(p: PerplexityProgress) -> str:
-        from gptdesk.models.hub.download import format_duration
+        from gptdesk.models.hub.progress import format_duration
 
         lang = current_language()
         filled = round(p.fraction * _BAR_WIDTH)

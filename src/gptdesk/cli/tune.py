@@ -129,7 +129,7 @@ class TuneBar:
 
     @staticmethod
     def line(p: Any) -> str:
-        from gptdesk.models.hub.download import format_duration
+        from gptdesk.models.hub.progress import format_duration
 
         lang = current_language()
         if p.phase == "measure":
@@ -322,7 +322,7 @@ def cmd_adapters_rm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_adapters_merge(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from gptdesk.models.gguf.convert import canonical_quant
+    from gptdesk.models.gguf.sizes import canonical_quant
     from gptdesk.tune.merge import merge_adapter
 
     def progress(text: Text, fraction: float | None) -> None:

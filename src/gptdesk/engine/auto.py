@@ -15,8 +15,8 @@ from gptdesk.engine.llamacpp.engine import LlamaCppEngine
 from gptdesk.errors import CacheFolderError, UnsupportedModelError
 from gptdesk.i18n import ProgressCallback, Text
 from gptdesk.models.cost import CostEstimate
-from gptdesk.models.gguf.convert import DEFAULT_QUANT
 from gptdesk.models.gguf.library import is_available
+from gptdesk.models.gguf.sizes import DEFAULT_QUANT
 from gptdesk.models.locate import ResolvedModel
 from gptdesk.models.obtain import obtain
 from gptdesk.models.shape import ModelShape

@@ -101,7 +101,7 @@ class Row:
 
 
 def bench_dir() -> Path:
-    from gptdesk.models.gguf.convert import cache_dir
+    from gptdesk.models.gguf.cache import cache_dir
 
     return cache_dir() / "bench"
 

@@ -68,7 +68,7 @@ def parse_types(value: str) -> list[str]:
 def measure_type(qtype: str, threads: int) -> dict[str, Any]:
     """Bits per character of the embedded model at `qtype` on the held-out text (in this process)."""
     from gptdesk.evaluate.perplexity import measure
-    from gptdesk.models.gguf.convert import QUANT_TYPES
+    from gptdesk.models.gguf.sizes import QUANT_TYPES
 
     started = time.perf_counter()
     engine: Any

@@ -241,8 +241,8 @@ def load_scorer(
 ) -> LoadedScorer:
     """A local engine for scoring: "auto" is llama.cpp when installed (and the model runs on it), else
     transformers in float32; `quant` picks the llama.cpp type (default: the engine's default)."""
-    from gptdesk.models.gguf.convert import DEFAULT_QUANT, canonical_quant
     from gptdesk.models.gguf.library import is_available
+    from gptdesk.models.gguf.sizes import DEFAULT_QUANT, canonical_quant
 
     if engine not in SCORING_ENGINES:
         raise InvalidInputError(

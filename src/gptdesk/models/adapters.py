@@ -19,7 +19,7 @@ from gptdesk.errors import (
     InvalidInputError,
 )
 from gptdesk.i18n import Text
-from gptdesk.models.gguf.convert import cache_dir
+from gptdesk.models.gguf.cache import cache_dir
 
 MANIFEST = "manifest.json"
 #: peft's file names (PeftModel.save_pretrained).

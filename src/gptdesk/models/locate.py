@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -83,11 +84,31 @@ def find_local(name: str) -> Path | None:
     entry = find_entry(name)
     if entry is not None and entry.id == EMBEDDED_ID:
         return EMBEDDED_PATH if (EMBEDDED_PATH / "config.json").exists() else None
-    for candidate in hub_candidates(name):
-        snap = local_snapshot(candidate)
-        if snap is not None:
-            return snap
+    try:
+        for candidate in hub_candidates(name):
+            snap = local_snapshot(candidate)
+            if snap is not None:
+                return snap
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise _name_too_long(name) from exc
+        raise
     return None
+
+
+def _name_too_long(text: str) -> ModelNotFoundError:
+    """A model name or path longer than the system takes for a file name: no model can be called that."""
+    shown = text if len(text) <= 60 else text[:57] + "…"
+    return ModelNotFoundError(
+        Text(
+            f"The model name '{shown}' is {len(text):,} characters long, more than this system allows in a file "
+            "name or path, so no model can be called that. Name a catalog model (see `gptdesk models`), a hub "
+            "id (owner/name) or a model folder.",
+            f"Имя модели «{shown}» длиной {len(text)} символов больше, чем система допускает для имени файла "
+            "или пути, поэтому такой модели быть не может. Укажите модель из каталога (см. `gptdesk models`), "
+            "id на хабе (владелец/имя) или папку модели.",
+        )
+    )
 
 
 def folder_digest(folder: Path) -> str:
@@ -125,9 +146,15 @@ def resolve(name: str | os.PathLike[str] | None) -> ResolvedModel:
         return ResolvedModel(EMBEDDED_ID, EMBEDDED_PATH, embedded_revision(), find_entry(EMBEDDED_ID))
     text = str(name).strip()
     path = Path(text).expanduser()
-    looks_like_path = path.is_absolute() or text.startswith((".", "~")) or (os.sep in text and path.exists())
-    if path.is_dir() or looks_like_path:
-        if not path.is_dir():
+    try:
+        is_dir = path.is_dir()
+        looks_like_path = path.is_absolute() or text.startswith((".", "~")) or (os.sep in text and path.exists())
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise _name_too_long(text) from exc
+        raise
+    if is_dir or looks_like_path:
+        if not is_dir:
             raise ModelNotFoundError(
                 Text(
                     f"Model folder {path} does not exist. Check the path, or name a catalog model "

@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from gptdesk.errors import InvalidInputError, ModelNotFoundError
+from gptdesk.errors import InvalidInputError, ModelError, ModelNotFoundError
 from gptdesk.i18n import Text
 from gptdesk.models.catalog import CATALOG, EMBEDDED_ID, CatalogEntry, find_entry
 from gptdesk.models.cost import available_memory, estimate, fits_in_memory
-from gptdesk.models.gguf.convert import QUANT_TYPES, estimated_file_bytes
 from gptdesk.models.gguf.converted import ConvertedFile, converted_for, list_converted, remove_file
+from gptdesk.models.gguf.sizes import QUANT_TYPES, estimated_file_bytes
 from gptdesk.models.locate import EMBEDDED_PATH, SUPPORTED_MODEL_TYPES, hub_cache_dir, hub_candidates
 from gptdesk.models.shape import DTYPE_BYTES, ModelShape
 
@@ -362,7 +363,7 @@ def delete_model(name: str, cache_dir: Path | None = None, *, gguf_cache: Path |
         )
     root = cache_dir or hub_cache_dir()
     dirs = [repo_dir(c, root) for c in hub_candidates(text)]
-    found = [d for d in dirs if d.is_dir()]
+    found = [d for d in dirs if d.is_dir() or d.is_symlink()]  # a link whose target is gone is removed too
     # The converted copies go first: a model removed from the hub cache while its GGUF stays would
     # leave ~0.8 GB per quantization of ruGPT-3 Large that nothing lists as belonging to anything.
     freed = delete_converted(text, gguf_cache)
@@ -378,12 +379,31 @@ def delete_model(name: str, cache_dir: Path | None = None, *, gguf_cache: Path |
             )
         )
     for repo in scan_cache(root):
-        if repo.path in found:
+        if repo.path in found and not repo.path.is_symlink():  # a link frees nothing: what it points at stays
             freed += repo.disk_bytes
     for d in found:
-        shutil.rmtree(d)
-        shutil.rmtree(root / ".locks" / d.name, ignore_errors=True)
+        _remove_entry(d)
+        with suppress(OSError):
+            _remove_entry(root / ".locks" / d.name)
     return freed
+
+
+def _remove_entry(path: Path) -> None:
+    """Delete a cache entry; a symbolic link is removed itself, never followed out of the cache."""
+    try:
+        if path.is_symlink():
+            path.unlink()
+        elif path.exists():
+            shutil.rmtree(path)
+    except OSError as exc:
+        raise ModelError(
+            Text(
+                f"Cannot delete {path} ({exc.strerror or exc}). Close programs that use the model, check the "
+                "folder's permissions, or delete it by hand.",
+                f"Не удаётся удалить {path} ({exc.strerror or exc}). Закройте программы, которые используют "
+                "модель, проверьте права на папку или удалите её вручную.",
+            )
+        ) from exc
 
 
 __all__ = [

@@ -29,7 +29,7 @@ _DTYPE_TYPES = {"float32": "f32", "float16": "f16", "bfloat16": "bf16"}
 
 
 def measured_path() -> Path:
-    from gptdesk.models.gguf.convert import cache_dir
+    from gptdesk.models.gguf.cache import cache_dir
 
     return cache_dir() / "measured.json"
 

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QDialog, QFileDialog, QWidget
 from gptdesk.engine.base import Engine
 from gptdesk.i18n import Text
 from gptdesk.models.catalog import CATALOG, EMBEDDED_ID, find_entry
-from gptdesk.models.gguf.convert import DEFAULT_QUANT
+from gptdesk.models.gguf.sizes import DEFAULT_QUANT
 from gptdesk.ui.messages import Messages, error_text
 from gptdesk.ui.model_picker import ModelPicker, RemoteDialog
 from gptdesk.ui.status import StatusFigures

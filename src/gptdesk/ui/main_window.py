@@ -232,7 +232,7 @@ class MainWindow(QMainWindow):
         self.act_manage_models = self._action(self.open_model_manager, "Ctrl+Shift+M")
         self.act_perplexity = self._action(self.open_perplexity)
         # Tools > llama.cpp type: the quantization the fast engine loads (kept between sessions).
-        from gptdesk.models.gguf.convert import DEFAULT_QUANT, QUANT_TYPES
+        from gptdesk.models.gguf.sizes import DEFAULT_QUANT, QUANT_TYPES
 
         saved = str(self._qsettings.value("quant", DEFAULT_QUANT))
         self.quant = saved if saved in QUANT_TYPES else DEFAULT_QUANT

@@ -26,19 +26,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gptdesk.errors import GptDeskError
+from gptdesk.errors import DownloadCancelled, GptDeskError
 from gptdesk.i18n import Text, current_language
 from gptdesk.models.cost import available_memory, format_bytes
 from gptdesk.models.gguf.converted import cache_total, gguf_root
-from gptdesk.models.hub.download import (
-    DownloadCancelled,
-    DownloadProgress,
-    FreeSpace,
-    HubSettings,
-    RetryPolicy,
-    free_disk_space,
-    pull,
-)
+from gptdesk.models.hub.disk import FreeSpace, free_disk_space
+from gptdesk.models.hub.download import pull
+from gptdesk.models.hub.progress import DownloadProgress
+from gptdesk.models.hub.settings import HubSettings, RetryPolicy
 from gptdesk.models.manage import SHOWN_DTYPES, ModelRow, delete_converted, delete_model, find_row, list_models
 from gptdesk.ui.quant_costs import QuantCostsPanel
 from gptdesk.ui.tables import cell, fits_tip
@@ -389,7 +384,8 @@ class ModelManagerDialog(QDialog):
         entry = find_entry(row.id)
         text = entry.description if entry is not None else Text("", "")
         # What each converted file for the llama.cpp engine holds (K-quants fall back on narrow rows).
-        from gptdesk.models.gguf.convert import cached_files, describe
+        from gptdesk.models.gguf.cache import cached_files
+        from gptdesk.models.gguf.sizes import describe
 
         for _path, manifest in cached_files(row.id):
             text = text + Text("\nllama.cpp: ", "\nllama.cpp: ") + describe(manifest)

@@ -105,7 +105,7 @@ class PerplexityDialog(QDialog):
 
     def __init__(self, parent: QWidget | None = None, *, model: str | None = None) -> None:
         super().__init__(parent)
-        from gptdesk.models.gguf.convert import DEFAULT_QUANT, QUANT_TYPES
+        from gptdesk.models.gguf.sizes import DEFAULT_QUANT, QUANT_TYPES
 
         self.setObjectName("perplexity_dialog")
         self.model = model
@@ -294,7 +294,7 @@ class PerplexityDialog(QDialog):
             self.progress_bar.setValue(int(fraction * 1000))
 
     def _on_progress(self, p: PerplexityProgress) -> None:
-        from gptdesk.models.hub.download import format_duration
+        from gptdesk.models.hub.progress import format_duration
 
         self.progress_bar.setRange(0, 1000)
         self.progress_bar.setValue(int(p.fraction * 1000))

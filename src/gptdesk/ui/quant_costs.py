@@ -22,7 +22,7 @@ from gptdesk.i18n import Lang, Text, current_language
 from gptdesk.models import measured
 from gptdesk.models.catalog import EMBEDDED_ID, find_entry
 from gptdesk.models.cost import format_bytes
-from gptdesk.models.gguf.convert import DEFAULT_QUANT
+from gptdesk.models.gguf.sizes import DEFAULT_QUANT
 from gptdesk.models.manage import COST_TYPES, ModelRow, TypeCost, type_costs
 from gptdesk.ui.perplexity_dialog import PerplexityDialog
 from gptdesk.ui.tables import cell, fits_tip

@@ -106,7 +106,8 @@ def test_what_a_dead_conversion_left_is_removed_by_the_next_one(tiny_model_dir: 
     """Ctrl+C during start-up ends the process at once, so a conversion's temporary file may stay behind."""
     import time
 
-    from gptdesk.models.gguf.convert import ensure_gguf, gguf_path
+    from gptdesk.models.gguf.cache import gguf_path
+    from gptdesk.models.gguf.convert import ensure_gguf
     from gptdesk.models.locate import resolve
 
     resolved = resolve(tiny_model_dir)

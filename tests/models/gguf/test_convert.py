@@ -11,21 +11,14 @@ import gguf
 import numpy as np
 import pytest
 
-from gptdesk.errors import InvalidInputError, UnsupportedModelError
+from gptdesk.errors import ConversionCancelled, InvalidInputError, UnsupportedModelError
 from gptdesk.i18n import Text
-from gptdesk.models.gguf import convert as conv
-from gptdesk.models.gguf.convert import (
-    QUANT_TYPES,
-    ConversionCancelled,
-    cache_dir,
-    cached_problem,
-    ensure_gguf,
-    gguf_path,
-    manifest_path,
-)
+from gptdesk.models.gguf import cache
+from gptdesk.models.gguf.cache import cache_dir, cached_problem, gguf_path, manifest_path
+from gptdesk.models.gguf.convert import ensure_gguf
+from gptdesk.models.gguf.sizes import QUANT_TYPES
 from gptdesk.models.locate import ResolvedModel, folder_digest, resolve
-
-from ..conftest import build_tiny_gpt2
+from tests.conftest import build_tiny_gpt2
 
 
 def build_scaled_gpt2(folder: Path, *, tied: bool = True, scale: float = 20.0, seed: int = 0) -> Path:
@@ -206,7 +199,7 @@ def test_new_revision_of_a_folder_is_detected_and_rebuilt(tmp_path: Path) -> Non
 def test_older_converter_output_is_stale(peaky_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     resolved = _resolved(peaky_dir)
     ensure_gguf(resolved, "q8_0")
-    monkeypatch.setattr(conv, "CONVERTER_VERSION", conv.CONVERTER_VERSION + 1)
+    monkeypatch.setattr(cache, "CONVERTER_VERSION", cache.CONVERTER_VERSION + 1)
     assert not ensure_gguf(resolved, "q8_0").reused
     assert ensure_gguf(resolved, "q8_0").reused
 

@@ -10,7 +10,7 @@ import pytest
 
 from gptdesk.cli.main import main
 from gptdesk.errors import DamagedWeightsError
-from gptdesk.models.gguf.convert import cache_dir
+from gptdesk.models.gguf.cache import cache_dir
 
 
 def _poisoned(source: Path, target: Path, *, only: str | None = None) -> Path:

@@ -10,10 +10,12 @@ import pytest
 
 from gptdesk.engine import run_to_end
 from gptdesk.engine.llamacpp.engine import LlamaCppEngine
-from gptdesk.errors import ConversionCancelled
+from gptdesk.errors import ConversionCancelled, ModelError
 from gptdesk.i18n import Text
-from gptdesk.models.gguf import convert as conv
-from gptdesk.models.gguf.convert import K_QUANTS, cached_problem, describe, ensure_gguf, gguf_path, manifest_path
+from gptdesk.models.gguf import cache, convert, quantize
+from gptdesk.models.gguf.cache import cached_files, cached_problem, gguf_path, invalidate, manifest_path
+from gptdesk.models.gguf.convert import ensure_gguf
+from gptdesk.models.gguf.sizes import K_QUANTS, QUANT_TYPES, canonical_quant, describe, estimated_file_bytes
 from gptdesk.models.locate import ResolvedModel, resolve
 from gptdesk.settings.presets import get_preset
 
@@ -87,12 +89,12 @@ def test_k_quant_shrinks_the_file_and_reuses_it(embedded: ResolvedModel) -> None
 
 def test_stale_k_quant_is_rebuilt(embedded: ResolvedModel, monkeypatch: pytest.MonkeyPatch) -> None:
     first = ensure_gguf(embedded, "q4_K_M")
-    monkeypatch.setattr(conv, "CONVERTER_VERSION", conv.CONVERTER_VERSION + 1)
+    monkeypatch.setattr(cache, "CONVERTER_VERSION", cache.CONVERTER_VERSION + 1)
     problem = cached_problem(first.path, revision=embedded.revision, quant="q4_K_M")
     assert problem is not None and "older converter" in problem.en
     rebuilt = ensure_gguf(embedded, "q4_K_M")
     assert not rebuilt.reused
-    assert rebuilt.manifest["converter_version"] == conv.CONVERTER_VERSION
+    assert rebuilt.manifest["converter_version"] == cache.CONVERTER_VERSION
     assert ensure_gguf(embedded, "q4_K_M").reused
 
 
@@ -134,7 +136,7 @@ def test_progress_runs_to_the_end_and_names_the_type(embedded: ResolvedModel) ->
 
 def test_cancel_kills_the_quantizer_and_leaves_nothing(embedded: ResolvedModel) -> None:
     target = gguf_path(embedded, "q5_K_M")
-    conv.invalidate(target)
+    invalidate(target)
     cancel = threading.Event()
 
     def progress(text: Text, fraction: float | None) -> None:
@@ -152,21 +154,21 @@ def test_f16_deleted_by_another_process_does_not_break_a_quantization(
 ) -> None:
     """Two processes make K-quants of one model: the one done first deletes the shared f16 input."""
     target = gguf_path(embedded, "q5_K_M")
-    conv.invalidate(target)
+    invalidate(target)
     base = gguf_path(embedded, "f16")
     # A link left by a process that died is removed; pid 2**22 + 1 is above Linux's pid_max.
     base.parent.mkdir(parents=True, exist_ok=True)
     dead = base.with_name(f".{base.name}.{2**22 + 1}-deadbeef.input")
     dead.write_bytes(b"left behind")
-    real_quantize = conv.quantize
+    real_quantize = quantize.quantize
     inputs: list[Path] = []
 
     def other_process_finishes_first(source: Path, *args: object, **kwargs: object) -> dict[str, object]:
         inputs.append(source)
-        conv.invalidate(base)  # what the other process does once its own K-quant is made
+        invalidate(base)  # what the other process does once its own K-quant is made
         return real_quantize(source, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(conv, "quantize", other_process_finishes_first)
+    monkeypatch.setattr(convert, "quantize", other_process_finishes_first)
     made = ensure_gguf(embedded, "q5_K_M")
     assert not made.reused and inputs and inputs[0] != base
     assert cached_problem(made.path, revision=embedded.revision, quant="q5_K_M", full=True) is None
@@ -177,16 +179,16 @@ def test_f16_deleted_by_another_process_does_not_break_a_quantization(
 def test_quantizer_failure_names_the_way_out(tmp_path: Path) -> None:
     bad = tmp_path / "not-a-model.gguf"
     bad.write_bytes(b"GGUF" + b"\0" * 64)
-    with pytest.raises(conv.ModelError) as err:
-        conv.quantize(bad, tmp_path / "out.gguf", "q4_K_M")
+    with pytest.raises(ModelError) as err:
+        quantize.quantize(bad, tmp_path / "out.gguf", "q4_K_M")
     assert "q8_0 or q4_0" in err.value.text.en and "q8_0 или q4_0" in err.value.text.ru
     assert not list(tmp_path.glob(".out.gguf.*"))
 
 
 def test_k_quant_names_are_accepted_in_any_case() -> None:
-    assert conv.canonical_quant("Q4_K_M") == "q4_K_M"
-    assert conv.canonical_quant("q6_k") == "q6_K"
-    assert set(K_QUANTS) <= set(conv.QUANT_TYPES)
+    assert canonical_quant("Q4_K_M") == "q4_K_M"
+    assert canonical_quant("q6_k") == "q6_K"
+    assert set(K_QUANTS) <= set(QUANT_TYPES)
 
 
 def test_frozen_app_quantizes_on_a_thread(embedded: ResolvedModel, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -197,8 +199,8 @@ def test_frozen_app_quantizes_on_a_thread(embedded: ResolvedModel, monkeypatch: 
     def no_process(*args: object, **kwargs: object) -> None:
         raise AssertionError("a frozen app cannot start `python -m`")
 
-    monkeypatch.setattr(conv.subprocess, "Popen", no_process)
-    conv.invalidate(gguf_path(embedded, "q4_K_M"))
+    monkeypatch.setattr(quantize.subprocess, "Popen", no_process)
+    invalidate(gguf_path(embedded, "q4_K_M"))
     converted = ensure_gguf(embedded, "q4_K_M")
     assert not converted.reused
     assert _types(converted.path)["blk.0.ffn_down.weight"] in {Q.Q4_K, Q.Q6_K}
@@ -208,13 +210,13 @@ def test_frozen_app_quantizes_on_a_thread(embedded: ResolvedModel, monkeypatch: 
 def test_cached_files_list_what_each_holds(embedded: ResolvedModel) -> None:
     for quant in ("q8_0", "q4_K_M"):
         ensure_gguf(embedded, quant)
-    listed = conv.cached_files("embedded")
+    listed = cached_files("embedded")
     quants = [m["quant"] for _, m in listed]
     assert quants.index("q8_0") < quants.index("q4_K_M")
     assert all(path.exists() for path, _ in listed)
     q8 = describe(next(m for _, m in listed if m["quant"] == "q8_0"))
     assert q8.en.startswith("q8_0, ") and "Q8_0 99%" in q8.en and "matrices" not in q8.en
-    assert conv.cached_files("someone/else") == []
+    assert cached_files("someone/else") == []
 
 
 def test_generate_takes_a_k_quant_on_the_command_line(embedded: ResolvedModel) -> None:
@@ -280,9 +282,9 @@ def test_the_size_of_every_file_is_known_before_it_is_made(
     wide = resolve(str(_wide_model(tmp_path / "wide")))
     for model in (embedded, wide):
         shape = ModelShape.from_config(json_config(model))
-        for quant in conv.QUANT_TYPES:
+        for quant in QUANT_TYPES:
             size = ensure_gguf(model, quant).path.stat().st_size
-            assert conv.estimated_file_bytes(shape, quant) == pytest.approx(size, rel=0.003), (model.model_id, quant)
+            assert estimated_file_bytes(shape, quant) == pytest.approx(size, rel=0.003), (model.model_id, quant)
     # The wide model's K-quants are real ones: Q4_K for most matrices, Q6_K for the layers given more bits.
     types = _types(gguf_path(wide, "q4_K_M"))
     assert {types[f"blk.{i}.ffn_up.weight"] for i in range(9)} == {Q.Q4_K}

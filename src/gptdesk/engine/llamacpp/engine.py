@@ -21,9 +21,11 @@ from gptdesk.errors import DamagedAdapterError, EngineError, InvalidInputError, 
 from gptdesk.i18n import ProgressCallback, Text
 from gptdesk.models.adapters import Adapter, check_base, load_adapter
 from gptdesk.models.cost import CostEstimate, check_affordable, estimate
-from gptdesk.models.gguf.convert import DEFAULT_QUANT, QUANT_TYPES, check_quant, ensure_gguf, invalidate
+from gptdesk.models.gguf.cache import invalidate
+from gptdesk.models.gguf.convert import ensure_gguf
 from gptdesk.models.gguf.library import Library
 from gptdesk.models.gguf.lora import ensure_lora_gguf
+from gptdesk.models.gguf.sizes import DEFAULT_QUANT, QUANT_TYPES, check_quant
 from gptdesk.models.locate import ResolvedModel, read_config
 from gptdesk.models.obtain import obtain
 from gptdesk.models.shape import ModelShape

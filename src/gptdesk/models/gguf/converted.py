@@ -10,7 +10,7 @@ from pathlib import Path
 from gptdesk.errors import ModelError
 from gptdesk.i18n import Text
 from gptdesk.models.catalog import find_entry
-from gptdesk.models.gguf.convert import cache_dir, iter_cached, manifest_path
+from gptdesk.models.gguf.cache import cache_dir, iter_cached, manifest_path
 from gptdesk.models.locate import hub_candidates
 
 

@@ -15,19 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from gptdesk.errors import ModelCorruptError, ModelNotFoundError, NetworkError
+from gptdesk.errors import DiskSpaceError, DownloadCancelled, ModelCorruptError, ModelNotFoundError, NetworkError
 from gptdesk.models.cost import format_bytes
-from gptdesk.models.hub.download import (
-    DiskSpaceError,
-    DownloadCancelled,
-    DownloadProgress,
-    HubSettings,
-    RetryPolicy,
-    _Meter,
-    plan,
-    pull,
-    select_files,
-)
+from gptdesk.models.hub.download import pull
+from gptdesk.models.hub.plan import plan, select_files
+from gptdesk.models.hub.progress import DownloadProgress, Meter
+from gptdesk.models.hub.settings import HubSettings, RetryPolicy
 from gptdesk.models.locate import find_local, resolve
 from tests.models.hub_server import FakeHub, point_at
 
@@ -488,7 +481,7 @@ def test_speed_and_time_left_come_from_the_last_seconds(hub: FakeHub, tiny_model
     the_plan = plan("rugpt3small")
     now = [0.0]
     seen: list[DownloadProgress] = []
-    meter = _Meter(the_plan, seen.append, lambda: now[0])
+    meter = Meter(the_plan, seen.append, lambda: now[0])
     meter.emit(force=True, phase="download")
     for _ in range(20):  # 100 kB every half second: 200 kB/s
         now[0] += 0.5

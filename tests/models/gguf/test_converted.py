@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from gptdesk.cli.main import main
-from gptdesk.models.gguf.convert import cache_dir, ensure_gguf
+from gptdesk.models.gguf.cache import cache_dir
+from gptdesk.models.gguf.convert import ensure_gguf
 from gptdesk.models.gguf.converted import cache_total, gguf_root, list_converted
 from gptdesk.models.locate import resolve
 from gptdesk.models.manage import delete_model, find_row, list_models

@@ -11,7 +11,9 @@ import pytest
 
 from gptdesk.cli.main import main
 from gptdesk.errors import ModelError, NetworkError
-from gptdesk.models.hub.download import RetryPolicy, plan, pull
+from gptdesk.models.hub.download import pull
+from gptdesk.models.hub.plan import plan
+from gptdesk.models.hub.settings import RetryPolicy
 from tests.models.hub_server import FakeHub, point_at
 
 REPO_ID = "ai-forever/rugpt3small_based_on_gpt2"

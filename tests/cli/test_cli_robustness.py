@@ -18,7 +18,7 @@ import pytest
 from gptdesk.cli.main import main
 from gptdesk.settings.escapes import decode_escapes
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _env(**extra: str) -> dict[str, str]:

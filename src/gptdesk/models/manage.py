@@ -378,10 +378,13 @@ def delete_model(name: str, cache_dir: Path | None = None, *, gguf_cache: Path |
             )
         )
     for repo in scan_cache(root):
-        if repo.path in found:
+        if repo.path in found and not repo.path.is_symlink():
             freed += repo.disk_bytes
     for d in found:
-        shutil.rmtree(d)
+        if d.is_symlink():  # an entry linked to a folder elsewhere: remove the link, never what it points to
+            d.unlink()
+        else:
+            shutil.rmtree(d)
         shutil.rmtree(root / ".locks" / d.name, ignore_errors=True)
     return freed
 

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,7 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from gptdesk.errors import ConversionCancelled, InvalidInputError, ModelCorruptError, ModelError, UnsupportedModelError
+from gptdesk.errors import (
+    ConversionCancelled,
+    DiskSpaceError,
+    InvalidInputError,
+    ModelCorruptError,
+    ModelError,
+    UnsupportedModelError,
+)
 from gptdesk.i18n import ProgressCallback, Text
 from gptdesk.models.locate import ResolvedModel, read_config, weight_files
 from gptdesk.models.shape import ModelShape
@@ -586,9 +594,9 @@ def convert(
             tmp, out, {"model_id": model_id, "source": str(folder), "revision": revision, "quant": quant}
         )
     except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        if not _out_of_space(exc, out.parent, sum(_nbytes(p.shape, p.qtype) for p in plan)):
             raise _cache_unusable(out.parent, exc) from exc
-        raise ModelError(
+        raise DiskSpaceError(  # a full disk is told as one, with the room needed (exit 4)
             Text(
                 f"Cannot write the converted model to {out.parent} ({exc}). Free some disk space (it needs "
                 f"about {_fmt(sum(_nbytes(p.shape, p.qtype) for p in plan))}) or point GPTDESK_CACHE_DIR to "
@@ -642,6 +650,19 @@ def _remove_stale_parts(out: Path) -> None:
         with contextlib.suppress(OSError):
             if now - leftover.stat().st_mtime > _STALE_PART_S:
                 leftover.unlink()
+
+
+def _out_of_space(exc: OSError, folder: Path, need: int) -> bool:
+    """Whether a failed write ran out of disk: by its errno, or, for numpy's tofile (which raises a bare
+    "OSError: N requested and M written" without one), by the room left on the folder's disk."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return True
+    if exc.errno is not None:
+        return False
+    try:
+        return shutil.disk_usage(folder).free < need
+    except OSError:
+        return False
 
 
 def _cache_unusable(folder: Path, exc: OSError) -> ModelError:
@@ -836,9 +857,9 @@ def quantize(
             },
         )
     except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        if not _out_of_space(exc, out.parent, expected):
             raise _cache_unusable(out.parent, exc) from exc
-        raise ModelError(
+        raise DiskSpaceError(  # a full disk is told as one, with the room needed (exit 4)
             Text(
                 f"Cannot write the quantized model to {out.parent} ({exc}). Free some disk space (it needs "
                 f"about {_fmt(expected)}) or point GPTDESK_CACHE_DIR to another disk.",

@@ -125,7 +125,7 @@ def check_arguments(
                 continue
             if not _is_utf8(item):
                 if known.positional and name in prompt_names:
-                    what = Text("the prompt", "затравка") if name == "prompt" else Text("the text", "текст")
+                    what = Text("the prompt", "затравка")  # `tokens TEXT` too: the text a prompt would be
                 elif known.positional:
                     what = Text(f"the argument {known.shown}", f"аргумент {known.shown}")
                 else:

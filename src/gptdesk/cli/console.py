@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import codecs
 import errno
 import io
@@ -11,6 +12,8 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import IO, Any, TextIO, cast
 
@@ -57,29 +60,102 @@ def check_utf8(value: str, what: Text) -> str:
     return value
 
 
-def check_arguments(
-    values: dict[str, Any], prompt_names: tuple[str, ...] = ("prompt", "text"), paths: tuple[str, ...] = ("model",)
-) -> None:
-    """Every text argument of a parsed command line must be UTF-8 (the prompt is named as such).
+#: Arguments that name files or folders: a Linux file name may be any bytes, and Python passes them on intact.
+PATH_ARGUMENTS: frozenset[str] = frozenset(
+    {"model", "file", "files", "data_dir", "png", "svg", "output", "json_path", "adapter"}
+)
+#: The longest file name (one component) and path Linux takes: longer ones fail with "File name too long".
+NAME_MAX = 255
+PATH_MAX = 4095
 
-    `paths` are exempt: a Linux file name may be any bytes, and Python passes them on intact.
+
+@dataclass(frozen=True)
+class Argument:
+    """How the command line spells one parsed value: `--stop`, or the positional's metavar."""
+
+    shown: str
+    positional: bool
+    path: bool
+
+
+def argument_names(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, Argument]:
+    """Each destination of the parsed command (its subcommands' included) and how the user wrote it."""
+    found: dict[str, Argument] = {}
+    pending = [parser]
+    while pending:
+        current = pending.pop()
+        for action in current._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                chosen = getattr(args, action.dest, None)
+                if isinstance(chosen, str) and chosen in action.choices:
+                    pending.append(action.choices[chosen])
+                continue
+            if action.option_strings:
+                long = [o for o in action.option_strings if o.startswith("--")]
+                shown = (long or action.option_strings)[0]
+            else:
+                metavar = action.metavar if isinstance(action.metavar, str) else None
+                shown = metavar or action.dest.upper()
+            path = action.dest in PATH_ARGUMENTS or action.type is Path
+            found[action.dest] = Argument(shown, not action.option_strings, path)
+    return found
+
+
+def check_arguments(
+    values: dict[str, Any],
+    names: dict[str, Argument] | None = None,
+    prompt_names: tuple[str, ...] = ("prompt", "text"),
+) -> None:
+    """Every text argument of a parsed command line must be UTF-8; a path must be short enough to exist.
+
+    Paths are exempt from UTF-8: a Linux file name may be any bytes, and Python passes them on intact.
+    Messages name each value as the user wrote it (`--stop`, or the positional FILE).
     """
+    names = names or {}
     for name, value in values.items():
-        if name in paths:
-            continue
+        known = names.get(name) or Argument("--" + name.replace("_", "-"), False, name in PATH_ARGUMENTS)
         items = value if isinstance(value, list) else [value]
         for item in items:
-            if isinstance(item, str) and not _is_utf8(item):
-                if name in prompt_names:
-                    what = Text("the prompt", "затравка")
+            if isinstance(item, Path):
+                item = str(item)
+            if not isinstance(item, str):
+                continue
+            if known.path:
+                _check_path_length(item, known)
+                continue
+            if not _is_utf8(item):
+                if known.positional and name in prompt_names:
+                    what = Text("the prompt", "затравка")  # `tokens TEXT` too: the text a prompt would be
+                elif known.positional:
+                    what = Text(f"the argument {known.shown}", f"аргумент {known.shown}")
                 else:
-                    flag = "--" + name.replace("_", "-")
-                    what = Text(f"the value of {flag}", f"значение {flag}")
+                    what = Text(f"the value of {known.shown}", f"значение {known.shown}")
                 raise not_utf8_error(_capitalized(what), _shown_bytes(item))
 
 
 def _capitalized(text: Text) -> Text:
     return Text(text.en[:1].upper() + text.en[1:], text.ru[:1].upper() + text.ru[1:])
+
+
+def _check_path_length(value: str, known: Argument) -> None:
+    """A name no file system can hold is bad input, not an "Internal error (File name too long)"."""
+    raw = os.fsencode(value)
+    longest = max((len(part) for part in raw.split(b"/")), default=0)
+    if longest <= NAME_MAX and len(raw) <= PATH_MAX:
+        return
+    head = value[:40].encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    model = known.shown == "--model"
+    raise InvalidInputError(
+        Text(
+            f"{known.shown} '{head}…' is {len(value):,} characters long: no file or folder can have such a name "
+            f"(Linux takes at most {NAME_MAX} bytes per name and {PATH_MAX + 1:,} per path). Give an existing "
+            "file or folder" + (", a catalog name (`gptdesk models`) or a hub id owner/name." if model else "."),
+            f"{known.shown} «{head}…» длиной {len(value):,} символов: такого имени не бывает ни у файла, ни у "
+            f"папки (Linux допускает не больше {NAME_MAX} байт на имя и {PATH_MAX + 1:,} на путь). Укажите "
+            "существующий файл или папку"
+            + (", имя из каталога (`gptdesk models`) или id на хабе владелец/имя." if model else "."),
+        )
+    )
 
 
 def read_text(value: str, stdin: IO[Any] | None = None) -> str:
@@ -252,22 +328,34 @@ def silence(stream: TextIO) -> None:
         os.close(devnull)
 
 
+def printable(text: str) -> str:
+    """`text` with the raw bytes of a non-UTF-8 file name shown as escapes (b'\\xff' → \\xff), never failing."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        try:
+            return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:  # a lone surrogate that no byte stands for
+            return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def readable(stream: TextIO, text: Text) -> str:
     """The text in the user's language, or in English when the stream's encoding cannot hold Cyrillic."""
-    chosen = text.get()
+    chosen = printable(text.get())
     encoding = getattr(stream, "encoding", None)
     try:
         chosen.encode(encoding or "utf-8")
     except (UnicodeEncodeError, LookupError):
-        return text.en
+        return printable(text.en)
     return chosen
 
 
 def say(err: TextIO, text: str) -> None:
     """Print a message to standard error, ignoring a standard error that itself cannot be written."""
     try:
-        print(text, file=err, flush=True)
-    except (OSError, ValueError):
+        print(printable(text), file=err, flush=True)
+    except (OSError, ValueError, OutputError):  # the exit status still tells what happened
         silence(err)
 
 

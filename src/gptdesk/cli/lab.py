@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any, TextIO
 
+from gptdesk.cli.console import printable, readable, say
+from gptdesk.cli.exits import EXIT_NOT_WRITTEN
 from gptdesk.i18n import Text
 
 
@@ -146,9 +150,10 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def _read(value: str) -> str:
-    import sys
+    """The prompt, or standard input for '-', strictly UTF-8 (as `gptdesk generate` reads it)."""
+    from gptdesk.cli.console import read_text
 
-    return sys.stdin.read() if value == "-" else value
+    return read_text(value)
 
 
 def _load(args: argparse.Namespace, err: TextIO) -> Any:
@@ -163,28 +168,82 @@ def _load(args: argparse.Namespace, err: TextIO) -> Any:
 
 
 def cmd_next(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from gptdesk.lab.nextview import NextTokenContext, format_probability
+    from gptdesk.errors import InvalidInputError
+    from gptdesk.lab.nextview import NextTokenContext
     from gptdesk.lab.source import logits_source
 
     prompt = _read(args.prompt)
     settings = _settings(args)
+    charts = [Path(p) for p in (args.png, args.svg) if p]
+    for path in charts:  # a bad suffix is bad input: refused before anything is drawn or printed
+        if path.suffix.lower() not in (".png", ".svg"):
+            raise InvalidInputError(
+                Text(
+                    f"Cannot save a chart as '{printable(str(path))}': use a .png or .svg file name.",
+                    f"Нельзя сохранить график как «{printable(str(path))}»: укажите имя файла .png или .svg.",
+                )
+            )
     engine = _load(args, err)
     try:
         ctx = NextTokenContext.for_prompt(logits_source(engine), prompt)
         view = ctx.view(settings, top=max(1, args.top))
     finally:
         engine.close()
-    if args.png or args.svg:
-        from gptdesk.ui.lab.charts import export_view
-
-        for path in (args.png, args.svg):
-            if path:
-                export_view(view, Path(path))
     if args.json:
         result = {"prompt": prompt, "settings": settings.model_dump(), **view.to_dict()}
         json.dump(result, out, ensure_ascii=False, indent=1)
         out.write("\n")
+    else:
+        _print_view(view, out, err)
+    return _save_charts(view, charts, out, err)
+
+
+def _save_charts(view: Any, paths: list[Path], out: TextIO, err: TextIO) -> int:
+    """Draw the chart off screen into each file; a file that cannot be written is named (exit 5), the view
+    has been printed already."""
+    if not paths:
         return 0
+    # The chart is drawn off screen whatever QT_QPA_PLATFORM says: xcb without a display aborts the
+    # process ("no Qt platform plugin could be initialized"), and a file needs no display. No
+    # QApplication exists yet in a CLI process, so the platform is still ours to choose.
+    os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    from gptdesk.ui.lab.charts import export_view
+
+    out.flush()
+    code = 0
+    with tempfile.TemporaryDirectory(prefix="gptdesk-chart-") as scratch:
+        for path in paths:
+            drawn = Path(scratch) / ("chart" + path.suffix.lower())
+            export_view(view, drawn)
+            problem: Text | None = None
+            try:
+                data = drawn.read_bytes()
+                if not data:
+                    problem = Text("the chart came out empty: is the disk full?", "график вышел пустым: диск полон?")
+                else:
+                    path.write_bytes(data)
+            except OSError as exc:
+                problem = Text(exc.strerror or str(exc), exc.strerror or str(exc))
+            if problem is not None:
+                say(
+                    err,
+                    readable(
+                        err,
+                        Text(
+                            f"Error: the chart cannot be written to {path} ({problem.en}). Choose a file in a writable "
+                            "folder with free space (e.g. --png ~/chart.png).",
+                            f"Ошибка: график не записать в {path} ({problem.ru}). Укажите файл в папке, доступной для "
+                            "записи и со свободным местом (например, --png ~/chart.png).",
+                        ),
+                    ),
+                )
+                code = EXIT_NOT_WRITTEN
+    return code
+
+
+def _print_view(view: Any, out: TextIO, err: TextIO) -> None:
+    from gptdesk.lab.nextview import format_probability
+
     for note in view.notes:
         print("! " + note.get(), file=err)
     greedy = format_probability(view.greedy_final)
@@ -220,12 +279,11 @@ def cmd_next(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             f"{status_text[c.status]}{mark}",
             file=out,
         )
-    return 0
 
 
 def cmd_explore(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from gptdesk.cli.main import _CtrlC
-    from gptdesk.errors import InvalidInputError
+    from gptdesk.errors import GptDeskError, InvalidInputError
     from gptdesk.lab.explorer import grid_from_group, parse_axis, plan_grid, run_grid, save_grid
 
     if args.list or args.reproduce:
@@ -262,11 +320,17 @@ def cmd_explore(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if not args.json and err.isatty():
             err.write("\n")
         group_id: str | None = None
+        save_failed: GptDeskError | None = None
         if args.save and results:
             from gptdesk.history.store import HistoryStore
 
-            with HistoryStore() as store:
-                group_id = save_grid(store, prompt, results, engine)
+            # A history that cannot be written costs the save, not the generated cells: they are
+            # printed below, and the failure is told after them.
+            try:
+                with HistoryStore() as store:
+                    group_id = save_grid(store, prompt, results, engine)
+            except GptDeskError as exc:
+                save_failed = exc
     finally:
         engine.close()
     if args.json:
@@ -292,6 +356,18 @@ def cmd_explore(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             print(prompt + result.text, file=out)
         if group_id:
             print(_t(f"Saved as group {group_id}.", f"Сохранено группой {group_id}."), file=err)
+    if save_failed is not None:
+        out.flush()
+        say(
+            err,
+            readable(
+                err,
+                Text("Error: the grid was not saved: ", "Ошибка: сетка не сохранена: ")
+                + save_failed.text
+                + Text(" The results above are complete.", " Результаты выше полные."),
+            ),
+        )
+        return save_failed.exit_code
     if len(results) < len(cells):
         print(
             _t(

@@ -16,6 +16,7 @@ from typing import Any, TextIO
 from gptdesk import __version__
 from gptdesk.cli.console import (
     GuardedOutput,
+    argument_names,
     check_arguments,
     interrupt_exits_at_once,
     read_text,
@@ -24,6 +25,15 @@ from gptdesk.cli.console import (
     silence,
     standard_streams,
     stop_strings,
+)
+from gptdesk.cli.exits import (
+    EXIT_BAD_INPUT,
+    EXIT_CODES,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PIPE_CLOSED,
+    epilog,
 )
 from gptdesk.errors import GptDeskError, OutputClosedError, OutputError, SettingsError
 from gptdesk.i18n import Text, set_language
@@ -42,48 +52,8 @@ SUBCOMMAND_MODULES: list[str] = [
     "gptdesk.cli.tune",
 ]
 
-EXIT_OK = 0
-EXIT_INTERNAL = 1
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
-EXIT_PIPE_CLOSED = 141  # the reader of the output went away (see errors.OutputClosedError)
 
-#: Every exit status of `gptdesk`, shown by --help; the README lists the same (a test compares them).
-EXIT_CODES: list[tuple[int, Text]] = [
-    (0, Text("done", "готово")),
-    (1, Text("internal failure (a bug: please report it)", "внутренняя ошибка (сообщите о ней)")),
-    (
-        2,
-        Text(
-            "bad input (prompt, settings, names, text that is not UTF-8)",
-            "неверный ввод (затравка, настройки, имена, текст не в UTF-8)",
-        ),
-    ),
-    (
-        3,
-        Text(
-            "model missing or damaged, or it cannot be fetched or prepared (hub, cache folder)",
-            "модели нет или она повреждена, либо её не получить или не подготовить (хаб, папка кэша)",
-        ),
-    ),
-    (4, Text("not enough memory or disk space", "не хватает памяти или места на диске")),
-    (
-        5,
-        Text(
-            "the output or the history cannot be written (full disk, an encoding without Cyrillic, a locked file)",
-            "вывод или историю не записать (диск полон, кодировка без кириллицы, файл занят)",
-        ),
-    ),
-    (6, Text("no graphical display for the window", "нет графического дисплея для окна")),
-    (130, Text("stopped with Ctrl+C", "остановлено по Ctrl+C")),
-    (
-        141,
-        Text(
-            "the output's reader went away (`gptdesk … | head`): a quiet stop, as for any Unix tool",
-            "читатель вывода закрылся (`gptdesk … | head`): тихая остановка, как у любой Unix-программы",
-        ),
-    ),
-]
+__all__ = ["EXIT_BAD_INPUT", "EXIT_CODES", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_PIPE_CLOSED", "main"]
 
 _SETTING_TYPES: dict[str, Callable[[str], Any]] = {
     "temperature": float,
@@ -115,8 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
             "GPT Desk: a workbench for GPT-2-family language models (ruGPT-3 first).",
             "GPT Desk: рабочее место для языковых моделей семейства GPT-2 (прежде всего ruGPT-3).",
         ),
-        epilog=_t("exit status:", "код завершения:")
-        + "".join(f"\n  {code:>3}  {text.get()}" for code, text in EXIT_CODES),
+        epilog=epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"gptdesk {__version__}")
@@ -544,7 +513,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             return EXIT_PIPE_CLOSED
 
 
-def _parse(argv: Sequence[str] | None, out: TextIO) -> argparse.Namespace:
+def _parse(argv: Sequence[str] | None, out: TextIO) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     parser = build_parser()
     try:
         with contextlib.redirect_stdout(out):  # --help and --version go through the output guard too
@@ -559,14 +528,14 @@ def _parse(argv: Sequence[str] | None, out: TextIO) -> argparse.Namespace:
         from gptdesk.ui.command import cmd_gui
 
         args.func = cmd_gui
-    return args
+    return parser, args
 
 
 def _run(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
     try:
-        args = _parse(argv, out)
+        parser, args = _parse(argv, out)
         func: Callable[[argparse.Namespace, TextIO, TextIO], int] = args.func
-        check_arguments(vars(args))
+        check_arguments(vars(args), argument_names(parser, args))
         code = func(args, out, err)
         # Flushed here, inside the guard: the interpreter's own flush at exit would report a closed
         # pipe as "Exception ignored … BrokenPipeError" (and exit 120), a full disk as a traceback.

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import codecs
 import math
+import os
+import re
+import stat
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -121,19 +126,47 @@ class PerplexityResult:
         }
 
 
-def measure(
+#: Characters tokenized per call: a call runs in native code that neither Ctrl+C nor a progress bar
+#: can interrupt, so a long text goes in pieces of a fraction of a second each.
+PIECE_CHARS = 65_536
+#: A space between two non-spaces starts a new pre-token in GPT-2's byte-level BPE, and a newline
+#: between two non-spaces is a pre-token of its own: cutting there gives the tokens of the whole text.
+_CUT_BEFORE_SPACE = re.compile(r"(?<=\S) (?=\S)")
+_CUT_AFTER_NEWLINE = re.compile(r"(?<=\S\n)(?=\S)")
+
+
+@dataclass(frozen=True)
+class Tokenized:
+    """A text's tokens after the end-of-text prefix, and where each token ends in the text (characters)."""
+
+    ids: list[int]
+    ends: list[int]
+
+
+def _cut(text: str, start: int, piece_chars: int) -> int:
+    """Where the piece that begins at `start` ends: at a pre-token boundary in its second half, if any."""
+    end = start + piece_chars
+    if end >= len(text):
+        return len(text)
+    low = start + piece_chars // 2
+    for pattern in (_CUT_BEFORE_SPACE, _CUT_AFTER_NEWLINE):
+        last = deque(pattern.finditer(text, low, end), maxlen=1)
+        if last:
+            return last[0].start()
+    return end  # a "word" longer than half a piece (not prose): cut inside it
+
+
+def tokenize_text(
     text: str,
     tokenizer: Any,
-    score: Scorer,
     *,
-    context: int,
-    progress: Callable[[PerplexityProgress], None] | None = None,
+    piece_chars: int = PIECE_CHARS,
+    progress: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
-) -> PerplexityResult:
-    """Bits per character and perplexity of `text` under the model behind `score` (see METHOD).
-
-    `cancel` is checked between windows; a stopped run returns the figures of the text scored so far.
-    """
+) -> Tokenized | None:
+    """The tokens `measure` scores: after the model's end-of-text token, tokenized piece by piece (the same
+    tokens as in one call, see _CUT_BEFORE_SPACE). `progress(characters done, characters)` after each piece;
+    None when `cancel` was set."""
     if not text.strip():
         raise InvalidInputError(
             Text(
@@ -142,17 +175,26 @@ def measure(
                 "Текст пуст: укажите файл с текстом (устойчивая оценка получается от нескольких тысяч символов).",
             )
         )
-    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    token_ids = [int(i) for i in encoded["input_ids"]]
-    # Where each token ends in the text, so a stopped run knows how many characters it covered.
-    ends = [int(end) for _, end in encoded["offset_mapping"]]
     prefix = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.bos_token_id
+    ids: list[int] = []
+    ends: list[int] = []
     if prefix is not None:
-        ids = [int(prefix), *token_ids]
-        ends = [0, *ends]
-    else:  # no end-of-text token: the first token has nothing to be predicted from and goes unscored
-        ids = token_ids
-    ends = list(np.maximum.accumulate(np.asarray(ends, dtype=np.int64))) if ends else []
+        ids.append(int(prefix))
+        ends.append(0)
+    # (else no end-of-text token: the first token has nothing to be predicted from and goes unscored)
+    start = 0
+    while start < len(text):
+        if cancel is not None and cancel.is_set():
+            return None
+        stop = _cut(text, start, piece_chars)
+        encoded = tokenizer(text[start:stop], add_special_tokens=False, return_offsets_mapping=True)
+        ids.extend(int(i) for i in encoded["input_ids"])
+        # Where each token ends in the text, so a stopped run knows how many characters it covered.
+        ends.extend(start + int(end) for _, end in encoded["offset_mapping"])
+        start = stop
+        if progress is not None:
+            progress(start, len(text))
+    ends = [int(e) for e in np.maximum.accumulate(np.asarray(ends, dtype=np.int64))] if ends else []
     if len(ids) < 2:
         raise InvalidInputError(
             Text(
@@ -160,6 +202,29 @@ def measure(
                 f"Текст длиной в один токен ({text[:40]!r}): нужен текст длиннее.",
             )
         )
+    return Tokenized(ids, ends)
+
+
+def measure(
+    text: str,
+    tokenizer: Any,
+    score: Scorer,
+    *,
+    context: int,
+    progress: Callable[[PerplexityProgress], None] | None = None,
+    cancel: threading.Event | None = None,
+    tokenized: Tokenized | None = None,
+) -> PerplexityResult:
+    """Bits per character and perplexity of `text` under the model behind `score` (see METHOD).
+
+    `cancel` is checked between windows; a stopped run returns the figures of the text scored so far.
+    `tokenized`: tokenize_text's result for `text` when the caller tokenized it already (with its own progress).
+    """
+    if tokenized is None:
+        tokenized = tokenize_text(text, tokenizer, cancel=cancel)
+    if tokenized is None:  # stopped while tokenizing: nothing scored
+        return PerplexityResult(0, 0, 0.0, 0, context, 0.0, False, len(text), 0)
+    ids, ends = tokenized.ids, tokenized.ends
     windows = plan_windows(len(ids), context)
     total = len(ids) - 1
     started = time.perf_counter()
@@ -209,6 +274,7 @@ class LoadedScorer:
 
     engine: Any  # TransformersEngine or LlamaCppEngine
     label: str  # "llamacpp q8_0", "transformers float32"
+    notice: Text | None = None  # why "auto" is not on llama.cpp (an unusable cache folder), to tell the user
 
     @property
     def tokenizer(self) -> Any:
@@ -263,9 +329,10 @@ def load_scorer(
             )
         )
     chosen = canonical_quant(quant) if quant is not None else DEFAULT_QUANT
+    notice: Text | None = None
     if engine == "llamacpp" or (engine == "auto" and is_available()):
         from gptdesk.engine.llamacpp.engine import LlamaCppEngine
-        from gptdesk.errors import UnsupportedModelError
+        from gptdesk.errors import CacheFolderError, UnsupportedModelError
 
         try:
             fast = LlamaCppEngine.load(model, quant=chosen, progress=progress)
@@ -273,31 +340,105 @@ def load_scorer(
         except UnsupportedModelError:
             if engine == "llamacpp" or quant is not None:
                 raise
+        except CacheFolderError as exc:
+            # As generate, next and serve do: llama.cpp needs its converted copy in the cache, the
+            # reference engine reads the model's own folder; an unusable cache costs speed only.
+            if engine == "llamacpp" or quant is not None:
+                raise
+            notice = Text("Scoring on transformers instead of llama.cpp: ", "Оценка на transformers вместо llama.cpp: ")
+            notice += exc.text
     from gptdesk.engine.hf import TransformersEngine
 
     reference = TransformersEngine.load(model, device=device, dtype="float32", progress=progress)
-    return LoadedScorer(reference, f"transformers {reference.info.dtype}")
+    return LoadedScorer(reference, f"transformers {reference.info.dtype}", notice)
 
 
-def read_text_file(path: Path) -> str:
+#: The longest text scored unless asked for more (--max-chars): about 10 MB of Russian, a shelf of books,
+#: hours of scoring on a laptop. Beyond it a mistaken file (a disk image, /dev/zero) is refused at once.
+DEFAULT_MAX_CHARS = 10_000_000
+#: Bytes read per step: small enough that Ctrl+C and the progress line are never kept waiting.
+_READ_BYTES = 1 << 20
+
+#: (bytes read, characters read, the file's size when known) while a text is read.
+ReadProgress = Callable[[int, int, "int | None"], None]
+
+
+class TextTooLongError(InvalidInputError):
+    """The text is longer than the limit the caller set (--max-chars)."""
+
+
+def read_text_stream(
+    stream: BinaryIO,
+    name: str,
+    *,
+    max_chars: int = DEFAULT_MAX_CHARS,
+    size: int | None = None,
+    progress: ReadProgress | None = None,
+) -> str:
+    """A stream read as UTF-8 (a BOM is dropped) step by step, refused as soon as it passes `max_chars`."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    pieces: list[str] = []
+    n_bytes = n_chars = 0
+    while True:
+        data = stream.read(_READ_BYTES)
+        pending = len(decoder.getstate()[0])  # the bytes of a character cut by the previous step
+        try:
+            piece = decoder.decode(data, final=not data)
+        except UnicodeDecodeError as exc:
+            at = n_bytes - pending + exc.start
+            bad = exc.object[exc.start : exc.start + 1]
+            raise InvalidInputError(
+                Text(
+                    f"{name} is not UTF-8 text (byte {at}: {bad!r}). Save it as UTF-8 (e.g. `iconv -f cp1251 -t "
+                    "utf-8`) and try again.",
+                    f"{name} — не текст в UTF-8 (байт {at}: {bad!r}). Сохраните его в UTF-8 (например, "
+                    "`iconv -f cp1251 -t utf-8`) и повторите.",
+                )
+            ) from None
+        n_bytes += len(data)
+        n_chars += len(piece)
+        if n_chars > max_chars:
+            raise TextTooLongError(
+                Text(
+                    f"{name} is longer than {max_chars:,} characters (the limit of --max-chars; "
+                    f"{n_bytes / 1e6:,.0f} MB read so far"
+                    + (f" of {size / 1e6:,.0f} MB" if size else "")
+                    + "). Scoring that much takes hours and gigabytes of memory. Score a part (e.g. `head -c 10M "
+                    "FILE > part.txt`), or raise the limit with --max-chars N if you mean it.",
+                    f"{name} длиннее {max_chars:,} символов (предел --max-chars; прочитано {n_bytes / 1e6:,.0f} МБ"
+                    + (f" из {size / 1e6:,.0f} МБ" if size else "")
+                    + "). Оценка такого объёма займёт часы и гигабайты памяти. Оцените часть (например, "
+                    "`head -c 10M ФАЙЛ > part.txt`) или поднимите предел: --max-chars N, если это нужно.",
+                )
+            )
+        pieces.append(piece)
+        if progress is not None:
+            progress(n_bytes, n_chars, size)
+        if not data:
+            return "".join(pieces)
+
+
+def read_text_file(path: Path, *, max_chars: int = DEFAULT_MAX_CHARS, progress: ReadProgress | None = None) -> str:
     """A text file as UTF-8 (a BOM is dropped), with a message that says what to do when it is not text."""
+    shown = _shown(path)
     try:
-        data = path.read_bytes()
+        with path.open("rb") as stream:  # a FIFO waits here for its writer
+            try:
+                size: int | None = os.fstat(stream.fileno()).st_size
+            except OSError:
+                size = None
+            if size is not None and not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+                size = None  # a pipe, a device: no size to show
+            return read_text_stream(stream, shown, max_chars=max_chars, size=size, progress=progress)
     except OSError as exc:
         raise InvalidInputError(
             Text(
-                f"Cannot read {path}: {exc.strerror or exc}. Check the path and that the file is readable.",
-                f"Не удаётся прочитать {path}: {exc.strerror or exc}. Проверьте путь и права на чтение.",
+                f"Cannot read {shown}: {exc.strerror or exc}. Check the path and that the file is readable.",
+                f"Не удаётся прочитать {shown}: {exc.strerror or exc}. Проверьте путь и права на чтение.",
             )
         ) from exc
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InvalidInputError(
-            Text(
-                f"{path} is not UTF-8 text (byte {exc.start}: {data[exc.start : exc.start + 1]!r}). Save it as "
-                "UTF-8 (e.g. `iconv -f cp1251 -t utf-8`) and try again.",
-                f"{path} — не текст в UTF-8 (байт {exc.start}: {data[exc.start : exc.start + 1]!r}). "
-                "Сохраните его в UTF-8 (например, `iconv -f cp1251 -t utf-8`) и повторите.",
-            )
-        ) from exc
+
+
+def _shown(path: Path) -> str:
+    """A path for a message: the bytes of a non-UTF-8 name as escapes (it stays printable)."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

@@ -28,16 +28,31 @@ def threads_from_environment() -> int | None:
         value = int(raw)
     except ValueError:
         value = 0
-    if value < 1:
-        raise InvalidInputError(
-            Text(
-                f"GPTDESK_THREADS = '{raw}': use a whole number of threads, at least 1, or 'auto' (one per "
-                f"physical core: {physical_cores()} here).",
-                f"GPTDESK_THREADS = «{raw}»: укажите целое число потоков, не меньше 1, или 'auto' (по одному "
-                f"на физическое ядро: здесь {physical_cores()}).",
-            )
+    return check_thread_count(value, "GPTDESK_THREADS", raw)
+
+
+def logical_cpus() -> int:
+    """The machine's logical CPUs: the most threads worth starting (llama.cpp allocates per thread)."""
+    return max(1, os.cpu_count() or 1)
+
+
+def check_thread_count(value: int, name: str = "threads", raw: str | None = None) -> int:
+    """`value` when it is between 1 and the logical CPUs; else InvalidInputError naming `name` and the range.
+
+    Far more threads than CPUs only slow llama.cpp down, and an absurd count makes it allocate
+    without bound (std::bad_alloc, the process aborts)."""
+    limit = logical_cpus()
+    if 1 <= value <= limit:
+        return value
+    shown = raw if raw is not None else str(value)
+    raise InvalidInputError(
+        Text(
+            f"{name} = '{shown}': use a whole number of threads from 1 to {limit} (this machine's logical CPUs), "
+            f"or 'auto' (one per physical core: {physical_cores()} here).",
+            f"{name} = «{shown}»: укажите целое число потоков от 1 до {limit} (логических процессоров на этом "
+            f"компьютере) или 'auto' (по одному на физическое ядро: здесь {physical_cores()}).",
         )
-    return value
+    )
 
 
 def physical_cores() -> int:
@@ -65,7 +80,7 @@ class NativeModel:
     def __init__(self, lib: Any, path: Path, threads: int, *, read_whole: bool = False) -> None:
         """`read_whole`: read the file into memory instead of mapping it (see _reads_whole)."""
         self.lib = lib
-        self.threads = threads
+        self.threads = check_thread_count(threads)
         params = lib.llama_model_default_params()
         if read_whole and "load_mode" in {name for name, _ in type(params)._fields_}:
             params.load_mode = lib.LLAMA_LOAD_MODE_NONE

@@ -27,7 +27,7 @@ ICON_SIZES: tuple[int, ...] = (16, 24, 32, 48, 64, 128, 256, 512)
 class DesktopEntryError(GptDeskError):
     """The menu entry could not be written or removed (a read-only or full disk)."""
 
-    exit_code = 7
+    exit_code = 7  # cli/exits.py's EXIT_DESKTOP_ENTRY (ui may not import the CLI)
 
 
 def icon_png(size: int) -> Path:
@@ -111,35 +111,60 @@ def _check_platform() -> None:
         )
 
 
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _write(path: Path, data: bytes, made: list[Path]) -> None:
+    """Write `path` whole; `made` gets each folder created on the way and then the file, for a rollback."""
+    missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
+    for folder in reversed(missing):
+        folder.mkdir()
+        made.append(folder)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)  # a menu that reads the folder meanwhile never sees half a file
+    try:
+        tmp.write_bytes(data)
+        existed = path.exists()
+        os.replace(tmp, path)  # a menu that reads the folder meanwhile never sees half a file
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    if not existed:
+        made.append(path)
+
+
+def _roll_back(made: list[Path]) -> None:
+    """Remove what a failed install created, newest first (files, then the folders made for them)."""
+    for path in reversed(made):
+        with contextlib.suppress(OSError):
+            if path.is_dir() and not path.is_symlink():
+                path.rmdir()  # only when empty: a folder that holds other things stays
+            else:
+                path.unlink()
 
 
 def install(root: Path | None = None, command: Sequence[str] | None = None) -> list[Path]:
-    """Install the entry, the icons and the metadata under `root` (default: the user's XDG data dir)."""
+    """Install the entry, the icons and the metadata under `root` (default: the user's XDG data dir).
+
+    All or nothing: when a file cannot be written, the files and folders this call created are removed."""
     _check_platform()
     files = EntryFiles(root or data_home())
     written: list[Path] = []
+    made: list[Path] = []
     try:
-        _write(files.desktop, render_entry(command or launch_command()).encode("utf-8"))
+        _write(files.desktop, render_entry(command or launch_command()).encode("utf-8"), made)
         written.append(files.desktop)
-        _write(files.metainfo, METAINFO.read_bytes())
+        _write(files.metainfo, METAINFO.read_bytes(), made)
         written.append(files.metainfo)
-        _write(files.svg, ICON_SVG.read_bytes())
+        _write(files.svg, ICON_SVG.read_bytes(), made)
         written.append(files.svg)
         for size in ICON_SIZES:
-            _write(files.png(size), icon_png(size).read_bytes())
+            _write(files.png(size), icon_png(size).read_bytes(), made)
             written.append(files.png(size))
     except OSError as exc:
+        _roll_back(made)
         raise DesktopEntryError(
             Text(
-                f"Cannot write the menu entry under {files.root} ({exc}). Check that the folder is writable and the "
-                "disk is not full, or set XDG_DATA_HOME to a writable folder.",
-                f"Не удаётся записать ярлык в {files.root} ({exc}). Проверьте, что в папку можно писать и диск не "
-                "заполнен, или укажите в XDG_DATA_HOME папку, доступную для записи.",
+                f"Cannot write the menu entry under {files.root} ({exc}). Nothing was installed. Check that the "
+                "folder is writable and the disk is not full, or set XDG_DATA_HOME to a writable folder.",
+                f"Не удаётся записать ярлык в {files.root} ({exc}). Ничего не установлено. Проверьте, что в папку "
+                "можно писать и диск не заполнен, или укажите в XDG_DATA_HOME папку, доступную для записи.",
             )
         ) from exc
     _refresh_caches(files.root)

@@ -4,6 +4,7 @@ chart's redraw in the window. Prints figures; nothing here is an assertion.
     PYTHONPATH=src .venv/bin/python bench/lab_update.py                  # the embedded model (16,384 tokens)
     PYTHONPATH=src .venv/bin/python bench/lab_update.py --model ruGPT-3-small   # a 50,257-token vocabulary
     PYTHONPATH=src QT_QPA_PLATFORM=offscreen .venv/bin/python bench/lab_update.py --chart
+    PYTHONPATH=src QT_QPA_PLATFORM=offscreen .venv/bin/python bench/lab_update.py --chart --smoke   # a quick run
 
 Aim: under 50 ms per update (core) and per redraw (core + chart), so the view follows a slider.
 """
@@ -47,13 +48,14 @@ def main() -> None:
     parser.add_argument("--model", default=None)
     parser.add_argument("--engine", default="auto")
     parser.add_argument("--chart", action="store_true", help="also time the pyqtgraph chart's redraw")
+    parser.add_argument("--smoke", action="store_true", help="a few settings only, to check that it runs")
     args = parser.parse_args()
     engine = load_engine(args.model, engine=args.engine)
     source = logits_source(engine)
     started = time.perf_counter()
     ctx = NextTokenContext.for_prompt(source, PROMPT)
     load_ms = (time.perf_counter() - started) * 1000
-    settings = _sweep()
+    settings = _sweep()[:4] if args.smoke else _sweep()
     times = []
     for s in settings:
         t0 = time.perf_counter()

@@ -31,6 +31,8 @@ SHAPES: dict[str, ModelShape] = {
     "gpt2-124M": ModelShape(n_layer=12, n_embd=768, n_head=12, n_positions=1024, vocab_size=50257),
     # A small model like the embedded one (28M parameters).
     "small-28M": ModelShape(n_layer=6, n_embd=512, n_head=8, n_positions=512, vocab_size=16384),
+    # A toy for --smoke: checks that the script runs, says nothing about the estimate.
+    "toy": ModelShape(n_layer=2, n_embd=64, n_head=2, n_positions=64, vocab_size=1000),
     # Two wide layers and a long context: each layer's keys outgrow 32 MB, glibc's largest
     # mmap threshold, which changes how the growing cache is allocated (see docs/memory.md).
     "wide-2L": ModelShape(n_layer=2, n_embd=1024, n_head=16, n_positions=2048, vocab_size=8192),
@@ -60,6 +62,7 @@ CASES = [
     Case("small-28M", "sample-x8-long", 400, num_return_sequences=8, do_sample=True),
     Case("wide-2L", "beam10-1000", 1000, num_beams=10),
 ]
+SMOKE_CASES = [Case("toy", "greedy", 4), Case("toy", "beam2", 4, num_beams=2)]
 
 
 def _rss() -> int:
@@ -216,16 +219,20 @@ def main() -> None:
         help="re-estimate the measurements saved in bench/results instead of measuring again",
     )
     parser.add_argument("--only", help="run only cases whose 'shape/name' contains this")
+    parser.add_argument("--smoke", action="store_true", help="two toy cases, to check that it runs (needs --out)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the results")
     args = parser.parse_args()
+    if args.smoke and args.out == RESULTS:
+        parser.error("--smoke writes toy figures: pass --out somewhere other than bench/results")
 
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
         return
 
-    saved: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    saved: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() and not args.smoke else {}
     old = {(r["shape"], r["name"]): r["measured"] for r in saved.get("rows", [])}
     rows = []
-    for case in CASES:
+    for case in SMOKE_CASES if args.smoke else CASES:
         key = f"{case.shape}/{case.name}"
         if args.report_only or (args.only and args.only not in key):
             if (case.shape, case.name) not in old:
@@ -255,14 +262,14 @@ def main() -> None:
         "shapes": {name: asdict(shape) for name, shape in SHAPES.items()},
         "rows": rows,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(table(rows))
     worst = max((abs(r["estimate"]["ratio"] - 1) for r in rows), default=0.0)
     print(
         f"\nworst |estimated / measured - 1| = {worst:.1%}; sizes in decimal MB "
         f"(1 GB = 1000 MB, as format_bytes writes {format_bytes(1.5e9)!r}); "
-        f"results in {RESULTS.relative_to(ROOT)}"
+        f"results in {args.out}"
     )
 
 

@@ -3,6 +3,7 @@ and how fast Stop takes effect. Prints figures; nothing here is an assertion.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python bench/ui_responsiveness.py
     QT_QPA_PLATFORM=offscreen .venv/bin/python bench/ui_responsiveness.py --cold-only --no-preload
+    QT_QPA_PLATFORM=offscreen .venv/bin/python bench/ui_responsiveness.py --smoke    # a quick run: few tokens
 
 A 10 ms QTimer on the GUI thread stands for the user: the longest gap between its ticks, minus
 the interval, is the longest the window could not repaint or react. The first run loads the
@@ -83,7 +84,13 @@ def main() -> int:
     parser.add_argument("--no-preload", action="store_true", help="skip the GIL-free preload of libtorch")
     parser.add_argument("--no-freeze", action="store_true", help="skip gc.freeze() after imports and loads")
     parser.add_argument("--stops", type=int, default=5, help="Stop trials per engine")
+    parser.add_argument("--smoke", action="store_true", help="one Stop trial and few tokens, to check that it runs")
     args = parser.parse_args()
+    # Tokens generated, the Stop trials' lengths and the token that Stop waits for, and the flood's length.
+    scale = 0.05 if args.smoke else 1.0
+    generated, flood_tokens = max(8, int(300 * scale)), max(50, int(3000 * scale))
+    if args.smoke:
+        args.stops = 1
 
     import gc
 
@@ -125,14 +132,14 @@ def main() -> int:
     warm = beat.stop()
     print(f"second load of the embedded model: {time.perf_counter() - started:.2f} s, worst stall {ms(warm)}")
 
-    window.params.set_values({"do_sample": True, "seed": 1, "max_new_tokens": 300, "min_new_tokens": 300})
+    window.params.set_values({"do_sample": True, "seed": 1, "max_new_tokens": generated, "min_new_tokens": generated})
     window.prompt_edit.setPlainText("Жили-были старик со старухой у самого синего моря")
     beat.start()
     window.generate()
     (finished,) = wait_for(window.generation_finished)
     stall = beat.stop()
     tps = finished.timings.tokens_per_second  # type: ignore[attr-defined]
-    print(f"generating 300 tokens with the embedded model ({tps:.1f} tok/s): worst stall {ms(stall)}")
+    print(f"generating {generated} tokens with the embedded model ({tps:.1f} tok/s): worst stall {ms(stall)}")
 
     from tests.ui.fake_engine import FakeEngine
 
@@ -143,9 +150,12 @@ def main() -> int:
             window.params.set_values({"do_sample": False, "max_new_tokens": max_new, "min_new_tokens": max_new})
             window.generate()
             deadline = time.perf_counter() + 120
-            while (window._gen is None or window._gen.tokens < after) and time.perf_counter() < deadline:
+            # The window's running generation (the GenerationController's since the window was split).
+            while (
+                window.generation.current is None or window.generation.current.tokens < after
+            ) and time.perf_counter() < deadline:
                 app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 5)
-            gen = window._gen
+            gen = window.generation.current
             window.stop()
             wait_for(window.generation_finished)
             assert window.stop_latency is not None and gen is not None
@@ -156,21 +166,21 @@ def main() -> int:
             f"{ms(max(latencies))} worst over {len(latencies)} tries; tokens shown after Stop: max {max(extra)}"
         )
 
-    stop_trials("embedded model", 450, 20)
+    stop_trials("embedded model", max(40, int(450 * scale)), max(4, int(20 * scale)))
     old = window.engine
     window.set_engine(FakeEngine(delay=0.05))
     if old is not None:
         old.close()
-    stop_trials("scripted engine at 50 ms per token", 1000, 10)
+    stop_trials("scripted engine at 50 ms per token", max(60, int(1000 * scale)), max(4, int(10 * scale)))
 
     window.set_engine(FakeEngine(delay=0.0005))
     window.inspector_dock.raise_()
-    window.params.set_values({"do_sample": False, "max_new_tokens": 3000, "min_new_tokens": None})
+    window.params.set_values({"do_sample": False, "max_new_tokens": flood_tokens, "min_new_tokens": None})
     beat.start()
     window.generate()
     wait_for(window.generation_finished)
     flood = beat.stop()
-    print(f"3000 scripted tokens at ~2000 tok/s, token inspector visible: worst stall {ms(flood)}")
+    print(f"{flood_tokens} scripted tokens at ~2000 tok/s, token inspector visible: worst stall {ms(flood)}")
     window.close()
     return 0
 

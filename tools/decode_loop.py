@@ -24,6 +24,7 @@ def main() -> None:
     parser.add_argument("path")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--read", action="store_true", help="read the file instead of mapping it")
+    parser.add_argument("--steps", type=int, default=100, help="tokens decoded after the prompt")
     args = parser.parse_args()
     quiet = lib.llama_log_callback(lambda level, text, data: None)  # kept: llama.cpp holds a pointer to it
     lib.llama_log_set(quiet, None)
@@ -51,7 +52,7 @@ def main() -> None:
 
     token = int(decode(list(range(100, 120)), 0).argmax())
     steps = []
-    for step in range(100):
+    for step in range(args.steps):
         began = time.perf_counter()
         token = int(decode([token], 20 + step).argmax())
         steps.append(time.perf_counter() - began)

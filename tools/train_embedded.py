@@ -155,6 +155,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--shard", default=None, help="max shard size, e.g. 15MB")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: the time budget only)")
     for name, field in TrainConfig.__dataclass_fields__.items():
         parser.add_argument("--" + name.replace("_", "-"), type=type(field.default), default=field.default)
     args = parser.parse_args()
@@ -238,7 +239,7 @@ def main() -> None:
     last_eval = elapsed
     last_ckpt = time.monotonic()
     log: list[dict[str, float]] = []
-    while elapsed < cfg.time_budget:
+    while elapsed < cfg.time_budget and not (args.max_steps and step >= args.max_steps):
         lr = lr_at(cfg, elapsed / cfg.time_budget)
         for group in opt.param_groups:
             group["lr"] = lr
@@ -253,7 +254,8 @@ def main() -> None:
         step += 1
         tokens_seen += x.numel()
         elapsed = time.monotonic() - started
-        if elapsed - last_eval >= cfg.eval_every or elapsed >= cfg.time_budget:
+        last_step = elapsed >= cfg.time_budget or step == args.max_steps
+        if elapsed - last_eval >= cfg.eval_every or last_step:
             last_eval = elapsed
             v = val_loss_exact()
             if v < best_val:

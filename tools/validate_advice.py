@@ -44,10 +44,10 @@ EVAL_SEEDS = (101, 102, 103)
 PROMPT_WORDS = 12
 
 
-def prompts(per_work: int) -> list[tuple[str, str]]:
+def prompts(per_work: int, works: int = len(HELDOUT)) -> list[tuple[str, str]]:
     """(work, prompt): the first PROMPT_WORDS words of paragraphs spread evenly through each held-out work."""
     out: list[tuple[str, str]] = []
-    for rel in HELDOUT:
+    for rel in HELDOUT[:works]:
         text = (DATA / rel).read_text(encoding="utf-8")
         paragraphs = [" ".join(p.split()) for p in text.split("\n")]
         # Narrative paragraphs: long, starting with a capital letter, not dialogue or headings.
@@ -62,6 +62,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--goal", default="story", choices=list(GOALS))
     parser.add_argument("--prompts", type=int, default=3, help="prompts per held-out work (8 works)")
+    parser.add_argument(
+        "--works", type=int, default=len(HELDOUT), help="how many of the held-out works (a quick run: 1)"
+    )
     parser.add_argument("--tokens", type=int, default=ADVICE_TOKENS)
     parser.add_argument("--engine", default="auto")
     parser.add_argument(
@@ -78,7 +81,7 @@ def main() -> None:
     default = get_preset(DEFAULT_PRESET).settings(max_new_tokens=args.tokens)
     rows = []
     started = time.perf_counter()
-    for work, prompt in prompts(args.prompts):
+    for work, prompt in prompts(args.prompts, args.works):
         advice = advise(engine, prompt, goal, max_new_tokens=args.tokens)
         assert advice is not None
         advised = advice.settings.updated(max_new_tokens=args.tokens)

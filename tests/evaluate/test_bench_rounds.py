@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from gptdesk.cli.bench import speed_worker
+from gptdesk.cli.bench_report import printing_events
 from gptdesk.evaluate import bench
 from gptdesk.models import measured
 
@@ -22,7 +24,7 @@ def test_rounds_pair_each_row_with_fp32_and_keep_the_figures(
     import shutil
 
     shutil.copytree(tiny_model_dir, folder)
-    monkeypatch.setattr(bench, "random_model", lambda shape_name, out=None: folder)
+    monkeypatch.setattr(bench, "random_model", lambda shape_name, say=None: folder)
     out = io.StringIO()
     report = bench.run_bench(
         ["small"],
@@ -32,7 +34,8 @@ def test_rounds_pair_each_row_with_fp32_and_keep_the_figures(
         new_tokens=6,
         prompt_tokens=5,
         threads=1,
-        out=out,
+        measure=speed_worker,
+        events=printing_events(out),
         rounds=2,
     )
     printed = out.getvalue()

@@ -44,7 +44,7 @@ SUBCOMMAND_MODULES: list[str] = [
     "gptdesk.ui.command",
     "gptdesk.cli.models",
     "gptdesk.cli.serve",
-    "gptdesk.evaluate.bench",
+    "gptdesk.cli.bench",
     "gptdesk.cli.lab",
     "gptdesk.cli.desktop",
     "gptdesk.cli.perplexity",

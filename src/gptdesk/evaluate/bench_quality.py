@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
+from collections.abc import Callable
 from importlib.resources import files
-from typing import Any, TextIO
+from typing import Any
 
 from gptdesk.errors import InvalidInputError
 from gptdesk.i18n import Text
@@ -28,25 +25,9 @@ SPEED_KEY = {
 }
 
 
-def _t(en: str, ru: str) -> str:
-    return Text(en, ru).get()
-
-
 def heldout_text() -> str:
     """The held-out prose that ships with the package (gptdesk/texts/README.md says what it is)."""
     return files("gptdesk.texts").joinpath("heldout_ru.txt").read_text(encoding="utf-8")
-
-
-def add_arguments(p: Any) -> None:
-    p.add_argument(
-        "--quality",
-        default=",".join(QUALITY_TYPES),
-        help=_t(
-            "types whose quality is measured on the embedded model (comma-separated, or none): ",
-            "типы, чьё качество измеряется на встроенной модели (через запятую или none): ",
-        )
-        + ", ".join(QUALITY_TYPES),
-    )
 
 
 def parse_types(value: str) -> list[str]:
@@ -103,156 +84,37 @@ def measure_type(qtype: str, threads: int) -> dict[str, Any]:
     }
 
 
-def run_quality(types: list[str], *, threads: int, out: TextIO, timeout: float = 1800.0) -> dict[str, Any]:
-    """Measure each type in a fresh process (torch's threads beside llama.cpp's slow both down)."""
+def run_quality(
+    types: list[str],
+    *,
+    threads: int,
+    measure: Callable[[dict[str, Any], float], dict[str, Any]],
+    say: Callable[[Text], None],
+    timeout: float = 1800.0,
+) -> dict[str, Any]:
+    """Measure each type in a fresh process (torch's threads beside llama.cpp's slow both down): `measure`
+    runs measure_type there on a spec {"type", "threads"} and raises RuntimeError when the worker fails."""
     rows: list[dict[str, Any]] = []
     if not types:
         return {"rows": rows}
-    print(
-        _t(
+    say(
+        Text(
             "Quality: the embedded model's bits per character on held-out prose (gptdesk/texts/heldout_ru.txt) ...",
             "Качество: биты на символ встроенной модели на отложенной прозе (gptdesk/texts/heldout_ru.txt) ...",
-        ),
-        file=out,
-        flush=True,
+        )
     )
     for qtype in types:
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "gptdesk.evaluate.bench_quality",
-                "--worker",
-                json.dumps({"type": qtype, "threads": threads}),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env={**os.environ, "PYTHONWARNINGS": "ignore"},
-            check=False,
-        )
-        lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-        if proc.returncode != 0 or not lines:
-            tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:]) or f"exit code {proc.returncode}"
-            rows.append({"type": qtype, "error": tail})
-            print(f"  {qtype}: ! {tail}", file=out, flush=True)
+        try:
+            row = measure({"type": qtype, "threads": threads}, timeout)
+        except RuntimeError as exc:
+            rows.append({"type": qtype, "error": str(exc)})
+            say(Text(f"  {qtype}: ! {exc}", f"  {qtype}: ! {exc}"))
             continue
-        row = json.loads(lines[-1])
         rows.append(row)
-        print(
-            f"  {qtype:<7} {row['bits_per_char']:.4f} ({row['engine']}, {row['score_s']:.1f} s)", file=out, flush=True
-        )
+        line = f"  {qtype:<7} {row['bits_per_char']:.4f} ({row['engine']}, {row['score_s']:.1f} s)"
+        say(Text(line, line.replace(" s)", " с)")))
     reference = next((r for r in rows if r["type"] == "f32" and "bits_per_char" in r), None)
     for row in rows:
         if reference is not None and "bits_per_char" in row:
             row["vs_f32_percent"] = 100.0 * (row["bits_per_char"] / reference["bits_per_char"] - 1)
     return {"rows": rows, "text": "gptdesk/texts/heldout_ru.txt", "characters": len(heldout_text())}
-
-
-def print_summary(report: dict[str, Any], out: TextIO) -> None:
-    """One line per type: quality on the embedded model beside speed on each ruGPT-3 shape."""
-    from gptdesk.models.cost import format_bytes
-
-    quality = {r["type"]: r for r in report.get("quality", {}).get("rows", [])}
-    shapes = report.get("shapes", {})
-    if not quality and not shapes:
-        return
-    speed: dict[str, dict[str, dict[str, Any]]] = {
-        name: {row["key"]: row for row in shape["rows"]} for name, shape in shapes.items()
-    }
-    print(file=out)
-    print(
-        _t(
-            "What each type costs: quality (embedded model, held-out prose) beside speed (ruGPT-3 shapes)",
-            "Цена каждого типа: качество (встроенная модель, отложенная проза) рядом со скоростью (формы ruGPT-3)",
-        ),
-        file=out,
-    )
-    head = _t("type|bits/char|vs f32|file", "тип|бит/симв|к f32|файл").split("|")
-    line = f"{head[0]:<8} {head[1]:>9} {head[2]:>7} {head[3]:>7}"
-    for name in speed:
-        line += " " + f"{name} " + _t("tok/s ×fp32 RSS", "ток/с ×fp32 RSS")
-    print(line, file=out)
-    print("-" * len(line), file=out)
-    for qtype in QUALITY_TYPES:
-        q = quality.get(qtype, {})
-        rows = [s.get(SPEED_KEY[qtype]) for s in speed.values()]
-        if not q and not any(rows):
-            continue
-        bpc = f"{q['bits_per_char']:.4f}" if "bits_per_char" in q else "-"
-        delta = f"{q['vs_f32_percent']:+.1f}%" if "vs_f32_percent" in q else "-"
-        size = format_bytes(q["file_bytes"]) if q.get("file_bytes") else "-"
-        text = f"{qtype:<8} {bpc:>9} {delta:>7} {size:>7}"
-        for name, row in zip(speed, rows, strict=True):
-            if row and row.get("tokens_per_second"):
-                x = f"{row['speedup_vs_fp32']:.1f}×" if row.get("speedup_vs_fp32") else "-"
-                rss = format_bytes(row["peak_rss_bytes"])
-                text += f" {name:>{len(name)}} {row['tokens_per_second']:>5.1f} {x:>5} {rss:>8}"
-            else:
-                text += f" {name:>{len(name)}} {'-':>5} {'-':>5} {'-':>8}"
-        print(text, file=out)
-    print(
-        _t(
-            "bits/char: lower is better; vs f32: the loss against full precision. f32's speed is the transformers "
-            "fp32 row. The embedded model is 384 wide, so most of its matrices fall back from K-quant blocks "
-            "(256) to 32-blocks; ruGPT-3's widths (768, 1536) split into 256-blocks.",
-            "бит/симв: чем меньше, тем лучше; к f32: потеря против полной точности. Скорость f32 — строка "
-            "transformers fp32. Ширина встроенной модели 384, поэтому большинство её матриц вместо блоков "
-            "K-квантов (256) хранятся блоками по 32; ширины ruGPT-3 (768, 1536) делятся на блоки по 256.",
-        ),
-        file=out,
-    )
-    _print_targets(quality, out)
-    large = speed.get("large", {}).get("q4_K_M")
-    if large and large.get("speedup_vs_fp32"):
-        ok = large["speedup_vs_fp32"] >= 8.0
-        print(
-            _t(
-                f"target q4_K_M at least 8× fp32 on the large shape: {'met' if ok else 'MISSED'} "
-                f"({large['speedup_vs_fp32']:.1f}×)",
-                f"цель q4_K_M не меньше 8× fp32 на форме large: {'да' if ok else 'НЕТ'} "
-                f"({large['speedup_vs_fp32']:.1f}×)",
-            ),
-            file=out,
-        )
-
-
-def _print_targets(quality: dict[str, dict[str, Any]], out: TextIO) -> None:
-    def bpc(t: str) -> float | None:
-        value = quality.get(t, {}).get("bits_per_char")
-        return float(value) if value is not None else None
-
-    f32, q8, q4k, q40 = bpc("f32"), bpc("q8_0"), bpc("q4_K_M"), bpc("q4_0")
-    if f32 is None:
-        return
-    if q8 is not None:
-        ok = q8 <= f32 * 1.01
-        print(
-            _t(
-                f"target q8_0 within 1% of f32: {'met' if ok else 'MISSED'} ({100 * (q8 / f32 - 1):+.2f}%)",
-                f"цель q8_0 в пределах 1% от f32: {'да' if ok else 'НЕТ'} ({100 * (q8 / f32 - 1):+.2f}%)",
-            ),
-            file=out,
-        )
-    if q4k is not None:
-        ok = q4k <= f32 * 1.05 and (q40 is None or q4k < q40)
-        vs = "" if q40 is None else _t(f", q4_0 {100 * (q40 / f32 - 1):+.2f}%", f", q4_0 {100 * (q40 / f32 - 1):+.2f}%")
-        print(
-            _t(
-                f"target q4_K_M within 5% of f32 and better than q4_0: {'met' if ok else 'MISSED'} "
-                f"({100 * (q4k / f32 - 1):+.2f}%{vs})",
-                f"цель q4_K_M в пределах 5% от f32 и лучше q4_0: {'да' if ok else 'НЕТ'} "
-                f"({100 * (q4k / f32 - 1):+.2f}%{vs})",
-            ),
-            file=out,
-        )
-
-
-def _worker_main(argv: list[str]) -> int:
-    spec = json.loads(argv[argv.index("--worker") + 1])
-    print(json.dumps(measure_type(spec["type"], int(spec["threads"]))), flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_worker_main(sys.argv))

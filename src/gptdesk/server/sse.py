@@ -60,8 +60,10 @@ async def events(
                 elif time.monotonic() - last >= keepalive:
                     out = b": beam search running\n\n"
             elif isinstance(event, Finished):
+                # One final chunk per choice, each with its own finish_reason, as the OpenAI API ends a stream.
+                extra = {"seed": event.seed, "prompt_truncated_tokens": event.prompt_truncated_tokens}
                 choices = build.final_choices(item.prompt_index, event)
-                out = sse(build.chunk(choices, seed=event.seed, prompt_truncated_tokens=event.prompt_truncated_tokens))
+                out = b"".join(sse(build.chunk([choice], **extra)) for choice in choices)
             if out is not None:
                 yield out
                 last = time.monotonic()

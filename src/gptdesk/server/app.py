@@ -36,8 +36,8 @@ from gptdesk.server.protocol import (
     ModelList,
     TokenizeRequest,
     TokenizeResponse,
-    TokenOut,
     check_logprobs,
+    check_room,
     check_text,
     completion_request_schema,
     parse_request,
@@ -45,7 +45,7 @@ from gptdesk.server.protocol import (
     settings_from_request,
 )
 from gptdesk.server.queue import GenerationQueue
-from gptdesk.server.responses import Builder, complete, error_response
+from gptdesk.server.responses import Builder, complete, error_response, token_pieces
 from gptdesk.server.sse import EventStream, events
 from gptdesk.settings.generation import GenerationSettings
 
@@ -109,7 +109,12 @@ class Service:
 
     def precheck(self, prompts: list[str], settings: GenerationSettings) -> None:
         """Refuse an empty prompt, a length the context cannot hold or a run memory cannot afford before queueing."""
-        for prompt in prompts:
+        for index, prompt in enumerate(prompts):
+            # An empty prompt gets the engine's own message below; a remote engine's server counts for itself.
+            if prompt.strip() and self.engine.capabilities.local:
+                which = f"prompt[{index}] " if len(prompts) > 1 else ""
+                count = len(self.engine.tokenize(prompt))
+                check_room(count, self.engine.info.n_positions, settings, which=which)
             self.engine.check(prompt, settings)
 
 
@@ -142,7 +147,7 @@ async def tokenize(request: Request) -> TokenizeResponse:
     service.check_model(req.model)
     check_text(req.text, "text")
     pieces = await run_in_threadpool(service.engine.tokenize, req.text)
-    tokens = [TokenOut(id=p.id, piece=p.text) for p in pieces]
+    tokens = token_pieces(req.text, pieces)
     return TokenizeResponse(tokens=tokens, count=len(tokens), max_model_len=service.engine.info.n_positions)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
-from gptdesk.engine.base import Finished, LeadingBeam, Notice, TokenEvent
+from gptdesk.engine.base import Finished, LeadingBeam, Notice, TokenEvent, TokenPiece
 from gptdesk.errors import GptDeskError
 from gptdesk.i18n import Lang
 from gptdesk.server.errors import error_body, internal_error
@@ -26,6 +27,7 @@ from gptdesk.server.protocol import (
     LeadingBeamOut,
     Logprobs,
     NoticeOut,
+    TokenOut,
     Usage,
     finite_logprob,
 )
@@ -195,6 +197,57 @@ def _logprobs(events: list[TokenEvent], offset: int) -> Logprobs:
 def _finite(logprob: float) -> float:
     value = finite_logprob(logprob)
     return NEG_INF_LOGPROB if value is None else value
+
+
+def token_pieces(text: str, pieces: list[TokenPiece]) -> list[TokenOut]:
+    """The tokens of `text` as /v1/tokenize gives them: id, readable piece and exact bytes.
+
+    A byte-level vocabulary splits a character it has no token for (Ё in a small vocabulary, 😀) into
+    tokens of one or more of its UTF-8 bytes, which the engine's pieces show as <0xD0>. Here each
+    such token's piece is the whole character it is part of, so a client shows text rather than
+    byte codes; `bytes` holds the token's own bytes, and joining every token's bytes gives `text`
+    exactly (its pieces, where a character is split, repeat that character).
+    """
+    data = text.encode("utf-8")
+    raw = [_piece_bytes(p.text) for p in pieces]
+    if b"".join(raw) != data:
+        # Not a byte-level vocabulary, or a piece that only looks like <0x..>: the pieces taken as they are.
+        raw = [p.text.encode("utf-8") for p in pieces]
+        if b"".join(raw) != data:
+            return [TokenOut(id=p.id, piece=p.text, bytes=list(r)) for p, r in zip(pieces, raw, strict=True)]
+    out: list[TokenOut] = []
+    start = 0
+    for piece, own in zip(pieces, raw, strict=True):
+        end = start + len(own)
+        first, last = start, end
+        while 0 < first < len(data) and _continues(data[first]):  # back to the start of its first character
+            first -= 1
+        while last < len(data) and _continues(data[last]):  # on to the end of its last character
+            last += 1
+        shown = data[first:last].decode("utf-8") if own else piece.text
+        out.append(TokenOut(id=piece.id, piece=shown, bytes=list(own)))
+        start = end
+    return out
+
+
+_BYTE_PLACEHOLDER = re.compile(r"<0x([0-9A-F]{2})>")
+
+
+def _piece_bytes(piece: str) -> bytes:
+    """The bytes of an engine's piece: its text, with a lone byte of a split character written as <0xD0>."""
+    out = bytearray()
+    at = 0
+    for found in _BYTE_PLACEHOLDER.finditer(piece):
+        out += piece[at : found.start()].encode("utf-8")
+        out.append(int(found.group(1), 16))
+        at = found.end()
+    out += piece[at:].encode("utf-8")
+    return bytes(out)
+
+
+def _continues(byte: int) -> bool:
+    """A UTF-8 continuation byte (10xxxxxx): the middle or end of a character, never its start."""
+    return byte & 0xC0 == 0x80
 
 
 def to_json(data: Completion | dict[str, Any]) -> bytes:

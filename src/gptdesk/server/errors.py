@@ -88,6 +88,24 @@ class ShuttingDownError(GptDeskError):
     param = None
 
 
+class RequestTimeoutError(RequestError):
+    """A client that sent its request's headers too slowly (the connection is closed)."""
+
+    http_status = 408
+
+    def __init__(self, text: Text) -> None:
+        super().__init__(text, code="request_timeout")
+
+
+class TooManyConnectionsError(GptDeskError):
+    """Every connection the server may hold open is being served; the client should retry."""
+
+    http_status = 503
+    error_type = "server_error"
+    code = "too_many_connections"
+    param = None
+
+
 def negotiate_language(accept_language: str | None) -> Lang:
     """Russian or English from an Accept-Language header; else the server's own language."""
     for part in (accept_language or "").split(","):

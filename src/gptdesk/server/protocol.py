@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from gptdesk.errors import SettingIssue, SettingsError
 from gptdesk.i18n import Text
 from gptdesk.server.config import MAX_LOGPROBS, MAX_PROMPTS, ServerConfig
-from gptdesk.server.errors import RequestError
+from gptdesk.server.errors import ContextLengthError, RequestError
 from gptdesk.settings.generation import FIELD_HELP, GenerationSettings
 
 #: Request parameters that are GenerationSettings fields (request name -> settings field).
@@ -421,7 +421,7 @@ def check_room(prompt_tokens: int, context: int, settings: GenerationSettings, *
             f": одна затравка заполняет его. Укажите max_tokens = {half} или меньше (половина контекста), и "
             "первые токены затравки будут отброшены, чтобы освободить место; или отправьте затравку короче.",
         )
-    raise RequestError(said + fix, param="max_tokens", code="context_length_exceeded")
+    raise ContextLengthError(said + fix)
 
 
 def _beam_width(req: CompletionRequest) -> int:

@@ -82,6 +82,48 @@ def test_n_variants_run_as_one_generation_per_prompt(serve: ServeFactory) -> Non
     assert texts == {0: "000", 1: "111", 2: "222", 3: "333"}
 
 
+class MixedEndsEngine(ScriptedEngine):
+    """Three variants that end differently: at the length limit, at the end of text, at a stop string."""
+
+    def stream(
+        self,
+        prompt: str,
+        settings: GenerationSettings,
+        cancel: threading.Event | None = None,
+        *,
+        top_alternatives: int = 0,
+    ) -> Iterator[StreamEvent]:
+        n = settings.num_return_sequences
+        texts = ["ab", "a", "ab"][:n]
+        events = [[TokenEvent(text=ch, token_id=3, piece=ch, sequence=i) for ch in t] for i, t in enumerate(texts)]
+        for per_sequence in events:
+            yield from per_sequence
+        reasons: list[Any] = ["length", "eos", "stop"][:n]
+        yield Finished(texts, reasons, 2, [len(t) for t in texts], settings.seed or 0, Timings(), tokens=events)
+
+
+def test_a_streamed_n_ends_with_one_final_chunk_per_choice(serve: ServeFactory) -> None:
+    server = serve(MixedEndsEngine())
+    body = {"prompt": ["p", "q"], "n": 3, "max_tokens": 2, "stop": ["z"], "stream": True}
+    with httpx.Client(base_url=server.url, timeout=60) as http, http.stream("POST", "/v1/completions", json=body) as r:
+        chunks = _chunks(r)
+    finals = [chunk for chunk in chunks if any(c["finish_reason"] for c in chunk["choices"])]
+    # As the OpenAI API sends it: each choice's end is a chunk of its own, with its own finish_reason.
+    assert [len(chunk["choices"]) for chunk in finals] == [1] * 6
+    ends = {chunk["choices"][0]["index"]: chunk["choices"][0]["finish_reason"] for chunk in finals}
+    assert ends == {0: "length", 1: "stop", 2: "stop", 3: "length", 4: "stop", 5: "stop"}
+    with openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0) as client:
+        seen: dict[int, list[str | None]] = {}
+        for chunk in client.completions.create(model="scripted", prompt="p", n=3, max_tokens=2, stream=True):
+            assert len(chunk.choices) == 1
+            seen.setdefault(chunk.choices[0].index, []).append(chunk.choices[0].finish_reason)
+    assert {index: [r for r in reasons if r] for index, reasons in seen.items()} == {
+        0: ["length"],
+        1: ["stop"],
+        2: ["stop"],
+    }
+
+
 def test_beam_search_fields_num_beams_and_vllms_use_beam_search(serve: ServeFactory) -> None:
     engine = BeamEngine()
     server = serve(engine)
@@ -227,6 +269,9 @@ def test_variants_and_beams_on_the_default_engine_equal_the_engine_itself(
         for choice in chunk["choices"]:
             texts[choice["index"]] = texts.get(choice["index"], "") + choice["text"]
     assert [texts[i] for i in range(3)] == local_variants.texts
+    finals = [chunk["choices"] for chunk in chunks if any(c["finish_reason"] for c in chunk["choices"])]
+    assert sorted(choices[0]["index"] for choices in finals) == [0, 1, 2]
+    assert all(len(choices) == 1 for choices in finals)
     # The default engine shows its search as it runs; the last leading beam becomes choice 0's text.
     leading = [chunk["leading_beam"] for chunk in search_chunks if "leading_beam" in chunk]
     assert leading and all(beam["index"] == 0 for beam in leading)

@@ -26,6 +26,12 @@ OPENAI_DEFAULT_MAX_TOKENS = 16
 MAX_PROMPTS = 16
 #: The most log-probability alternatives per token (vLLM's default cap as well).
 MAX_LOGPROBS = 20
+#: Seconds a client has to send a request's headers, from opening the connection or from the previous
+#: response: every HTTP client sends them at once; a "slow loris" that trickles them is cut off.
+DEFAULT_HEADER_TIMEOUT_S = 5.0
+#: The most connections open at once; beyond it the one waiting longest for a request is closed to make
+#: room (connections being served are never closed for it). Well below the usual 1024 file descriptors.
+DEFAULT_MAX_CONNECTIONS = 512
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,8 @@ class ServerConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     default_max_tokens: int = OPENAI_DEFAULT_MAX_TOKENS
     keepalive_s: float = 10.0  # an SSE comment this often keeps queued streams' clients from timing out
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
     model_name: str | None = None  # the id /v1/models shows (default: the engine's model id)
     # Host names clients may use besides localhost, the loopback addresses and `host` (e.g. a reverse
     # proxy's name); any other Host header is refused, against DNS rebinding.
@@ -95,6 +103,24 @@ class ServerConfig:
                         "пути и пробелов).",
                     )
                 )
+        if not 0.1 <= self.header_timeout_s <= 600:
+            raise InvalidInputError(
+                Text(
+                    f"header_timeout_s = {self.header_timeout_s} is out of range: give 0.1–600 seconds for a "
+                    f"request's headers to arrive (default {DEFAULT_HEADER_TIMEOUT_S:g}).",
+                    f"header_timeout_s = {self.header_timeout_s} вне диапазона: укажите 0.1–600 секунд на приход "
+                    f"заголовков запроса (по умолчанию {DEFAULT_HEADER_TIMEOUT_S:g}).",
+                )
+            )
+        if self.max_connections < 2:
+            raise InvalidInputError(
+                Text(
+                    f"max_connections = {self.max_connections} is too small: give how many connections may be "
+                    f"open at once (at least 2; default {DEFAULT_MAX_CONNECTIONS}).",
+                    f"max_connections = {self.max_connections} — слишком мало: укажите, сколько соединений может "
+                    f"быть открыто одновременно (не меньше 2; по умолчанию {DEFAULT_MAX_CONNECTIONS}).",
+                )
+            )
         if self.max_body_bytes < 1024:
             raise InvalidInputError(
                 Text(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gptdesk.errors import EmptyPromptError, GptDeskError, InvalidInputError, SettingsError
+from gptdesk.errors import EmptyPromptError, GptDeskError, InvalidInputError, SettingIssue, SettingsError
 from gptdesk.i18n import Lang, Text, current_language
 
 #: GenerationSettings fields that the OpenAI protocol names differently.
@@ -85,6 +85,35 @@ class ShuttingDownError(GptDeskError):
     http_status = 503
     error_type = "server_error"
     code = "shutting_down"
+    param = None
+
+
+class ContextLengthError(SettingsError):
+    """max_tokens does not fit in the model's context beside the prompt: a settings error on max_new_tokens,
+    so that a GPT Desk client rebuilds it as one (OpenAI's code: context_length_exceeded)."""
+
+    param = "max_tokens"
+    code = "context_length_exceeded"
+
+    def __init__(self, text: Text) -> None:
+        super().__init__([SettingIssue("max_new_tokens", text)])
+
+
+class RequestTimeoutError(RequestError):
+    """A client that sent its request's headers too slowly (the connection is closed)."""
+
+    http_status = 408
+
+    def __init__(self, text: Text) -> None:
+        super().__init__(text, code="request_timeout")
+
+
+class TooManyConnectionsError(GptDeskError):
+    """Every connection the server may hold open is being served; the client should retry."""
+
+    http_status = 503
+    error_type = "server_error"
+    code = "too_many_connections"
     param = None
 
 

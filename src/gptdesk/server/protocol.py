@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from gptdesk.errors import SettingIssue, SettingsError
 from gptdesk.i18n import Text
 from gptdesk.server.config import MAX_LOGPROBS, MAX_PROMPTS, ServerConfig
-from gptdesk.server.errors import RequestError
+from gptdesk.server.errors import ContextLengthError, RequestError
 from gptdesk.settings.generation import GenerationSettings
 from gptdesk.settings.help import FIELD_HELP
 
@@ -135,7 +135,13 @@ class TokenizeRequest(BaseModel):
 
 class TokenOut(BaseModel):
     id: int
-    piece: str
+    piece: str = Field(
+        description="The token as readable text. A token that holds only part of a character (a byte-level "
+        "vocabulary splits a rare character, 😀, into tokens of its UTF-8 bytes) shows that whole character."
+    )
+    bytes: list[int] = Field(
+        description="The token's own bytes (UTF-8, 0–255): every token's bytes joined are the text exactly."
+    )
 
 
 class TokenizeResponse(BaseModel):
@@ -375,6 +381,48 @@ def check_work(prompts: int, settings: GenerationSettings, config: ServerConfig)
         param="max_tokens",
         code="request_too_large",
     )
+
+
+def check_room(prompt_tokens: int, context: int, settings: GenerationSettings, *, which: str = "") -> None:
+    """Refuse a max_tokens that does not fit in the model's context beside the prompt (400, naming the most that fits).
+
+    A prompt longer than the room it leaves is cut from the left (the model reads its last tokens, and
+    prompt_truncated_tokens says how many went) only while max_tokens is at most half the context: a
+    larger one would push out most of a prompt to make room for an answer the client could simply
+    shorten. `which` names the prompt in a request of several ("prompt[2] "), else "".
+    """
+    max_new = settings.resolve_lengths(prompt_tokens)[1]
+    room = context - prompt_tokens
+    half = context // 2
+    if max_new <= room or max_new <= half:
+        return
+    said = Text(
+        f"max_tokens = {max_new} does not fit: the {which or 'prompt '}has {prompt_tokens} tokens and this model's "
+        f"context holds {context} tokens in all",
+        f"max_tokens = {max_new} не помещается: в {which or 'затравке '}{prompt_tokens} токенов, а контекст этой "
+        f"модели — {context} токенов всего",
+    )
+    if room >= half:
+        fix = Text(
+            f", so at most {room} new tokens fit. Use max_tokens = {room} or less.",
+            f", поэтому помещается не больше {room} новых токенов. Укажите max_tokens = {room} или меньше.",
+        )
+    elif room > 0:
+        fix = Text(
+            f", so at most {room} new tokens fit beside it. Use max_tokens = {room} or less, or a shorter prompt; "
+            f"with max_tokens up to {half} (half the context) the prompt's first tokens are dropped to make room.",
+            f", поэтому рядом с ней помещается не больше {room} новых токенов. Укажите max_tokens = {room} или "
+            f"меньше либо затравку короче; при max_tokens до {half} (половина контекста) первые токены затравки "
+            "отбрасываются, чтобы освободить место.",
+        )
+    else:
+        fix = Text(
+            f": the prompt alone fills it. Use max_tokens = {half} or less (half the context), and the prompt's "
+            "first tokens are dropped to make room; or send a shorter prompt.",
+            f": одна затравка заполняет его. Укажите max_tokens = {half} или меньше (половина контекста), и "
+            "первые токены затравки будут отброшены, чтобы освободить место; или отправьте затравку короче.",
+        )
+    raise ContextLengthError(said + fix)
 
 
 def _beam_width(req: CompletionRequest) -> int:

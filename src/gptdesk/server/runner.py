@@ -14,6 +14,7 @@ import uvicorn
 from gptdesk.errors import InvalidInputError
 from gptdesk.i18n import Text
 from gptdesk.server.config import ServerConfig
+from gptdesk.server.connections import limited_protocol
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -85,7 +86,8 @@ def _uvicorn_config(app: Any, config: ServerConfig, *, quiet: bool) -> uvicorn.C
         app,
         host=config.host,
         port=config.port,
-        http="h11",
+        # uvicorn's h11 protocol with a deadline for request headers and a cap on open connections.
+        http=limited_protocol(config.header_timeout_s, config.max_connections),
         ws="none",
         lifespan="on",
         log_config=None if quiet else uvicorn.config.LOGGING_CONFIG,

@@ -130,7 +130,12 @@ def test_settings_errors_come_back_typed_and_bilingual(remote: RemoteEngine, tin
         run_to_end(tiny_engine.stream(PROMPT, too_long))
     with pytest.raises(SettingsError) as there:
         run_to_end(remote.stream(PROMPT, too_long))
-    assert [(i.field, i.text) for i in there.value.issues] == [(i.field, i.text) for i in here.value.issues]
+    assert [i.field for i in there.value.issues] == [i.field for i in here.value.issues] == ["max_new_tokens"]
+    # The server counts the prompt as well (the engine alone says only the context): both languages come back.
+    prompt_tokens = len(tiny_engine.tokenize(PROMPT))
+    text = there.value.issues[0].text
+    assert f"the prompt has {prompt_tokens} tokens" in text.en and f"at most {64 - prompt_tokens}" in text.en
+    assert f"не больше {64 - prompt_tokens} новых токенов" in text.ru
 
 
 def test_stop_closes_the_stream_and_the_server_stops(serve: Any, long_engine: Any) -> None:

@@ -28,7 +28,23 @@ from gptdesk.settings.generation import GenerationSettings
 Progress = Callable[[Text, float | None], None]
 
 
-class GenerationWorker(QObject):
+class Worker(QObject):
+    """A job that runs in a thread of its own (`start_in_thread`) and ends by emitting finished or failed.
+
+    Signals:
+        finished(object): the job's result.
+        failed(BaseException): the job raised.
+    """
+
+    finished = Signal(object)
+    failed = Signal(object)
+
+    @Slot()
+    def run(self) -> None:
+        raise NotImplementedError
+
+
+class GenerationWorker(Worker):
     """Streams one generation and records it in history as it grows.
 
     Signals:
@@ -43,8 +59,6 @@ class GenerationWorker(QObject):
     token_received = Signal(object)
     notice_received = Signal(object)
     leading_beam = Signal(object)
-    finished = Signal(object)
-    failed = Signal(object)
     history_failed = Signal(object)
 
     def __init__(
@@ -97,7 +111,7 @@ class GenerationWorker(QObject):
             self.failed.emit(exc)
 
 
-class CallWorker(QObject):
+class CallWorker(Worker):
     """Runs one blocking call (loading a model, looking for models on disk) off the GUI thread.
 
     Signals:
@@ -107,8 +121,6 @@ class CallWorker(QObject):
     """
 
     progress = Signal(object, object)
-    finished = Signal(object)
-    failed = Signal(object)
 
     def __init__(self, call: Callable[[Progress], Any]) -> None:
         super().__init__()
@@ -127,9 +139,12 @@ class CallWorker(QObject):
         self.progress.emit(text, fraction)
 
 
-def start_in_thread(worker: GenerationWorker | CallWorker, name: str) -> QThread:
-    """Move `worker` to a new thread, run it there, and let the thread end when it reports."""
-    thread = QThread()
+def start_in_thread(worker: Worker, name: str, parent: QObject | None = None) -> QThread:
+    """Move `worker` to a new thread, run it there, and let the thread end when it reports.
+
+    Every worker thread starts here, so none misses the direct connection below.
+    """
+    thread = QThread(parent)
     thread.setObjectName(name)
     worker.moveToThread(thread)
     thread.started.connect(worker.run)
@@ -145,9 +160,9 @@ class WorkerThreads:
     """The window's worker threads by role ("load", "scan", "generate"): one per role at a time."""
 
     def __init__(self) -> None:
-        self.running: dict[str, tuple[QThread, GenerationWorker | CallWorker]] = {}
+        self.running: dict[str, tuple[QThread, Worker]] = {}
 
-    def start(self, role: str, worker: GenerationWorker | CallWorker) -> QThread:
+    def start(self, role: str, worker: Worker) -> QThread:
         previous = self.running.pop(role, None)
         if previous is not None:
             previous[0].quit()  # it has reported already: this only joins the ended thread

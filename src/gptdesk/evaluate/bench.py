@@ -405,8 +405,10 @@ def ru_plural(n: int, one: str, few: str, many: str) -> str:
 def _prepare(folder: Path, chosen: list[Config], ev: BenchEvents) -> tuple[list[Config], dict[str, int]]:
     """The rows that can run (llama.cpp rows need llama-cpp-python) and each one's weight bytes per token;
     llama.cpp's files converted first."""
-    from gptdesk.models.gguf.convert import K_QUANTS, ensure_gguf, invalidate
+    from gptdesk.models.gguf.cache import invalidate
+    from gptdesk.models.gguf.convert import ensure_gguf
     from gptdesk.models.gguf.library import is_available
+    from gptdesk.models.gguf.sizes import K_QUANTS
     from gptdesk.models.locate import resolve
 
     per_token: dict[str, int] = {}

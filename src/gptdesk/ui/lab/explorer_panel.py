@@ -46,7 +46,8 @@ from gptdesk.lab.explorer import (
     save_grid,
 )
 from gptdesk.lab.measures import MEASURES
-from gptdesk.settings.generation import FIELD_HELP, GenerationSettings
+from gptdesk.settings.generation import GenerationSettings
+from gptdesk.settings.help import FIELD_HELP
 from gptdesk.ui.lab.charts import HeatMapChart
 from gptdesk.ui.messages import error_text
 from gptdesk.ui.workers import CallWorker, WorkerThreads

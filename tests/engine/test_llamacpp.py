@@ -16,7 +16,8 @@ import pytest
 from gptdesk.engine import Finished, Notice, TokenEvent, load_engine, run_to_end
 from gptdesk.engine.auto import AutoEngine
 from gptdesk.engine.hf import TransformersEngine
-from gptdesk.engine.llamacpp.engine import LlamaCppEngine, LogitsPipeline
+from gptdesk.engine.llamacpp.engine import LlamaCppEngine
+from gptdesk.engine.pipeline import LogitsPipeline
 from gptdesk.errors import EngineError, InvalidInputError
 from gptdesk.models.gguf.cache import manifest_path, sampled_digest
 from gptdesk.models.gguf.convert import ensure_gguf

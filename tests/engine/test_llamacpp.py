@@ -24,8 +24,7 @@ from gptdesk.models.gguf.convert import ensure_gguf
 from gptdesk.models.locate import resolve
 from gptdesk.settings.generation import GenerationSettings
 from gptdesk.settings.presets import get_preset
-
-from .test_convert import build_scaled_gpt2
+from tests.models.gguf.test_convert import build_scaled_gpt2
 
 PROMPTS = ("Москва — столица", "Жили-были дед и баба", "Hello world, this is")
 

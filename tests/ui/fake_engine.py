@@ -61,14 +61,12 @@ class FakeEngine:
         model_id: str = "fake-model",
         revision: str = "fake-rev-1",
         fail_after: int | None = None,
-        fail_on_call: int | None = None,
         notice: Text | None = None,
         batched: bool = False,
     ) -> None:
         self.script = list(script)
         self.delay = delay
         self.fail_after = fail_after
-        self.fail_on_call = fail_on_call  # the n-th call of stream() (1 for the first) raises at once
         self.notice = notice
         self.batched = batched  # variants step together, as a batching engine sends them
         self.calls: list[tuple[str, GenerationSettings]] = []
@@ -144,8 +142,6 @@ class FakeEngine:
         if not prompt.strip():
             raise EmptyPromptError(Text("The prompt is empty.", "Затравка пуста."))
         self.calls.append((prompt, settings))
-        if self.fail_on_call is not None and len(self.calls) == self.fail_on_call:
-            raise EngineError(Text("Scripted failure.", "Запланированный сбой."))
         started = time.perf_counter()
         _min_new, max_new = settings.resolve_lengths(len(self.tokenize(prompt)))
         seed = settings.seed if settings.seed is not None else random.randrange(2**31)

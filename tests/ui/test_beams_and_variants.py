@@ -20,7 +20,7 @@ def test_the_leading_beam_is_shown_live_and_replaced_then_the_final_beams(qtbot:
 
     def on_beam(beam: LeadingBeam) -> None:
         assert isinstance(beam, LeadingBeam)
-        shown.append((beam.text, window.output.text(0), window.generation.busy, window.view.beam_label.text()))
+        shown.append((beam.text, window.output.text(0), window.generating, window.view.beam_label.text()))
 
     window.leading_beam_shown.connect(on_beam)
     with qtbot.waitSignal(window.generation_finished, timeout=10_000) as blocker:
@@ -68,14 +68,14 @@ def test_variants_grow_side_by_side_while_generating(qtbot: Any, make_window: An
     snapshots: list[list[int]] = []
 
     def on_token(_event: TokenEvent) -> None:
-        if window.generation.busy:
+        if window.generating:
             snapshots.append([len(window.output.columns.text(i)) for i in range(3)])
 
     window.token_received.connect(on_token)
     with qtbot.waitSignal(window.generation_finished, timeout=10_000) as blocker:
         assert window.generate()
         qtbot.waitUntil(lambda: all(window.output.text(i) for i in range(3)), timeout=5000)
-        assert window.generation.busy and window.view.showing_columns
+        assert window.generating and window.view.showing_columns
         assert all(column.isVisible() for column in window.output.columns.columns)
         SCREENSHOTS.mkdir(exist_ok=True)
         assert window.grab().save(str(SCREENSHOTS / "variants_side_by_side.png"))

@@ -105,6 +105,6 @@ def test_first_day_with_the_embedded_model(qtbot: Any, make_window: Any) -> None
     assert records[0].output == shown
     assert records[0].status == "cancelled" and records[0].seed == finished.seed
     assert reopened.history.list.item(0).text().startswith(prompt)
-    reopened.history_actions.open_record(records[0].id)
+    reopened.open_record(records[0].id)
     assert reopened.prompt_edit.toPlainText() == prompt
     assert reopened.output.text(0) == shown

@@ -39,7 +39,7 @@ def test_ctrl_enter_streams_tokens_into_the_output(qtbot: Any, make_window: Any)
     window.token_received.connect(on_token)
     with qtbot.waitSignal(window.generation_finished, timeout=10_000) as blocker:
         qtbot.keyClick(window.prompt_edit, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
-        assert window.generation.busy
+        assert window.generating
         assert window.generate_button.text().replace("&", "") == "Stop"
     finished = blocker.args[0]
     assert isinstance(finished, Finished)
@@ -138,13 +138,13 @@ def test_copy_and_clear(qtbot: Any, make_window: Any) -> None:
     window.prompt_edit.setPlainText("Текст")
     with qtbot.waitSignal(window.generation_finished, timeout=10_000):
         window.generate()
-    qtbot.mouseClick(window.view.copy_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.copy_button, Qt.MouseButton.LeftButton)
     # What is shown: the prompt and the text after it.
     assert QApplication.clipboard().text() == "Текст" + "".join(SCRIPT[:4])
-    qtbot.mouseClick(window.view.clear_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.clear_button, Qt.MouseButton.LeftButton)
     assert window.output.text(0) == ""
     assert window.inspector.generated_items() == []
-    assert not window.view.continue_button.isEnabled()
+    assert not window.continue_button.isEnabled()
     assert window.prompt_edit.toPlainText() == "Текст"  # Clear empties the output, not the prompt
 
 
@@ -197,7 +197,7 @@ def test_engine_failure_is_shown_and_partial_text_kept(qtbot: Any, make_window: 
     record = window.store.find()[0]
     assert record.status == "failed" and record.output == "".join(SCRIPT[:3])
     assert "Scripted failure" in (record.error or "")
-    assert not window.generation.busy
+    assert not window.generating
 
 
 def test_notices_from_the_engine_are_shown(qtbot: Any, make_window: Any) -> None:

@@ -50,7 +50,7 @@ def test_reopening_a_generation_restores_prompt_text_and_settings(qtbot: Any, ma
     assert window.params.current is not None
     assert window.params.current.temperature == 0.7 and window.params.current.do_sample
     # Continue works on a reopened generation.
-    assert window.view.continue_button.isEnabled()
+    assert window.continue_button.isEnabled()
 
 
 def test_reproduce_runs_again_with_the_same_seed(qtbot: Any, make_window: Any) -> None:
@@ -88,7 +88,7 @@ def test_reproduce_loads_the_recorded_model_first(qtbot: Any, make_window: Any) 
 
     window.loader.load_model = load_model
     with qtbot.waitSignal(window.generation_finished, timeout=10_000) as blocker:
-        assert window.history_actions.reproduce(window.store.find()[0].id)
+        assert window.reproduce(window.store.find()[0].id)
     assert loaded == ["fake-model"]
     assert window.engine is not None and window.engine.info.model_id == "fake-model"
     assert blocker.args[0].text == original.text

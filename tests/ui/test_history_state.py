@@ -80,7 +80,7 @@ def test_a_damaged_history_is_said_until_fixed_and_nothing_generated_is_dropped(
 
     _generate(qtbot, window, "Первая")
     _generate(qtbot, window, "Вторая")
-    window.generation.clear()  # later actions clear messages, not the history's state
+    window.clear_output()  # later actions clear messages, not the history's state
     assert _state(window) == "History is off · 2 not saved"
 
     target = tmp_path / "kept.json"
@@ -149,7 +149,7 @@ def test_a_read_only_history_is_browsed_and_searched_and_generations_are_kept(
     window.history.search.setText("москва")
     qtbot.waitUntil(lambda: [r.prompt for r in window.history.records] == ["Москва — столица"], timeout=5000)
     window.history.list.setCurrentRow(0)
-    window.history_actions.open_record(window.history.selected_id())
+    window.open_record(window.history.selected_id())
     assert window.prompt_edit.toPlainText() == "Москва — столица"
 
     _generate(qtbot, window, "Не в историю")

@@ -124,8 +124,10 @@ def test_explorer_runs_a_grid_saves_it_and_reproduces_it(
     window.lab.act_explorer.trigger()
     explorer = window.lab.lab.explorer
     assert explorer.prompt_edit.toPlainText() == "Жили-были дед и баба"
-    explorer.set_axis(1, "temperature", "0.5,1.2")
-    explorer.set_axis(2, "top_p", "0.8,0.95")
+    explorer.axis1.setCurrentText("temperature")
+    explorer.values1.setText("0.5,1.2")
+    explorer.axis2.setCurrentText("top_p")
+    explorer.values2.setText("0.8,0.95")
     explorer.tokens.setValue(12)
     explorer.seed.setValue(9)
     with qtbot.waitSignal(explorer.grid_finished, timeout=120_000) as finished:
@@ -155,8 +157,9 @@ def test_explorer_stop_keeps_finished_cells(qtbot: Any, make_window: Any, embedd
     window.prompt_edit.setPlainText("Жили-были дед и баба")
     window.lab.act_explorer.trigger()
     explorer = window.lab.lab.explorer
-    explorer.set_axis(1, "temperature", "0.6,0.9,1.2")
-    explorer.set_axis(2, "")
+    explorer.axis1.setCurrentText("temperature")
+    explorer.values1.setText("0.6,0.9,1.2")
+    explorer.axis2.setCurrentText("")
     explorer.tokens.setValue(60)
 
     def stop_after_first(_result: object) -> None:
@@ -168,7 +171,7 @@ def test_explorer_stop_keeps_finished_cells(qtbot: Any, make_window: Any, embedd
     assert len(finished.args[0]) == 1  # the first cell; the one Stop cut is not kept
     assert "1 of 3 cells" in explorer.progress.format()
     assert explorer.results[0].measures.tokens == 60
-    assert explorer.grid.item(1, 0).text() == "not run"  # not "waiting…" for ever
+    assert explorer.grid.item(1, 0).text() == "waiting…"
     assert explorer.run_button.isEnabled() and not explorer.stop_button.isEnabled()
 
 

@@ -38,7 +38,7 @@ def test_switching_language_in_the_app(qtbot: Any, make_window: Any) -> None:
     with qtbot.waitSignal(window.language_changed):
         window.act_languages["ru"].trigger()
     assert window.generate_button.text() == "&Сгенерировать"
-    assert window.view.continue_button.text() == "Пр&одолжить"
+    assert window.continue_button.text() == "Пр&одолжить"
     assert window.params_dock.windowTitle() == "Параметры"
     assert window.history_dock.windowTitle() == "История"
     assert window.file_menu.title() == "&Файл"
@@ -130,7 +130,7 @@ def test_everything_is_reachable_from_the_keyboard(qtbot: Any, make_window: Any)
     assert shortcuts["&Stop"] == ["Esc"]
     assert shortcuts["Co&ntinue"][0] == "Ctrl+Shift+Return"
     # Menu mnemonics and buddy labels let Alt+letter reach every field.
-    assert window.view.prompt_label.buddy() is window.prompt_edit
+    assert window.prompt_label.buddy() is window.prompt_edit
     assert all(window.params._labels[name].buddy() is window.params.editor(name) for name in FIELD_HELP)
     # Ctrl+M reaches the model list, Ctrl+L the prompt.
     qtbot.keyClick(window.prompt_edit, Qt.Key.Key_M, Qt.KeyboardModifier.ControlModifier)

@@ -35,17 +35,17 @@ def test_loading_shows_progress_and_replaces_the_model(qtbot: Any, make_window: 
         release.wait(10)
         return new
 
-    assert window.loader.load_engine(load, kind="folder", key="/models/new", label="new")
-    qtbot.waitUntil(lambda: window.figures.load_progress.value() == 40, timeout=5000)
-    assert window.figures.load_progress.isVisible()
-    assert "Reading the weights" in window.figures.load_progress.format()
+    assert window.load_engine(load, kind="folder", key="/models/new", label="new")
+    qtbot.waitUntil(lambda: window.load_progress.value() == 40, timeout=5000)
+    assert window.load_progress.isVisible()
+    assert "Reading the weights" in window.load_progress.format()
     assert not window.generate_button.isEnabled()  # no generating while the model changes
     assert not window.model_picker.isEnabled()
     with qtbot.waitSignal(window.model_loaded, timeout=10_000):
         release.set()
     assert window.engine is new
     assert old.closed and not new.closed
-    assert not window.figures.load_progress.isVisible()
+    assert not window.load_progress.isVisible()
     assert window.status_labels["model"].text() == "Model: new-model"
     assert window.model_picker.combo.currentText() == "new"
     _generate_ok(qtbot, window)
@@ -118,7 +118,7 @@ def test_remote_server_entry_asks_and_connects_through_the_remote_engine(
 def test_an_unreachable_remote_server_keeps_the_previous_model(qtbot: Any, make_window: Any) -> None:
     window = make_window(FakeEngine(model_id="previous-model"))
     with qtbot.waitSignal(window.model_failed, timeout=60_000):
-        window.loader.connect_remote("http://127.0.0.1:9/v1", None, None)  # port 9 (discard): nothing listens
+        window.connect_remote("http://127.0.0.1:9/v1", None, None)  # port 9 (discard): nothing listens
     assert window.message_bar.text.startswith("Could not load ")
     assert window.message_bar.text.endswith("The previous model (previous-model) is still in use.")
     assert window.engine is not None and window.engine.info.model_id == "previous-model"
@@ -141,7 +141,7 @@ def test_remote_dialog_needs_an_http_url(qtbot: Any) -> None:
 def test_the_picker_says_which_catalog_models_are_here(qtbot: Any, make_window: Any) -> None:
     window = make_window(FakeEngine())
     with qtbot.waitSignal(window.model_picker.combo.model().dataChanged, timeout=60_000, raising=False):
-        window.loader.scan()
+        window.scan_models()
     qtbot.waitUntil(lambda: "…" not in window.model_picker.combo.itemText(1), timeout=60_000)
     texts = [window.model_picker.combo.itemText(i) for i in range(window.model_picker.combo.count())]
     assert texts[0].endswith("— works offline")
@@ -157,7 +157,7 @@ def test_the_model_manager_opens_from_the_menu_and_its_choice_loads(
     monkeypatch.setattr(window.loader, "load_model", lambda name, **kw: chosen.append(name) or True)
     assert window.act_manage_models in window.file_menu.actions()
     window.act_manage_models.trigger()
-    dialog = window.loader.model_manager
+    dialog = window.model_manager
     qtbot.waitUntil(dialog.isVisible, timeout=5000)
     dialog.select("embedded")
     dialog.use_button.click()

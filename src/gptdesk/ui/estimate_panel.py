@@ -32,9 +32,8 @@ def _shape(engine: Engine) -> ModelShape:
 def generation_cost(engine: Engine, prompt_tokens: int, settings: GenerationSettings) -> CostEstimate | None:
     """What a generation would cost on `engine` (None for a remote one, whose memory is not here).
 
-    For the panel's cost line, from the prompt's token count: not through `Engine.check` (which
-    `precheck` calls before every run), because check raises when the run does not fit, where the
-    panel shows the figures and says that Generate will refuse it.
+    The window's only route to the engines' memory figures: when the Engine protocol gains its
+    own pre-check, this is the line that calls it.
     """
     if not is_local(engine):
         return None

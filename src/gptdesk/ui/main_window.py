@@ -12,7 +12,7 @@ from PySide6.QtCore import QByteArray, QEvent, QLocale, QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QScrollArea, QVBoxLayout, QWidget
 
-from gptdesk.engine.base import Engine
+from gptdesk.engine.base import Engine, Finished
 from gptdesk.errors import SettingsError
 from gptdesk.history.errors import HistoryError
 from gptdesk.history.export import FORMATS
@@ -156,11 +156,17 @@ class MainWindow(QMainWindow):
 
     def _build_central(self) -> None:
         view = self.view
-        # The widgets the features and shortcuts reach; output and status_labels for the X11 driver's tests too.
+        # The widgets tests and shortcuts reach directly.
+        self.prompt_label = view.prompt_label
         self.prompt_edit = view.prompt_edit
         self.generate_button = view.generate_button
+        self.continue_button = view.continue_button
+        self.copy_button = view.copy_button
+        self.clear_button = view.clear_button
+        self.output_label = view.output_label
         self.output = view.output
         self.status_labels = self.figures.labels
+        self.load_progress = self.figures.load_progress
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.addWidget(self.model_picker, 0, Qt.AlignmentFlag.AlignLeft)
@@ -189,9 +195,9 @@ class MainWindow(QMainWindow):
 
     def _connect(self) -> None:
         self.generate_button.clicked.connect(self._on_generate_button_clicked)
-        self.view.continue_button.clicked.connect(self.continue_generation)
-        self.view.copy_button.clicked.connect(self.generation.copy)
-        self.view.clear_button.clicked.connect(self.generation.clear)
+        self.continue_button.clicked.connect(self.continue_generation)
+        self.copy_button.clicked.connect(self.copy_output)
+        self.clear_button.clicked.connect(self.clear_output)
         generation = self.generation
         generation.started.connect(self._on_generation_started)
         generation.token_received.connect(self.token_received)
@@ -219,11 +225,11 @@ class MainWindow(QMainWindow):
         self.act_generate = self._action(self.generate, "Ctrl+Return", "Ctrl+Enter")
         self.act_stop = self._action(self.stop, "Esc")
         self.act_continue = self._action(self.continue_generation, "Ctrl+Shift+Return", "Ctrl+Shift+Enter")
-        self.act_copy = self._action(self.generation.copy, "Ctrl+Shift+C")
-        self.act_clear = self._action(self.generation.clear, "Ctrl+Shift+L")
+        self.act_copy = self._action(self.copy_output, "Ctrl+Shift+C")
+        self.act_clear = self._action(self.clear_output, "Ctrl+Shift+L")
         self.act_open_folder = self._action(lambda: self.loader.on_model_requested("folder", None), "Ctrl+O")
         self.act_remote = self._action(lambda: self.loader.on_model_requested("remote", None), "Ctrl+Shift+O")
-        self.act_manage_models = self._action(self.loader.open_model_manager, "Ctrl+Shift+M")
+        self.act_manage_models = self._action(self.open_model_manager, "Ctrl+Shift+M")
         self.act_perplexity = self._action(self.open_perplexity)
         # Tools > llama.cpp type: the quantization the fast engine loads (kept between sessions).
         from gptdesk.models.gguf.sizes import DEFAULT_QUANT, QUANT_TYPES
@@ -378,14 +384,25 @@ class MainWindow(QMainWindow):
 
     # -- models ----------------------------------------------------------------------------------
 
+    @property
+    def loading(self) -> bool:
+        return self.loader.loading
+
     def start(self, model: str | None = None) -> None:
         """After show(): look for local models and load `model` (None: the embedded one)."""
         self.loader.scan()
         self.loader.load_model(model)
 
+    def scan_models(self) -> None:
+        self.loader.scan()
+
     def load_model(self, name: str | None, *, kind: str = "catalog", label: str = "") -> bool:
         """Load a catalog model, hub id or folder in a worker (None: the embedded model)."""
         return self.loader.load_model(name, kind=kind, label=label)
+
+    def load_engine(self, call: Callable[..., Engine], *, kind: str, key: object, label: str) -> bool:
+        """Run `call` in a worker; on success its engine replaces the current one."""
+        return self.loader.load_engine(call, kind=kind, key=key, label=label)
 
     def set_quant(self, quant: str) -> None:
         """Tools > llama.cpp type: kept between sessions; the model on llama.cpp is loaded again in it."""
@@ -414,6 +431,16 @@ class MainWindow(QMainWindow):
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.perplexity_dialog = dialog
         dialog.show()
+
+    def connect_remote(self, url: str, model: str | None = None, api_key: str | None = None) -> bool:
+        return self.loader.connect_remote(url, model, api_key)
+
+    def open_model_manager(self) -> None:
+        self.loader.open_model_manager()
+
+    @property
+    def model_manager(self) -> QWidget | None:
+        return self.loader.model_manager
 
     def set_engine(self, engine: Engine, *, kind: str = "catalog", key: object = None, label: str = "") -> None:
         """Use `engine` from now on (the caller closes the previous one)."""
@@ -452,8 +479,16 @@ class MainWindow(QMainWindow):
     # -- generating ------------------------------------------------------------------------------
 
     @property
+    def generating(self) -> bool:
+        return self.generation.busy
+
+    @property
     def stop_latency(self) -> float | None:
         return self.generation.stop_latency
+
+    @property
+    def last_finished(self) -> Finished | None:
+        return self.generation.last_finished
 
     def _settings_or_message(self) -> GenerationSettings | None:
         try:
@@ -490,6 +525,20 @@ class MainWindow(QMainWindow):
         else:
             self.generate()
 
+    def copy_output(self) -> None:
+        self.generation.copy()
+
+    def clear_output(self) -> None:
+        self.generation.clear()
+
+    def reproduce(self, gen_id: int) -> bool:
+        """Run a past generation again with its model, settings and seed."""
+        return self.history_actions.reproduce(gen_id)
+
+    def open_record(self, gen_id: int) -> None:
+        """Show a past generation: its prompt, text and settings; Continue extends it."""
+        self.history_actions.open_record(gen_id)
+
     def _on_generation_started(self, gen_id: object) -> None:
         self._update_actions()
         self.history.refresh()
@@ -517,7 +566,7 @@ class MainWindow(QMainWindow):
         self.act_generate.setEnabled(ready and not busy and valid)
         self.act_stop.setEnabled(busy)
         self.act_continue.setEnabled(ready and not busy and valid and self.generation.shown is not None)
-        self.view.continue_button.setEnabled(self.act_continue.isEnabled())
+        self.continue_button.setEnabled(self.act_continue.isEnabled())
         self.generate_button.setEnabled((ready and valid) or busy)
         self.model_picker.setEnabled(not busy and not loading)
         self.act_open_folder.setEnabled(not busy and not loading)
@@ -545,13 +594,17 @@ class MainWindow(QMainWindow):
 
     # -- threads and closing ---------------------------------------------------------------------
 
+    def wait_for_workers(self) -> None:
+        """Block until every worker thread has ended (after stopping the generation)."""
+        self.threads.wait_all()
+
     def closeEvent(self, event: QCloseEvent) -> None:
         # Stop first (the engine halts within a token), then quit and wait for every worker, so no
         # thread outlives the window and the recorder has written the last of the output.
         self.generation.shutdown()
         self.lab.stop()
         self.stories.stop()
-        self.threads.wait_all()
+        self.wait_for_workers()
         self.generation.collect()
         if not self.keeper.confirm_close():  # generations the history could not take: export them?
             self.generation.closing = False

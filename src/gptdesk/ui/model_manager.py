@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, Qt, QThread, QUrl, Signal, Slot
+from PySide6.QtCore import QEvent, QObject, Qt, QThread, QUrl, Signal, Slot
 from PySide6.QtGui import QBrush, QCloseEvent, QColor, QDesktopServices
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -37,7 +37,6 @@ from gptdesk.models.hub.settings import HubSettings, RetryPolicy
 from gptdesk.models.manage import SHOWN_DTYPES, ModelRow, delete_converted, delete_model, find_row, list_models
 from gptdesk.ui.quant_costs import QuantCostsPanel
 from gptdesk.ui.tables import cell, fits_tip
-from gptdesk.ui.workers import Worker, start_in_thread
 
 _ID_ROLE = Qt.ItemDataRole.UserRole + 1
 _PROGRESS_STEPS = 1000
@@ -55,7 +54,7 @@ _COLUMNS: tuple[tuple[str, Text], ...] = (
 _COL = {key: index for index, (key, _) in enumerate(_COLUMNS)}
 
 
-class DownloadWorker(Worker):
+class DownloadWorker(QObject):
     """Runs one pull() off the GUI thread; Cancel sets `cancel` directly (a queued signal would wait).
 
     Signals:
@@ -65,6 +64,8 @@ class DownloadWorker(Worker):
     """
 
     progress = Signal(object)
+    finished = Signal(str)
+    failed = Signal(object)
 
     def __init__(self, name: str, hub: HubSettings, free_space: FreeSpace | None, retry: RetryPolicy | None) -> None:
         super().__init__()
@@ -448,11 +449,17 @@ class ModelManagerDialog(QDialog):
         self._progress_text = Text("Asking the hub for the file list…", "Запрос списка файлов у хаба…")
         self.progress_label.setText(self._progress_text.get())
         worker = DownloadWorker(name.strip(), self.hub_settings, self._free_space, self._retry)
+        thread = QThread(self)
+        thread.setObjectName("model-download")
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
         worker.progress.connect(self._on_progress)
         worker.finished.connect(self._on_finished)
         worker.failed.connect(self._on_failed)
-        self._worker = worker
-        self._thread = start_in_thread(worker, "model-download", self)
+        worker.finished.connect(thread.quit)
+        worker.failed.connect(thread.quit)
+        self._worker, self._thread = worker, thread
+        thread.start()
         self._fill_texts()
         self._update_buttons()
         return True

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QThread, Signal, Slot
+from PySide6.QtCore import QEvent, QObject, QThread, Signal, Slot
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QComboBox,
@@ -25,10 +25,9 @@ from PySide6.QtWidgets import (
 from gptdesk.errors import GptDeskError
 from gptdesk.evaluate.perplexity import METHOD, SCORING_ENGINES, PerplexityProgress, PerplexityResult
 from gptdesk.i18n import Text, current_language
-from gptdesk.ui.workers import Worker, start_in_thread
 
 
-class PerplexityWorker(Worker):
+class PerplexityWorker(QObject):
     """Loads a local engine for scoring and measures one text, off the GUI thread.
 
     Signals:
@@ -40,6 +39,8 @@ class PerplexityWorker(Worker):
 
     loading = Signal(object, object)
     progress = Signal(object)
+    finished = Signal(object)
+    failed = Signal(object)
 
     def __init__(
         self,
@@ -204,12 +205,9 @@ class PerplexityDialog(QDialog):
         if self.measured is not None:
             self._show_result(self.measured)
 
-    def _set_status(self, text: Text | None, *, error: bool = False) -> None:
-        """What the dialog says now; an error is shown here, in red, where the user is looking."""
+    def _set_status(self, text: Text | None) -> None:
         self._status = text
         self.status_label.setText("" if text is None else text.get(current_language()))
-        self.status_label.setStyleSheet("color: #b41e1e;" if error else "")
-        self.status_label.setProperty("error", error)
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -239,7 +237,7 @@ class PerplexityDialog(QDialog):
         try:
             text = read_text_file(path)
         except GptDeskError as exc:
-            self._set_status(exc.text, error=True)
+            self._set_status(exc.text)
             return False
         self.text_edit.setPlainText(text)
         self._opened = (path.name, self.text_edit.toPlainText())
@@ -251,9 +249,7 @@ class PerplexityDialog(QDialog):
             return False
         text = self.text_edit.toPlainText()
         if not text.strip():
-            self._set_status(
-                Text("Type, paste or open a text first.", "Сначала введите, вставьте или откройте текст."), error=True
-            )
+            self._set_status(Text("Type, paste or open a text first.", "Сначала введите, вставьте или откройте текст."))
             return False
         engine = self.engine_combo.currentText()
         quant = None if engine == "transformers" else self.quant_combo.currentText()
@@ -265,12 +261,19 @@ class PerplexityDialog(QDialog):
         # "" stands for text typed or pasted in this window (the model manager says so in either language).
         name = self._opened[0] if self._opened is not None and self._opened[1] == text else ""
         worker = PerplexityWorker(text, self.model, engine, quant, self.context_spin.value(), self._cancel, name)
+        thread = QThread()
+        thread.setObjectName("perplexity")
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
         worker.loading.connect(self._on_loading)
         worker.progress.connect(self._on_progress)
         worker.finished.connect(self._on_finished)
         worker.failed.connect(self._on_failed)
-        self._worker = worker
-        self._thread = start_in_thread(worker, "perplexity")
+        worker.finished.connect(thread.quit)
+        worker.failed.connect(thread.quit)
+        thread.finished.connect(self._on_thread_finished)
+        self._worker, self._thread = worker, thread
+        thread.start()
         self._update_buttons()
         return True
 
@@ -308,7 +311,6 @@ class PerplexityDialog(QDialog):
         )
 
     def _on_finished(self, result: PerplexityResult) -> None:
-        self._end_thread()
         self.measured = result
         self._set_status(
             Text("Done.", "Готово.")
@@ -340,27 +342,23 @@ class PerplexityDialog(QDialog):
     def _on_failed(self, exc: BaseException) -> None:
         from gptdesk.errors import ConversionCancelled
 
-        self._end_thread()
         if isinstance(exc, ConversionCancelled) and self._cancel.is_set():
             self._set_status(Text("Stopped before the measure began.", "Остановлено до начала замера."))
         elif isinstance(exc, GptDeskError):
-            self._set_status(exc.text, error=True)
+            self._set_status(exc.text)
         else:
             self._set_status(
                 Text(
                     f"The measure failed unexpectedly ({type(exc).__name__}: {exc}). Please report it.",
                     f"Измерение неожиданно прервалось ({type(exc).__name__}: {exc}). Сообщите об этом.",
-                ),
-                error=True,
+                )
             )
         self.progress_bar.setRange(0, 1000)
 
-    def _end_thread(self) -> None:
-        # The worker has reported and its thread is quitting (start_in_thread's direct connection): join it.
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.wait()
-            thread.deleteLater()
+    def _on_thread_finished(self) -> None:
+        if self._thread is not None:
+            self._thread.deleteLater()
+        self._thread = None
         self._update_buttons()
 
     def _stop_and_wait(self) -> None:

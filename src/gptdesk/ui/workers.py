@@ -28,23 +28,7 @@ from gptdesk.settings.generation import GenerationSettings
 Progress = Callable[[Text, float | None], None]
 
 
-class Worker(QObject):
-    """A job that runs in a thread of its own (`start_in_thread`) and ends by emitting finished or failed.
-
-    Signals:
-        finished(object): the job's result.
-        failed(BaseException): the job raised.
-    """
-
-    finished = Signal(object)
-    failed = Signal(object)
-
-    @Slot()
-    def run(self) -> None:
-        raise NotImplementedError
-
-
-class GenerationWorker(Worker):
+class GenerationWorker(QObject):
     """Streams one generation and records it in history as it grows.
 
     Signals:
@@ -59,6 +43,8 @@ class GenerationWorker(Worker):
     token_received = Signal(object)
     notice_received = Signal(object)
     leading_beam = Signal(object)
+    finished = Signal(object)
+    failed = Signal(object)
     history_failed = Signal(object)
 
     def __init__(
@@ -111,7 +97,7 @@ class GenerationWorker(Worker):
             self.failed.emit(exc)
 
 
-class CallWorker(Worker):
+class CallWorker(QObject):
     """Runs one blocking call (loading a model, looking for models on disk) off the GUI thread.
 
     Signals:
@@ -121,6 +107,8 @@ class CallWorker(Worker):
     """
 
     progress = Signal(object, object)
+    finished = Signal(object)
+    failed = Signal(object)
 
     def __init__(self, call: Callable[[Progress], Any]) -> None:
         super().__init__()
@@ -139,12 +127,9 @@ class CallWorker(Worker):
         self.progress.emit(text, fraction)
 
 
-def start_in_thread(worker: Worker, name: str, parent: QObject | None = None) -> QThread:
-    """Move `worker` to a new thread, run it there, and let the thread end when it reports.
-
-    Every worker thread starts here, so none misses the direct connection below.
-    """
-    thread = QThread(parent)
+def start_in_thread(worker: GenerationWorker | CallWorker, name: str) -> QThread:
+    """Move `worker` to a new thread, run it there, and let the thread end when it reports."""
+    thread = QThread()
     thread.setObjectName(name)
     worker.moveToThread(thread)
     thread.started.connect(worker.run)
@@ -160,9 +145,9 @@ class WorkerThreads:
     """The window's worker threads by role ("load", "scan", "generate"): one per role at a time."""
 
     def __init__(self) -> None:
-        self.running: dict[str, tuple[QThread, Worker]] = {}
+        self.running: dict[str, tuple[QThread, GenerationWorker | CallWorker]] = {}
 
-    def start(self, role: str, worker: Worker) -> QThread:
+    def start(self, role: str, worker: GenerationWorker | CallWorker) -> QThread:
         previous = self.running.pop(role, None)
         if previous is not None:
             previous[0].quit()  # it has reported already: this only joins the ended thread

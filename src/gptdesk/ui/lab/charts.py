@@ -11,8 +11,8 @@ os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")  # never another Qt binding
 import numpy as np
 import pyqtgraph as pg
 import pyqtgraph.exporters as pg_exporters
-from PySide6.QtCore import QCoreApplication, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter
+from PySide6.QtCore import QCoreApplication, Qt
+from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from gptdesk.errors import InvalidInputError
@@ -34,9 +34,9 @@ def _visible(piece: str) -> str:
 class _Chart(QWidget):
     """A pyqtgraph plot in a widget, exportable to PNG and SVG."""
 
-    def __init__(self, parent: QWidget | None = None, axis_items: dict[str, pg.AxisItem] | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.plot = pg.PlotWidget(background="w", axisItems=axis_items)
+        self.plot = pg.PlotWidget(background="w")
         self.plot.setMenuEnabled(False)
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()
@@ -83,110 +83,16 @@ class _Chart(QWidget):
         return path
 
 
-class CandidateAxis(pg.AxisItem):  # type: ignore[misc]  # pyqtgraph has no type hints
-    """The next-token chart's bottom axis: one label per candidate, none dropped, none overlapping.
-
-    pyqtgraph's own axis drops a label that reaches past the axis's ends (the most likely candidates,
-    drawn first, had none) and never checks the labels of one level against each other (the last ones
-    overlapped). Here every label is drawn: across when all fit their slot, else turned upright and
-    elided to MAX_LABEL_PX, the font made smaller only when even upright labels would touch. The axis
-    grows to hold them.
-    """
-
-    MAX_LABEL_PX = 110.0  # an upright label's longest run; the table under the chart shows every piece whole
-    GAP = 3.0  # pixels between neighbouring labels
-    MIN_POINT_SIZE = 5.0
-
-    def __init__(self) -> None:
-        super().__init__("bottom")
-        self.setStyle(showValues=False)  # the labels are drawn here, not by pyqtgraph
-        self.label_font = QFont("DejaVu Sans", 8)
-        self._font_drawn = self.label_font
-        self.texts: list[str] = []
-        #: What was drawn last: each label's text (elided) and its rectangle in the axis's coordinates.
-        self.drawn: list[tuple[str, QRectF]] = []
-        self.upright = False
-
-    def set_labels(self, texts: list[str]) -> None:
-        """One label per tick at 0, 1, 2, …"""
-        self.texts = list(texts)
-        self.setTicks([[(float(i), "") for i in range(len(texts))]])
-
-    def _place(self, bounds: QRectF) -> tuple[QFont, list[tuple[str, QRectF]], bool]:
-        """Where each label goes: its text (elided when upright) and rectangle; whether they stand upright."""
-        lo, hi = self.range
-        n = len(self.texts)
-        if n == 0 or hi <= lo:
-            return self.label_font, [], False
-        scale = bounds.width() / (hi - lo)
-        xs = [bounds.left() + (i - lo) * scale for i in range(n)]
-        slot = scale - self.GAP  # the width each label may take across
-        top = bounds.top() + max(0, self.style["tickLength"]) + self.style["tickTextOffset"][1]
-        font = QFont(self.label_font)
-        metrics = QFontMetricsF(font)
-        if all(metrics.horizontalAdvance(t) <= slot for t in self.texts):
-            h = metrics.height()
-            return (
-                font,
-                [
-                    (t, QRectF(x - metrics.horizontalAdvance(t) / 2, top, metrics.horizontalAdvance(t), h))
-                    for t, x in zip(self.texts, xs, strict=True)
-                ],
-                False,
-            )
-        while metrics.height() > slot and font.pointSizeF() > self.MIN_POINT_SIZE:
-            font.setPointSizeF(max(self.MIN_POINT_SIZE, font.pointSizeF() - 0.5))
-            metrics = QFontMetricsF(font)
-        h = metrics.height()
-        placed = []
-        for t, x in zip(self.texts, xs, strict=True):
-            shown = metrics.elidedText(t, Qt.TextElideMode.ElideRight, self.MAX_LABEL_PX)
-            w = metrics.horizontalAdvance(shown)
-            placed.append((shown, QRectF(x - h / 2, top, h, w)))
-        return font, placed, True
-
-    def generateDrawSpecs(self, p: QPainter) -> Any:
-        specs = super().generateDrawSpecs(p)
-        bounds = self.mapRectFromParent(self.geometry())
-        font, self.drawn, self.upright = self._place(bounds)
-        self._font_drawn = font
-        # Room for the labels: grow (or shrink) the axis when they need another height.
-        top = max(0, self.style["tickLength"]) + self.style["tickTextOffset"][1]
-        need = int(top + max((r.height() for _t, r in self.drawn), default=0.0) + 4)
-        if need != self.fixedHeight:
-            self.setHeight(need)
-        return specs
-
-    def drawPicture(self, p: QPainter, axisSpec: Any, tickSpecs: Any, textSpecs: Any) -> None:
-        super().drawPicture(p, axisSpec, tickSpecs, textSpecs)
-        p.setFont(self._font_drawn)
-        p.setPen(self.textPen())
-        for text, rect in self.drawn:
-            if not self.upright:
-                p.drawText(rect, int(Qt.AlignmentFlag.AlignCenter), text)
-                continue
-            # Upright, read from the bottom up, ending at the tick.
-            p.save()
-            p.translate(rect.center().x(), rect.top())
-            p.rotate(-90)
-            p.drawText(
-                QRectF(-rect.height(), -rect.width() / 2, rect.height(), rect.width()),
-                int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter),
-                text,
-            )
-            p.restore()
-
-
 class NextTokenChart(_Chart):
     """Top candidates as bars: raw probability beside the probability after the settings, with the top-k and
     top-p cut-offs drawn as vertical lines and cut tokens outlined in red."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        self.axis = CandidateAxis()
-        super().__init__(parent, axis_items={"bottom": self.axis})
+        super().__init__(parent)
         self.setObjectName("next_token_chart")
         self.plot.showGrid(y=True, alpha=0.3)
         self.plot.getAxis("left").enableAutoSIPrefix(False)
+        self.plot.getAxis("bottom").setStyle(tickFont=QFont("DejaVu Sans", 8))
         self.legend = self.plot.addLegend(offset=(-10, 10))
         # The items are made once and updated in place: rebuilding them cost more than the figures.
         width = 0.4
@@ -244,7 +150,7 @@ class NextTokenChart(_Chart):
             line.setVisible(rank is not None and 0 < rank <= n)
             if rank is not None:
                 line.setPos(rank - 0.5)
-        self.axis.set_labels([_visible(c.piece) for c in view.candidates])
+        self.plot.getAxis("bottom").setTicks([[(i, _visible(c.piece)) for i, c in enumerate(view.candidates)]])
         self.plot.setXRange(-0.7, max(n, 1) - 0.3, padding=0)
         self.plot.setYRange(0, top, padding=0)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QGuiApplication
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -30,9 +30,8 @@ from PySide6.QtWidgets import (
 )
 
 from gptdesk.engine.base import Engine
-from gptdesk.errors import GptDeskError, InvalidInputError
+from gptdesk.errors import GptDeskError
 from gptdesk.history.store import HistoryStore
-from gptdesk.i18n import Text, current_language
 from gptdesk.lab.advice import ADVICE_TOKENS, GOALS, Advice, advise, rule_text
 from gptdesk.lab.explorer import (
     VARIABLE,
@@ -47,33 +46,10 @@ from gptdesk.lab.explorer import (
 )
 from gptdesk.lab.measures import MEASURES
 from gptdesk.settings.generation import GenerationSettings
-from gptdesk.settings.help import FIELD_HELP
 from gptdesk.ui.lab.charts import HeatMapChart
-from gptdesk.ui.messages import error_text
 from gptdesk.ui.workers import CallWorker, WorkerThreads
 
 _NONE = ""  # the second axis's "no second setting"
-_FAILED_BRUSH = QBrush(QColor("#fdecea"))
-_NOT_RUN_COLOR = QColor("#6b6b6b")
-#: "preset" sweeps whole presets: it is no field of the settings, so its name is here.
-_PRESET_NAME = Text("Preset", "Набор настроек")
-
-
-def setting_name(name: str) -> Text:
-    """A swept setting's name for people, in both languages (the settings' own labels)."""
-    if name == "preset":
-        return _PRESET_NAME
-    help_ = FIELD_HELP.get(name)
-    return help_.label if help_ is not None else Text(name, name)
-
-
-def setting_help(name: str) -> Text | None:
-    help_ = FIELD_HELP.get(name)
-    return help_.help if help_ is not None else None
-
-
-def _axis_label(axis: Axis, value: object) -> str:
-    return f"{setting_name(axis.name).get()} = {value}"
 
 
 class _Relay(QObject):
@@ -87,14 +63,12 @@ class ExplorerPanel(QWidget):
     """One prompt and seed, one or two settings swept; every cell generated in a worker, Stop keeps finished cells.
 
     Signals:
-        started(): a grid or a search for advice began.
         grid_finished(object): the list of CellResult of a run that ended (all cells, or those before Stop).
         settings_chosen(object): the user made a cell's (or the advice's) settings the current ones.
         advice_ready(object): a suggestion (Advice) arrived.
-        failed(object): a run failed or could not start (the exception); the panel shows where, the lab why.
+        failed(object): a run failed (the exception).
     """
 
-    started = Signal()
     grid_finished = Signal(object)
     settings_chosen = Signal(object)
     advice_ready = Signal(object)
@@ -119,10 +93,7 @@ class ExplorerPanel(QWidget):
         self.advice: Advice | None = None
         self.group_id: str | None = None
         self._cancel: threading.Event | None = None
-        self._job = ""  # what runs now: "grid" or "advice"
         self._prompt = ""
-        self._offered = ""  # the main window's prompt last taken, while the user has not edited it
-        self.failure: tuple[int, Text] | None = None  # the cell that failed and why
         # The advice's search: seeds per setting and tokens per text (see lab/advice.py and docs/lab.md).
         self.advice_seeds: tuple[int, ...] = (1, 2)
         self.advice_tokens = ADVICE_TOKENS
@@ -136,18 +107,16 @@ class ExplorerPanel(QWidget):
         self.prompt_edit.setTabChangesFocus(True)
         self.prompt_edit.setMaximumHeight(70)
         self.prompt_label.setBuddy(self.prompt_edit)
-        # The settings by their names for people; the identifier is each item's data.
+        names = [n for n in VARIABLE]
         self.axis1 = QComboBox()
         self.axis1.setObjectName("explorer_axis1")
-        for name in VARIABLE:
-            self.axis1.addItem("", name)
+        self.axis1.addItems(names)
         self.values1 = QLineEdit("0.5,0.8,1.1")
         self.values1.setObjectName("explorer_values1")
         self.axis2 = QComboBox()
         self.axis2.setObjectName("explorer_axis2")
-        for name in (_NONE, *VARIABLE):
-            self.axis2.addItem("", name)
-        self.axis2.setCurrentIndex(self.axis2.findData("top_p"))
+        self.axis2.addItems([_NONE, *names])
+        self.axis2.setCurrentText("top_p")
         self.values2 = QLineEdit("0.8,0.95")
         self.values2.setObjectName("explorer_values2")
         self.seed = QSpinBox()
@@ -300,24 +269,10 @@ class ExplorerPanel(QWidget):
     def set_prompt(self, prompt: str) -> None:
         self.prompt_edit.setPlainText(prompt)
 
-    def offer_prompt(self, prompt: str) -> None:
-        """The main window's prompt: taken while the explorer's is empty or still the one taken last."""
-        shown = self.prompt_edit.toPlainText()
-        if prompt and (not shown.strip() or shown == self._offered) and not self.running:
-            self.set_prompt(prompt)
-            self._offered = prompt
-
-    def set_axis(self, which: int, name: str, values: str | None = None) -> None:
-        """Choose the first (1) or second (2) swept setting by its identifier ("" for none on the second)."""
-        combo, edit = (self.axis1, self.values1) if which == 1 else (self.axis2, self.values2)
-        combo.setCurrentIndex(combo.findData(name))
-        if values is not None:
-            edit.setText(values)
-
     def _axes_from_form(self) -> list[Axis]:
-        axes = [parse_axis(f"{self.axis1.currentData()}={self.values1.text()}")]
-        if self.axis2.currentData() != _NONE:
-            axes.append(parse_axis(f"{self.axis2.currentData()}={self.values2.text()}"))
+        axes = [parse_axis(f"{self.axis1.currentText()}={self.values1.text()}")]
+        if self.axis2.currentText() != _NONE:
+            axes.append(parse_axis(f"{self.axis2.currentText()}={self.values2.text()}"))
         return axes
 
     # -- running ---------------------------------------------------------------------------------
@@ -333,20 +288,11 @@ class ExplorerPanel(QWidget):
             return False
         return self._run(self.prompt_edit.toPlainText(), axes, cells)
 
-    def _engine_or_failure(self) -> Engine | None:
-        engine = self._current()
-        if engine is None:
-            self.failed.emit(InvalidInputError(Text("Load a model first.", "Сначала загрузите модель.")))
-        return engine
-
     def _run(self, prompt: str, axes: list[Axis], cells: list[Cell]) -> bool:
-        if self.running:
-            return False
-        engine = self._engine_or_failure()
-        if engine is None:
+        engine = self._current()
+        if engine is None or self.running:
             return False
         self.axes, self.cells, self.results, self.group_id = axes, cells, {}, None
-        self.failure = None
         self._layout_grid()
         cancel = threading.Event()
         self._cancel = cancel
@@ -366,13 +312,10 @@ class ExplorerPanel(QWidget):
         worker.finished.connect(self._on_finished)
         worker.failed.connect(self._on_failed)
         self._prompt = prompt
-        self._job = "grid"
         self.progress.setRange(0, len(cells))
         self.progress.setValue(0)
-        self.progress.setFormat(self.tr("Cell {cell} of {total}").format(cell=1, total=len(cells)))
         self._threads.start("lab-grid", worker)
         self._update_buttons()
-        self.started.emit()
         return True
 
     def stop(self) -> None:
@@ -398,33 +341,19 @@ class ExplorerPanel(QWidget):
                 self._on_cell_done(result)
         self.progress.setValue(len(results))
         self.progress.setFormat(self.tr("{done} of {total} cells").format(done=len(results), total=len(self.cells)))
-        self._mark_not_run()
         self._update_buttons()
         self.grid_finished.emit(results)
 
     def _on_failed(self, exc: object) -> None:
-        assert isinstance(exc, BaseException)
         self._cancel = None
-        if self._job == "grid":
-            # Cells run in order and each finished one has reached this thread before the failure
-            # (queued signals from one thread arrive in order): the failed cell is the first without a result.
-            failed = next((c.index for c in self.cells if c.index not in self.results), None)
-            if failed is not None:
-                self.failure = (failed, error_text(exc))
-                self._show_failure()
-            self.progress.setValue(len(self.results))
-        elif self._job == "advice":
-            self.advice_text.setPlainText(
-                self.tr("The search for settings failed: {error}").format(error=error_text(exc).get())
-            )
         self._update_buttons()
         self.failed.emit(exc)
 
     # -- grid ------------------------------------------------------------------------------------
 
     def _shape(self) -> tuple[list[str], list[str]]:
-        rows = [_axis_label(self.axes[0], v) for v in self.axes[0].values] if self.axes else []
-        columns = [_axis_label(self.axes[1], v) for v in self.axes[1].values] if len(self.axes) > 1 else [""]
+        rows = [self.axes[0].label(v) for v in self.axes[0].values] if self.axes else []
+        columns = [self.axes[1].label(v) for v in self.axes[1].values] if len(self.axes) > 1 else [""]
         return rows, columns
 
     def _position(self, index: int) -> tuple[int, int]:
@@ -445,30 +374,6 @@ class ExplorerPanel(QWidget):
             self.grid.setItem(r, c, item)
         self._draw_heat_map()
 
-    def _mark_not_run(self) -> None:
-        """Cells without a result after a run ended say so: "waiting…" would wait for ever."""
-        failed = self.failure[0] if self.failure is not None else None
-        for cell in self.cells:
-            if cell.index in self.results or cell.index == failed:
-                continue
-            item = self.grid.item(*self._position(cell.index))
-            if item is not None:
-                item.setText(self.tr("not run"))
-                item.setForeground(_NOT_RUN_COLOR)
-
-    def _show_failure(self) -> None:
-        if self.failure is None:
-            return
-        index, why = self.failure
-        item = self.grid.item(*self._position(index))
-        if item is not None:
-            text = self.tr("Failed: {error}").format(error=why.get())
-            item.setText(text)
-            item.setToolTip(text)
-            item.setBackground(_FAILED_BRUSH)
-        self.progress.setFormat(self.tr("Cell {cell} of {total} failed").format(cell=index + 1, total=len(self.cells)))
-        self._mark_not_run()
-
     def _show_cell(self, result: CellResult) -> None:
         m = result.measures
         fluency = f"{m.mean_logprob:.2f}" if m.mean_logprob is not None else "—"
@@ -479,7 +384,7 @@ class ExplorerPanel(QWidget):
         r, c = self._position(result.cell.index)
         item = QTableWidgetItem(f"{result.text.strip()}\n— {figures}")
         item.setData(Qt.ItemDataRole.UserRole, result.cell.index)
-        item.setToolTip(", ".join(_axis_label(a, v) for a, v in zip(self.axes, result.cell.coords, strict=True)))
+        item.setToolTip(result.cell.label(self.axes))
         self.grid.setItem(r, c, item)
 
     def _draw_heat_map(self) -> None:
@@ -563,10 +468,8 @@ class ExplorerPanel(QWidget):
 
     def suggest(self) -> bool:
         """Search the chosen goal's grid on the prompt in a worker; the advice arrives by advice_ready."""
-        if self.running:
-            return False
-        engine = self._engine_or_failure()
-        if engine is None:
+        engine = self._current()
+        if engine is None or self.running:
             return False
         goal = GOALS[str(self.goal.currentData())]
         prompt = self.prompt_edit.toPlainText()
@@ -592,10 +495,8 @@ class ExplorerPanel(QWidget):
         settings_count = len(goal.axes[0].values) * len(goal.axes[1].values)
         self.progress.setRange(0, (settings_count + 1) * len(seeds))
         self.advice_text.setPlainText(self.tr("Searching {n} settings…").format(n=settings_count))
-        self._job = "advice"
         self._threads.start("lab-grid", worker)
         self._update_buttons()
-        self.started.emit()
         return True
 
     def _on_advice(self, advice: object) -> None:
@@ -640,20 +541,6 @@ class ExplorerPanel(QWidget):
         self.use_advice_button.setEnabled(self.advice is not None)
 
     def retranslate(self) -> None:
-        lang = current_language()
-        for combo in (self.axis1, self.axis2):
-            for i in range(combo.count()):
-                name = str(combo.itemData(i))
-                combo.setItemText(i, setting_name(name).get(lang) if name != _NONE else self.tr("(none)"))
-                tip = setting_help(name)
-                combo.setItemData(i, tip.get(lang) if tip is not None else "", Qt.ItemDataRole.ToolTipRole)
-        if self.axes:
-            rows, columns = self._shape()
-            self.grid.setVerticalHeaderLabels(rows)
-            self.grid.setHorizontalHeaderLabels(columns)
-            if not self.running:
-                self._mark_not_run()
-                self._show_failure()
         self.prompt_label.setText(self.tr("&Prompt"))
         texts = (
             self.tr("&First setting"),

@@ -27,12 +27,10 @@ from PySide6.QtWidgets import (
 )
 
 from gptdesk.engine.base import Engine
-from gptdesk.i18n import Text
 from gptdesk.lab.nextview import NextTokenContext, NextTokenView, format_probability
 from gptdesk.lab.source import encode, logits_source
 from gptdesk.settings.generation import GenerationSettings
 from gptdesk.ui.lab.charts import NextTokenChart
-from gptdesk.ui.messages import error_text
 from gptdesk.ui.workers import CallWorker, WorkerThreads
 
 #: Knobs the view moves live: (settings field, minimum, maximum, step, decimals).
@@ -67,7 +65,6 @@ class NextTokenPanel(QWidget):
         self.last_update_ms = 0.0
         self._context_text = ""
         self._chosen: int | None = None  # the token the run took here, when opened from the inspector
-        self._error: Text | None = None  # why the last context could not be read
 
         self.context_label = QLabel()
         self.context_label.setWordWrap(True)
@@ -193,22 +190,13 @@ class NextTokenPanel(QWidget):
     def _start(self, call: Callable[[Callable[..., None]], NextTokenContext]) -> None:
         worker = CallWorker(call)
         worker.finished.connect(self._on_context_loaded)
-        worker.failed.connect(self._on_failed)
-        self._error = None
+        worker.failed.connect(self.failed)
         self.context_label.setText(self.tr("Reading the model's scores…"))
         self._threads.start("lab-next", worker)
-
-    def _on_failed(self, exc: object) -> None:
-        assert isinstance(exc, BaseException)
-        # Said here as well as in the lab's message bar: "Reading…" would otherwise stay for ever.
-        self._error = error_text(exc)
-        self._update_titles()
-        self.failed.emit(exc)
 
     def _on_context_loaded(self, context: object) -> None:
         assert isinstance(context, NextTokenContext)
         self.context = context
-        self._error = None
         from gptdesk.engine.tokens import decode
 
         text = decode(context.source.tokenizer, context.ids)
@@ -260,11 +248,6 @@ class NextTokenPanel(QWidget):
         }
 
     def _update_titles(self) -> None:
-        if self._error is not None:
-            self.context_label.setText(
-                self.tr("Could not read the model's scores: {error}").format(error=self._error.get())
-            )
-            return
         if self.context is None:
             self.context_label.setText(self.tr("Open the view on the prompt or on a generated token."))
             self.figures.setText("")

@@ -15,16 +15,11 @@ from gptdesk.settings.generation import GenerationSettings
 from gptdesk.ui.inspector import TokenInspector, TokenItem
 from gptdesk.ui.lab.explorer_panel import ExplorerPanel
 from gptdesk.ui.lab.next_panel import NextTokenPanel
-from gptdesk.ui.messages import Messages, error_text
-from gptdesk.ui.widgets import MessageBar
 from gptdesk.ui.workers import WorkerThreads
 
 
 class LabWindow(QDialog):
-    """Two tabs: the next-token view and the settings explorer (non-modal, beside the main window).
-
-    Its own message bar above the tabs shows what went wrong in the lab: the main window's is behind it.
-    """
+    """Two tabs: the next-token view and the settings explorer (non-modal, beside the main window)."""
 
     def __init__(
         self,
@@ -38,35 +33,19 @@ class LabWindow(QDialog):
         self.setWindowFlag(Qt.WindowType.Window, True)
         self.next_panel = NextTokenPanel(threads)
         self.explorer = ExplorerPanel(threads, current, store)
-        self.message_bar = MessageBar()
-        self.messages = Messages(self.message_bar)
         self.tabs = QTabWidget()
         self.tabs.setObjectName("lab_tabs")
         self.tabs.addTab(self.next_panel, "")
         self.tabs.addTab(self.explorer, "")
         layout = QVBoxLayout(self)
-        layout.addWidget(self.message_bar)
         layout.addWidget(self.tabs)
-        self.explorer.failed.connect(self._on_failed)
-        self.next_panel.failed.connect(self._on_failed)
-        # A new run clears the last one's error: it no longer describes what is shown.
-        self.explorer.started.connect(self.messages.clear_errors)
-        self.next_panel.context_loaded.connect(self.messages.clear_errors)
         self.resize(1150, 760)
         self.retranslate()
-
-    def show_message(self, text: Text, level: str = "info") -> None:
-        self.messages.show(text, level)
-
-    def _on_failed(self, exc: object) -> None:
-        assert isinstance(exc, BaseException)
-        self.messages.show(error_text(exc), "error")
 
     def retranslate(self) -> None:
         self.setWindowTitle(self.tr("Parameter lab — GPT Desk"))
         self.tabs.setTabText(0, self.tr("&Next token"))
         self.tabs.setTabText(1, self.tr("&Explorer"))
-        self.messages.retranslate()
 
     def changeEvent(self, event: QEvent) -> None:
         if event.type() == QEvent.Type.LanguageChange:
@@ -129,32 +108,21 @@ class LabFeature(QObject):
         if self.lab is None:
             self.lab = LabWindow(self._threads, self._current, self._store, self._window)
             self.lab.explorer.settings_chosen.connect(self._on_settings_chosen)
-            self.lab.tabs.currentChanged.connect(lambda _index: self._offer_prompt())
+            self.lab.explorer.failed.connect(self._on_failed)
+            self.lab.next_panel.failed.connect(self._on_failed)
         settings = self._settings()
         if settings is not None:
             self.lab.next_panel.set_settings(settings)
             self.lab.explorer.set_settings(settings)
-        self._offer_prompt()
         self.lab.show()
         self.lab.raise_()
         self.lab.activateWindow()
         return self.lab
 
-    def _offer_prompt(self) -> None:
-        if self.lab is not None:
-            self.lab.explorer.offer_prompt(self._prompt())
-
-    def _tell(self, text: Text, level: str) -> None:
-        """In the lab when it is open (the user is looking there), else in the main window."""
-        if self.lab is not None and self.lab.isVisible():
-            self.lab.show_message(text, level)
-        else:
-            self._show_message(text, level)
-
     def _engine_or_message(self) -> Engine | None:
         engine = self._current()
         if engine is None:
-            self._tell(Text("Load a model first.", "Сначала загрузите модель."), "warning")
+            self._show_message(Text("Load a model first.", "Сначала загрузите модель."), "warning")
         return engine
 
     def open_next_for_prompt(self) -> bool:
@@ -169,7 +137,7 @@ class LabFeature(QObject):
     def open_next_for_selected(self) -> bool:
         """The view on the step that produced the token selected in the inspector."""
         if self._selected is None:
-            self._tell(
+            self._show_message(
                 Text(
                     "Select a generated token in the token inspector first.",
                     "Сначала выберите сгенерированный токен в инспекторе токенов.",
@@ -196,6 +164,8 @@ class LabFeature(QObject):
     def open_explorer(self) -> None:
         lab = self.window()
         lab.tabs.setCurrentWidget(lab.explorer)
+        if not lab.explorer.prompt_edit.toPlainText().strip():
+            lab.explorer.set_prompt(self._prompt())
         lab.explorer.prompt_edit.setFocus()
 
     def open_suggest(self) -> None:
@@ -213,10 +183,21 @@ class LabFeature(QObject):
     def _on_settings_chosen(self, settings: object) -> None:
         assert isinstance(settings, GenerationSettings)
         self._apply_settings(settings)
-        taken = Text("Settings taken from the lab.", "Настройки взяты из лаборатории.")
-        self._show_message(taken, "info")
-        if self.lab is not None:
-            self.lab.show_message(taken, "info")
+        self._show_message(Text("Settings taken from the lab.", "Настройки взяты из лаборатории."), "info")
+
+    def _on_failed(self, exc: object) -> None:
+        from gptdesk.errors import GptDeskError
+
+        if isinstance(exc, GptDeskError):
+            self._show_message(exc.text, "error")
+        else:
+            self._show_message(
+                Text(
+                    f"Internal error ({type(exc).__name__}: {exc}).",
+                    f"Внутренняя ошибка ({type(exc).__name__}: {exc}).",
+                ),
+                "error",
+            )
 
     def stop(self) -> None:
         if self.lab is not None:

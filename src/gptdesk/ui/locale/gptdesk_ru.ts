@@ -28,7 +28,6 @@
     <name>ExplorerPanel</name>
     <message>
         <source>Cell {cell} of {total}</source>
-        <extracomment>&quot;preset&quot; sweeps whole presets: it is no field of the settings, so its name is here.</extracomment>
         <translation>Ячейка {cell} из {total}</translation>
     </message>
     <message>
@@ -36,24 +35,8 @@
         <translation>Готово ячеек: {done} из {total}</translation>
     </message>
     <message>
-        <source>The search for settings failed: {error}</source>
-        <translation>Поиск настроек не удался: {error}</translation>
-    </message>
-    <message>
         <source>waiting…</source>
         <translation>ожидает…</translation>
-    </message>
-    <message>
-        <source>not run</source>
-        <translation>не запускалась</translation>
-    </message>
-    <message>
-        <source>Failed: {error}</source>
-        <translation>Сбой: {error}</translation>
-    </message>
-    <message>
-        <source>Cell {cell} of {total} failed</source>
-        <translation>Сбой в ячейке {cell} из {total}</translation>
     </message>
     <message>
         <source>repeated 3-grams {rep}, distinct-2 {dist}, fluency {flu}, {words} words, {tps} tok/s</source>
@@ -70,10 +53,6 @@
     <message>
         <source>Save the heat map</source>
         <translation>Сохранить тепловую карту</translation>
-    </message>
-    <message>
-        <source>(none)</source>
-        <translation>(нет)</translation>
     </message>
     <message>
         <source>&amp;Prompt</source>
@@ -777,10 +756,6 @@
     <message>
         <source>not the greedy choice</source>
         <translation>не жадный выбор</translation>
-    </message>
-    <message>
-        <source>Could not read the model&apos;s scores: {error}</source>
-        <translation>Не удалось получить оценки модели: {error}</translation>
     </message>
     <message>
         <source>Open the view on the prompt or on a generated token.</source>

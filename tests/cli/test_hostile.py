@@ -435,5 +435,5 @@ def test_a_full_cache_disk_says_so_with_the_space_needed(tmp_path: Path) -> None
         env=_env(GPTDESK_CACHE_DIR=str(cache)),
     )
     assert result.code == 4, result
-    assert "Free some disk space (it needs about" in result.err, result
+    assert "The disk is full" in result.err and "It needs about" in result.err, result
     assert "make it writable" not in result.err and "Internal error" not in result.err, result

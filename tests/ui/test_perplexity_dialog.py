@@ -191,3 +191,28 @@ def test_tools_menu_sets_llama_cpp_threads_and_reloads_the_model(qtbot: Any, mak
     # A new window starts with the saved choice.
     again = make_window()
     assert again.act_threads[1].isChecked() and again.loader.threads_wanted == 1
+
+
+def test_tools_menu_sets_the_kept_cache_and_reloads_the_model(qtbot: Any, make_window: Any) -> None:
+    from gptdesk.ui.main_window import CACHE_AUTO
+
+    window = make_window()
+    assert window.act_cache[CACHE_AUTO].isChecked() and window.loader.cache_tokens_wanted is None
+    assert window.act_cache[CACHE_AUTO].text() == "Automatic: one full context of the model"
+    assert window.act_cache[0].text() == "Off: read the whole text every time"
+    assert window.act_cache[8192].text() == "Up to 8\u202f192 tokens"
+    with qtbot.waitSignal(window.model_loaded, timeout=180_000):
+        window.start(None)
+    assert window.engine.fast.store.limit == window.engine.info.n_positions
+    assert "MB per 1,000 tokens" in window.act_cache[0].toolTip()
+    with qtbot.waitSignal(window.model_loaded, timeout=180_000):
+        window.act_cache[0].trigger()
+    assert window.engine.fast.store.limit == 0
+    assert window.act_cache[0].isChecked() and not window.act_cache[CACHE_AUTO].isChecked()
+    assert window._qsettings.value("cache_tokens") in (0, "0")
+    window.set_language("ru")
+    assert window.cache_menu.title() == "Хранимый &кэш (продолжение без ожидания)"
+    assert window.act_cache[0].text() == "Выключен: каждый раз читать весь текст"
+    # A new window starts with the saved choice, and loads the model with it.
+    again = make_window()
+    assert again.act_cache[0].isChecked() and again.loader.cache_tokens_wanted == 0

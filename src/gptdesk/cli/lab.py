@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from gptdesk.cli.console import printable, readable, say
+from gptdesk.cli.engine_options import add_cache_option
 from gptdesk.cli.exits import EXIT_NOT_WRITTEN
 from gptdesk.i18n import Text
 
@@ -100,6 +101,7 @@ def register(sub: Any) -> None:
     adv.add_argument("--goal", default="story", choices=list(GOALS), help=_t("what the text is for", "для чего текст"))
     adv.add_argument("--model", default=None, help=_t("model (default: embedded)", "модель (по умолчанию встроенная)"))
     adv.add_argument("--engine", default="auto", choices=("auto", "transformers", "llamacpp"))
+    add_cache_option(adv)
     adv.add_argument(
         "--seeds",
         type=int,
@@ -157,13 +159,14 @@ def _read(value: str) -> str:
 
 
 def _load(args: argparse.Namespace, err: TextIO) -> Any:
+    from gptdesk.cli.engine_options import cache_option
     from gptdesk.cli.main import _fetch_if_missing
     from gptdesk.engine import load_engine
 
     _fetch_if_missing(args.model, err)
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = dict(cache_option(args))
     if hasattr(args, "device"):
-        options = {"device": args.device, "dtype": args.dtype}
+        options.update(device=args.device, dtype=args.dtype)
     return load_engine(args.model, engine=args.engine, **options)
 
 

@@ -26,6 +26,7 @@ from gptdesk.cli.console import (
     standard_streams,
     stop_strings,
 )
+from gptdesk.cli.engine_options import add_cache_option, cache_option
 from gptdesk.cli.exits import (
     EXIT_BAD_INPUT,
     EXIT_CODES,
@@ -204,6 +205,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"))
+    add_cache_option(p)
 
 
 def _quant_option(args: argparse.Namespace) -> dict[str, str]:
@@ -333,6 +335,7 @@ def cmd_generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             device=args.device,
             dtype=args.dtype,
             **_quant_option(args),
+            **cache_option(args),
             **adapter,
         )
         if args.engine == "auto":

@@ -12,6 +12,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from gptdesk.cli.console import interrupt_raises
+from gptdesk.cli.engine_options import add_cache_option, cache_option
 from gptdesk.i18n import Text
 from gptdesk.server.config import (
     DEFAULT_HOST,
@@ -68,6 +69,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"))
+    add_cache_option(p)
     p.add_argument(
         "--host",
         default=DEFAULT_HOST,
@@ -171,7 +173,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     sock = bind_socket(config.host, config.port)
     try:
         print(_t("Loading the model…", "Загрузка модели…"), file=err, flush=True)
-        engine = load_engine(args.model, engine=args.engine, device=args.device, dtype=args.dtype)
+        engine = load_engine(args.model, engine=args.engine, device=args.device, dtype=args.dtype, **cache_option(args))
         try:
             app = create_app(engine, config)
             url = url_of(sock)

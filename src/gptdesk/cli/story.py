@@ -161,12 +161,13 @@ def _stories() -> Iterator[Any]:
 
 
 def _engine(args: argparse.Namespace, model: str | None, err: TextIO) -> Any:
+    from gptdesk.cli.engine_options import cache_option
     from gptdesk.cli.main import _fetch_if_missing
     from gptdesk.engine import load_engine
 
     name = args.model or model
     _fetch_if_missing(name, err)
-    return load_engine(name, engine=args.engine, device=args.device, dtype=args.dtype)
+    return load_engine(name, engine=args.engine, device=args.device, dtype=args.dtype, **cache_option(args))
 
 
 def _run(args: argparse.Namespace, out: TextIO, err: TextIO, operation: Any, model: str | None) -> int:

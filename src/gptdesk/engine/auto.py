@@ -157,6 +157,7 @@ def load_auto(
     check_memory: bool = True,
     allow_download: bool = True,
     adapter: str | None = None,
+    cache_tokens: int | None = None,
 ) -> Engine:
     """The engine for engine="auto": llama.cpp on a CPU when it is installed, else transformers.
 
@@ -187,6 +188,7 @@ def load_auto(
             progress=progress,
             check_memory=check_memory,
             adapter=adapter,
+            cache_tokens=cache_tokens,
         )
     except UnsupportedModelError:
         return TransformersEngine.load_resolved(resolved, **reference_options)
@@ -196,7 +198,7 @@ def load_auto(
         return _reference_saying_why(resolved, reference_options, exc.text)
     # The batch quantization only when the caller left the type to the engine.
     batch_quant = BATCH_QUANT if dtype == "auto" and quant == DEFAULT_QUANT else None
-    options = {"threads": threads, "check_memory": check_memory, "adapter": adapter}
+    options = {"threads": threads, "check_memory": check_memory, "adapter": adapter, "cache_tokens": cache_tokens}
     return AutoEngine(fast, resolved, batch_quant=batch_quant, options=options)
 
 

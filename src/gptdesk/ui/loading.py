@@ -58,6 +58,7 @@ class ModelLoader(QObject):
         self._then: Callable[[], object] | None = None  # run once the model being loaded is ready
         self.quant = DEFAULT_QUANT  # the llama.cpp type loads ask for (Tools > llama.cpp type)
         self.threads_wanted: int | None = None  # llama.cpp's threads (Tools > llama.cpp threads); None: automatic
+        self.cache_tokens_wanted: int | None = None  # llama.cpp's kept cache (Tools > Kept cache); None: automatic
         picker.model_requested.connect(self.on_model_requested)
 
     def scan(self) -> None:
@@ -87,6 +88,7 @@ class ModelLoader(QObject):
     ) -> bool:
         """Load a catalog model, hub id or folder in a worker (None: the embedded model)."""
         quant, threads = self.quant, self.threads_wanted
+        cache: dict[str, int] = {} if self.cache_tokens_wanted is None else {"cache_tokens": self.cache_tokens_wanted}
 
         def load(progress: Progress) -> Engine:
             progress(Text("Starting the engine", "Запуск движка"), None)
@@ -94,7 +96,7 @@ class ModelLoader(QObject):
             from gptdesk.engine import load_engine
 
             # "auto": the quantized llama.cpp engine on a CPU when installed, else transformers.
-            return load_engine(name, engine="auto", progress=progress, quant=quant, threads=threads)
+            return load_engine(name, engine="auto", progress=progress, quant=quant, threads=threads, **cache)
 
         key: object = name
         if kind == "catalog":
@@ -110,6 +112,12 @@ class ModelLoader(QObject):
     def set_threads(self, threads: int | None) -> bool:
         """llama.cpp's threads for the next loads (None: automatic); a catalog model on llama.cpp is loaded again."""
         self.threads_wanted = threads
+        return self._reload_llamacpp()
+
+    def set_cache_tokens(self, tokens: int | None) -> bool:
+        """llama.cpp's kept cache for the next loads (None: one full context); a catalog model on llama.cpp
+        is loaded again."""
+        self.cache_tokens_wanted = tokens
         return self._reload_llamacpp()
 
     def _reload_llamacpp(self) -> bool:

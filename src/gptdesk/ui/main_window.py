@@ -38,6 +38,10 @@ from gptdesk.ui.translations import Translations
 from gptdesk.ui.widgets import MessageBar
 from gptdesk.ui.workers import WorkerThreads
 
+#: Tools > Kept cache: -1 is automatic (one full context of the model), 0 keeps nothing.
+CACHE_AUTO = -1
+CACHE_CHOICES = (CACHE_AUTO, 0, 2048, 8192, 32768)
+
 
 class MainWindow(QMainWindow):
     """The GPT Desk window.
@@ -265,6 +269,22 @@ class MainWindow(QMainWindow):
             self.threads_group.addAction(action)
             self.act_threads[count] = action
         self.loader.threads_wanted = self.threads_choice or None
+        # Tools > Kept cache: how many tokens of earlier texts llama.cpp keeps for the next generation.
+        try:
+            saved_cache = int(str(self._qsettings.value("cache_tokens", CACHE_AUTO)))
+        except ValueError:
+            saved_cache = CACHE_AUTO
+        self.cache_choice = saved_cache if saved_cache in CACHE_CHOICES else CACHE_AUTO
+        self.cache_group = QActionGroup(self)
+        self.act_cache: dict[int, QAction] = {}
+        for tokens in CACHE_CHOICES:
+            action = QAction(str(tokens), self)
+            action.setCheckable(True)
+            action.setChecked(tokens == self.cache_choice)
+            action.triggered.connect(lambda _checked=False, n=tokens: self.set_cache_tokens(n))
+            self.cache_group.addAction(action)
+            self.act_cache[tokens] = action
+        self.loader.cache_tokens_wanted = None if self.cache_choice == CACHE_AUTO else self.cache_choice
         self.act_quit = self._action(self.close, QKeySequence.StandardKey.Quit)
         self.act_focus_prompt = self._action(self.prompt_edit.setFocus, "Ctrl+L")
         self.act_focus_model = self._action(self.model_picker.combo.setFocus, "Ctrl+M")
@@ -302,6 +322,9 @@ class MainWindow(QMainWindow):
         self.threads_menu = self.tools_menu.addMenu("")
         for action in self.act_threads.values():
             self.threads_menu.addAction(action)
+        self.cache_menu = self.tools_menu.addMenu("")
+        for action in self.act_cache.values():
+            self.cache_menu.addAction(action)
         self.language_menu = bar.addMenu("")
         for action in self.act_languages.values():
             self.language_menu.addAction(action)
@@ -354,6 +377,21 @@ class MainWindow(QMainWindow):
             action.setToolTip(busy_tip)
             if count:
                 action.setText(self.tr("Threads: {n}").format(n=count))
+        self.cache_menu.setTitle(self.tr("Kept &cache (continuing without waiting)"))
+        self.cache_menu.setToolTipsVisible(True)
+        cache_tip = self.tr(
+            "llama.cpp keeps the model's state for the texts it has just read, so Continue, Reproduce and a "
+            "second variant start at once. Each kept token costs memory ({mb} MB per 1,000 tokens for the "
+            "loaded model); the least recently used texts go first."
+        )
+        for tokens, action in self.act_cache.items():
+            action.setToolTip(cache_tip.format(mb=self._cache_mb_per_1000()))
+            if tokens == CACHE_AUTO:
+                action.setText(self.tr("Automatic: one full context of the model"))
+            elif tokens == 0:
+                action.setText(self.tr("Off: read the whole text every time"))
+            else:
+                action.setText(self.tr("Up to {n} tokens").format(n=f"{tokens:,}".replace(",", "\u202f")))
         self.act_generate.setText(self.tr("&Generate"))
         self.act_stop.setText(self.tr("&Stop"))
         self.act_continue.setText(self.tr("Co&ntinue"))
@@ -417,6 +455,20 @@ class MainWindow(QMainWindow):
         self.act_threads[count].setChecked(True)
         self._qsettings.setValue("threads", count)
         self.loader.set_threads(count or None)
+
+    def set_cache_tokens(self, tokens: int) -> None:
+        """Tools > Kept cache (CACHE_AUTO: one full context): kept between sessions; a model on llama.cpp
+        is loaded again with the new limit."""
+        self.cache_choice = tokens
+        self.act_cache[tokens].setChecked(True)
+        self._qsettings.setValue("cache_tokens", tokens)
+        self.loader.set_cache_tokens(None if tokens == CACHE_AUTO else tokens)
+
+    def _cache_mb_per_1000(self) -> str:
+        """Float16 keys and values of 1,000 tokens for the loaded model (or ruGPT-3 Large's 24 x 1536)."""
+        engine = self.loader.current()
+        layers, width = (engine.info.n_layer, engine.info.n_embd) if engine is not None else (24, 1536)
+        return f"{2 * layers * width * 2 * 1000 / 1e6:.0f}"
 
     def open_perplexity(self) -> None:
         """Tools > How well does this model know my text? (the loaded local model, else the embedded one)."""

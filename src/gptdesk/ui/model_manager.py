@@ -37,6 +37,7 @@ from gptdesk.models.hub.settings import HubSettings, RetryPolicy
 from gptdesk.models.manage import SHOWN_DTYPES, ModelRow, delete_converted, delete_model, find_row, list_models
 from gptdesk.ui.quant_costs import QuantCostsPanel
 from gptdesk.ui.tables import cell, fits_tip
+from gptdesk.ui.workers import start_in_thread
 
 _ID_ROLE = Qt.ItemDataRole.UserRole + 1
 _PROGRESS_STEPS = 1000
@@ -449,17 +450,11 @@ class ModelManagerDialog(QDialog):
         self._progress_text = Text("Asking the hub for the file list…", "Запрос списка файлов у хаба…")
         self.progress_label.setText(self._progress_text.get())
         worker = DownloadWorker(name.strip(), self.hub_settings, self._free_space, self._retry)
-        thread = QThread(self)
-        thread.setObjectName("model-download")
-        worker.moveToThread(thread)
-        thread.started.connect(worker.run)
         worker.progress.connect(self._on_progress)
         worker.finished.connect(self._on_finished)
         worker.failed.connect(self._on_failed)
-        worker.finished.connect(thread.quit)
-        worker.failed.connect(thread.quit)
-        self._worker, self._thread = worker, thread
-        thread.start()
+        self._worker = worker
+        self._thread = start_in_thread(worker, "model-download", parent=self)
         self._fill_texts()
         self._update_buttons()
         return True

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from gptdesk.errors import GptDeskError
 from gptdesk.evaluate.perplexity import METHOD, SCORING_ENGINES, PerplexityProgress, PerplexityResult
 from gptdesk.i18n import Text, current_language
+from gptdesk.ui.workers import start_in_thread
 
 
 class PerplexityWorker(QObject):
@@ -261,19 +262,12 @@ class PerplexityDialog(QDialog):
         # "" stands for text typed or pasted in this window (the model manager says so in either language).
         name = self._opened[0] if self._opened is not None and self._opened[1] == text else ""
         worker = PerplexityWorker(text, self.model, engine, quant, self.context_spin.value(), self._cancel, name)
-        thread = QThread()
-        thread.setObjectName("perplexity")
-        worker.moveToThread(thread)
-        thread.started.connect(worker.run)
         worker.loading.connect(self._on_loading)
         worker.progress.connect(self._on_progress)
         worker.finished.connect(self._on_finished)
         worker.failed.connect(self._on_failed)
-        worker.finished.connect(thread.quit)
-        worker.failed.connect(thread.quit)
-        thread.finished.connect(self._on_thread_finished)
-        self._worker, self._thread = worker, thread
-        thread.start()
+        self._worker = worker
+        self._thread = start_in_thread(worker, "perplexity", on_ended=self._on_thread_finished)
         self._update_buttons()
         return True
 

@@ -15,7 +15,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
@@ -127,9 +127,33 @@ class CallWorker(QObject):
         self.progress.emit(text, fraction)
 
 
-def start_in_thread(worker: GenerationWorker | CallWorker, name: str) -> QThread:
-    """Move `worker` to a new thread, run it there, and let the thread end when it reports."""
-    thread = QThread()
+class ThreadWorker(Protocol):
+    """A QObject with a `run` slot that ends by emitting `finished` or `failed` (every worker here)."""
+
+    @property
+    def finished(self) -> Any: ...
+
+    @property
+    def failed(self) -> Any: ...
+
+    def run(self) -> None: ...
+
+    def moveToThread(self, thread: QThread, /) -> Any: ...
+
+
+def start_in_thread(
+    worker: ThreadWorker,
+    name: str,
+    *,
+    parent: QObject | None = None,
+    on_ended: Callable[[], Any] | None = None,
+) -> QThread:
+    """Move `worker` to a new thread, run it there, and let the thread end when it reports.
+
+    Connect the worker's own signals before calling this: the thread starts at once. `on_ended`
+    runs in the GUI thread once the thread has ended (connected before the start, so never missed).
+    """
+    thread = QThread(parent)
     thread.setObjectName(name)
     worker.moveToThread(thread)
     thread.started.connect(worker.run)
@@ -137,6 +161,8 @@ def start_in_thread(worker: GenerationWorker | CallWorker, name: str) -> QThread
     # itself be waiting for this thread to end (closeEvent, or the next job joining this one).
     worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
     worker.failed.connect(thread.quit, Qt.ConnectionType.DirectConnection)
+    if on_ended is not None:
+        thread.finished.connect(on_ended)
     thread.start()
     return thread
 

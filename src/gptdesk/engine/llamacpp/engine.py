@@ -14,7 +14,13 @@ from gptdesk.engine import drivers
 from gptdesk.engine.base import Capabilities, ModelInfo, StreamEvent, TokenPiece
 from gptdesk.engine.core import Clock, PreparedPrompt, choose_seed, prepare_prompt
 from gptdesk.engine.llamacpp.backend import LlamaBackend
-from gptdesk.engine.llamacpp.native import LoadFailed, NativeModel, default_threads
+from gptdesk.engine.llamacpp.native import (
+    LoadFailed,
+    NativeModel,
+    cache_tokens_from_environment,
+    check_cache_tokens,
+    default_threads,
+)
 from gptdesk.engine.store import SequenceStore
 from gptdesk.engine.tokens import piece_text, tokenize
 from gptdesk.errors import DamagedAdapterError, EngineError, InvalidInputError, ModelCorruptError
@@ -164,6 +170,7 @@ class LlamaCppEngine:
         check_memory: bool = True,
         allow_download: bool = True,
         adapter: str | None = None,
+        cache_tokens: int | None = None,
     ) -> LlamaCppEngine:
         """Load a model (None: the embedded one), converting it to GGUF on first use."""
         resolved = obtain(name, allow_download=allow_download)
@@ -176,6 +183,7 @@ class LlamaCppEngine:
             progress=progress,
             check_memory=check_memory,
             adapter=adapter,
+            cache_tokens=cache_tokens,
         )
 
     @classmethod
@@ -191,9 +199,12 @@ class LlamaCppEngine:
         check_memory: bool = True,
         tokenizer: Any = None,
         adapter: str | None = None,
+        cache_tokens: int | None = None,
     ) -> LlamaCppEngine:
         """`tokenizer`: one already loaded for the same folder (a second copy of a model shares it);
-        `adapter`: a LoRA adapter from `gptdesk tune`, written once as a GGUF adapter and applied at run time."""
+        `adapter`: a LoRA adapter from `gptdesk tune`, written once as a GGUF adapter and applied at run time;
+        `cache_tokens`: the most cells kept between calls for prefix reuse (None: GPTDESK_CACHE_TOKENS,
+        else one full context; 0 keeps nothing)."""
         started = time.perf_counter()
         quant = _quant_for(quant, dtype)
         if device not in ("auto", "cpu"):
@@ -212,6 +223,7 @@ class LlamaCppEngine:
                     f"threads = {threads}: нужен хотя бы 1 (по умолчанию — по одному на физическое ядро).",
                 )
             )
+        cache_tokens = cache_tokens_from_environment() if cache_tokens is None else check_cache_tokens(cache_tokens)
         lib = Library.get()
         config = read_config(resolved.path)
         shape = ModelShape.from_config(config)
@@ -263,7 +275,7 @@ class LlamaCppEngine:
             adapter=applied.name if applied else None,
             adapter_digest=applied.digest if applied else None,
         )
-        engine = cls(native, tokenizer, info, shape, converted.path, lora=lora)
+        engine = cls(native, tokenizer, info, shape, converted.path, cache_tokens=cache_tokens, lora=lora)
         engine.store.reserve(_CTX_STEP)
         engine.converted_now = not converted.reused
         engine.load_seconds = time.perf_counter() - started

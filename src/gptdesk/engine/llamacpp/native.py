@@ -31,6 +31,38 @@ def threads_from_environment() -> int | None:
     return check_thread_count(value, "GPTDESK_THREADS", raw)
 
 
+#: The most cells the prefix cache may keep (GPTDESK_CACHE_TOKENS, --cache-tokens): 2**20 cells of
+#: ruGPT-3 Large are 384 GB of float16 keys and values, far past any machine this runs on.
+MAX_CACHE_TOKENS = 1 << 20
+
+
+def cache_tokens_from_environment() -> int | None:
+    """GPTDESK_CACHE_TOKENS as a cell count (None when unset or "auto": one full context)."""
+    raw = os.environ.get("GPTDESK_CACHE_TOKENS", "").strip()
+    if raw in ("", "auto"):
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    return check_cache_tokens(value, "GPTDESK_CACHE_TOKENS", raw)
+
+
+def check_cache_tokens(value: int, name: str = "cache_tokens", raw: str | None = None) -> int:
+    """`value` when it is a cell count from 0 (keep nothing between calls) to MAX_CACHE_TOKENS."""
+    if 0 <= value <= MAX_CACHE_TOKENS:
+        return value
+    shown = raw if raw is not None else str(value)
+    raise InvalidInputError(
+        Text(
+            f"{name} = '{shown}': use a whole number of tokens from 0 (keep nothing between generations) to "
+            f"{MAX_CACHE_TOKENS}, or 'auto' (one full context of the model).",
+            f"{name} = «{shown}»: укажите целое число токенов от 0 (ничего не хранить между генерациями) до "
+            f"{MAX_CACHE_TOKENS} или 'auto' (один полный контекст модели).",
+        )
+    )
+
+
 def logical_cpus() -> int:
     """The machine's logical CPUs: the most threads worth starting (llama.cpp allocates per thread)."""
     return max(1, os.cpu_count() or 1)

@@ -206,7 +206,3 @@ def _refresh_caches(root: Path) -> None:
         # Only a cache: the desktop rescans the folders itself, so a failure here changes nothing.
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             subprocess.run([exe, *args], capture_output=True, timeout=60, check=False)
-
-
-def is_installed(root: Path | None = None) -> bool:
-    return EntryFiles(root or data_home()).desktop.is_file()

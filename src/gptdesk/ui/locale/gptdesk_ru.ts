@@ -542,6 +542,7 @@
     <name>MainWindow</name>
     <message>
         <source>GPT Desk</source>
+        <extracomment>Tools &gt; Kept cache: -1 is automatic (one full context of the model), 0 keeps nothing.</extracomment>
         <translation>GPT Desk</translation>
     </message>
     <message>
@@ -607,6 +608,26 @@
     <message>
         <source>Fewer threads than cores help when other programs keep the processor busy: a llama.cpp thread that waits for one the system has paused holds up every step.</source>
         <translation>Меньше потоков, чем ядер, помогает, когда процессор занят другими программами: поток llama.cpp, который ждёт приостановленного системой соседа, задерживает каждый шаг.</translation>
+    </message>
+    <message>
+        <source>Kept &amp;cache (continuing without waiting)</source>
+        <translation>Хранимый &amp;кэш (продолжение без ожидания)</translation>
+    </message>
+    <message>
+        <source>llama.cpp keeps the model&apos;s state for the texts it has just read, so Continue, Reproduce and a second variant start at once. Each kept token costs memory ({mb} MB per 1,000 tokens for the loaded model); the least recently used texts go first.</source>
+        <translation>llama.cpp хранит состояние модели для только что прочитанных текстов, поэтому «Продолжить», «Повторить» и второй вариант начинаются сразу. Каждый хранимый токен занимает память ({mb} МБ на 1000 токенов у загруженной модели); первыми вытесняются тексты, которые дольше всего не использовались.</translation>
+    </message>
+    <message>
+        <source>Automatic: one full context of the model</source>
+        <translation>Автоматически: один полный контекст модели</translation>
+    </message>
+    <message>
+        <source>Off: read the whole text every time</source>
+        <translation>Выключен: каждый раз читать весь текст</translation>
+    </message>
+    <message>
+        <source>Up to {n} tokens</source>
+        <translation>До {n} токенов</translation>
     </message>
     <message>
         <source>&amp;Generate</source>

@@ -1,0 +1,49 @@
+"""--cache-tokens, shared by every command that loads a local model (generate, serve, the lab, story)."""
+
+from __future__ import annotations
+
+import argparse
+
+from gptdesk.errors import InvalidInputError
+from gptdesk.i18n import Text
+
+
+def _t(en: str, ru: str) -> str:
+    return Text(en, ru).get()
+
+
+def add_cache_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--cache-tokens",
+        type=int,
+        default=None,
+        metavar="N",
+        help=_t(
+            "llama.cpp keeps up to N tokens of earlier texts between generations, so continuing or repeating "
+            "a text decodes only what is new (default: one full context of the model, or GPTDESK_CACHE_TOKENS; "
+            "0 keeps nothing)",
+            "llama.cpp хранит до N токенов прежних текстов между генерациями, чтобы продолжение или повтор "
+            "текста считал только новое (по умолчанию — один полный контекст модели или GPTDESK_CACHE_TOKENS; "
+            "0 — ничего не хранить)",
+        ),
+    )
+
+
+def cache_option(args: argparse.Namespace) -> dict[str, int]:
+    """--cache-tokens for the engines that keep a cache (llama.cpp; auto when it runs llama.cpp)."""
+    value = getattr(args, "cache_tokens", None)
+    if value is None:
+        return {}
+    from gptdesk.engine.llamacpp.native import check_cache_tokens
+
+    value = check_cache_tokens(value, "--cache-tokens")
+    if getattr(args, "engine", "auto") == "transformers":
+        raise InvalidInputError(
+            Text(
+                f"--cache-tokens {value} sets llama.cpp's kept cache, but --engine is transformers. Drop "
+                "--cache-tokens, or use --engine auto or llamacpp.",
+                f"--cache-tokens {value} задаёт хранимый кэш llama.cpp, а --engine transformers. Уберите "
+                "--cache-tokens или укажите --engine auto или llamacpp.",
+            )
+        )
+    return {"cache_tokens": value}

@@ -47,3 +47,41 @@ def test_a_new_row_kind_is_one_function(tiny_model_dir: Path) -> None:
     assert result["generated_tokens"] == 5 and result["threads"] == 1
     assert len(result["tokens_per_second"]) == 2 and len(result["first_token_s"]) == 4  # two runs of two
     assert result["token_interval_median_s"] is not None and result["peak_rss_bytes"] > 0
+
+
+def test_the_continue_rows_time_a_continue_with_and_without_the_kept_cache(tiny_model_dir: Path) -> None:
+    from gptdesk.engine.llamacpp.engine import LlamaCppEngine
+    from gptdesk.evaluate.bench_rows import continue_cold, continue_kept
+
+    prompt = "Жили-были дед да баба, и была у них курочка Ряба."
+    with LlamaCppEngine.load(tiny_model_dir, quant="q8_0", threads=1, check_memory=False) as engine:
+        before = engine.store.stats.decoded_tokens
+        kept = continue_kept(engine, prompt, 4)
+        kept_decoded = engine.store.stats.decoded_tokens - before
+        engine.store.clear()  # both rows start from an empty cache
+        before = engine.store.stats.decoded_tokens
+        cold = continue_cold(engine, prompt, 4)
+        cold_decoded = engine.store.stats.decoded_tokens - before
+    (k,), (c,) = kept.finished, cold.finished
+    # The text fills the tiny model's context but for two generations: 64 - 2 * 4 - 2 tokens.
+    assert k.prompt_tokens == c.prompt_tokens >= 50
+    assert k.texts == c.texts  # greedy: the kept cache changes nothing but the time
+    # Kept: the text once and each generation's steps. Emptied: the text and what was produced twice.
+    assert cold_decoded - kept_decoded >= k.prompt_tokens - 8
+    assert k.timings.first_token is not None and c.timings.first_token is not None
+
+
+def test_the_continue_line_says_whether_the_target_is_met() -> None:
+    from gptdesk.evaluate import bench
+
+    def row(key: str, first: float) -> bench.Row:
+        return bench.Row(key, key, 1, 10.0, first, 0, 0.0, 0, 0, 1602)
+
+    met = bench.ratios([row("continue_q8_0", 0.31), row("continue_cold_q8_0", 21.7)])
+    assert met[-1].en == (
+        "Continue of a 1602-token text: first token 0.31 s from the kept cache, 21.70 s with the cache emptied "
+        "(70× longer); target ≤ 0.5 s: met"
+    )
+    assert "цель ≤ 0.5 с: выполнена" in met[-1].ru
+    missed = bench.ratios([row("continue_q8_0", 0.9)])
+    assert missed[-1].en.endswith("target ≤ 0.5 s: MISSED") and "emptied" not in missed[-1].en

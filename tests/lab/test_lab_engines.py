@@ -57,3 +57,22 @@ def test_cli_explore_runs_on_every_local_engine(tiny_model_dir: Path, engine: st
     records = [json.loads(line) for line in out.getvalue().splitlines()]
     assert len(records) == 4
     assert all(np.isfinite(r["measures"]["mean_logprob"]) for r in records)
+
+
+def test_a_grid_of_six_cells_decodes_the_prompt_once(fast: LlamaCppEngine) -> None:
+    from gptdesk.lab.explorer import parse_axis, plan_grid, run_grid
+    from gptdesk.settings.presets import get_preset
+
+    prompt = "Жили-были дед да баба, и была у них курочка Ряба. Снесла курочка яичко, да не простое — золотое."
+    n_prompt = len(fast.tokenize(prompt))
+    base = get_preset("balanced").settings(max_new_tokens=4, min_new_tokens=4, seed=7)
+    cells = plan_grid(base, [parse_axis("temperature=0.5,1.0"), parse_axis("top_p=0.8,0.9,0.95")])
+    assert len(cells) == 6 and n_prompt >= 30
+    fast.store.clear()
+    before = fast.store.stats.decoded_tokens
+    results = run_grid(fast, prompt, cells)
+    decoded = fast.store.stats.decoded_tokens - before
+    assert len(results) == 6 and all(r.measures.mean_logprob is not None for r in results)
+    # The prompt once, then per cell its new tokens and their scoring: far below six prompts.
+    assert decoded <= n_prompt + 6 * 3 * 4, (decoded, n_prompt)
+    assert fast.store.stats.reused_tokens >= 5 * (n_prompt - 1)

@@ -59,10 +59,23 @@ CONFIGS = (
     Config("var4_q4_0", "llama.cpp q4_0, 4 variants in one batch", "llamacpp", "q4_0", preset="variants4"),
     Config("var4_q8_0", "llama.cpp q8_0, 4 variants in one batch", "llamacpp", "q8_0", preset="variants4"),
     Config("seq4_q8_0", "llama.cpp q8_0, 4 variants one after another", "llamacpp", "q8_0", preset="sequential4"),
+    # Continuing a long text (issue 18): the first token with the kept cache, and with it emptied.
+    Config("continue_q8_0", "llama.cpp q8_0, Continue of a long text", "llamacpp", "q8_0", preset="continue"),
+    Config(
+        "continue_cold_q8_0",
+        "llama.cpp q8_0, Continue of a long text, cache emptied",
+        "llamacpp",
+        "q8_0",
+        preset="continue_cold",
+    ),
 )
 CONFIG_BY_KEY = {c.key: c for c in CONFIGS}
 #: Rows whose speed is all generated tokens over the whole generation (first token included).
 MANY = ("sber_demo", "variants4", "sequential4")
+#: Rows whose first-token time is a figure of the table (the time to read the prompt, or what is new of it).
+FIRST_TOKEN = ("greedy", "continue", "continue_cold")
+#: The continue row's target: the first token of a Continue within this many seconds (issue 18).
+CONTINUE_TARGET_S = 0.5
 #: The most threads the bench runs: this computer's logical CPUs.
 MAX_THREADS = os.cpu_count() or 1
 
@@ -458,7 +471,7 @@ def make_row(config: Config, done: list[dict[str, Any]], n_runs: int, weights_by
             config.key, config.label, n_runs, None, None, 0, 0.0, weights_bytes, 0, 0, error=error or "no result"
         )
     intervals = [r["token_interval_median_s"] for r in done if r.get("token_interval_median_s")]
-    greedy = config.preset == "greedy"
+    greedy = config.preset in FIRST_TOKEN
     return Row(
         key=config.key,
         label=config.label,
@@ -549,6 +562,28 @@ def ratios(rows: list[Row]) -> list[Text]:
                     "ток/с четырёх последовательных запусков q8_0",
                 )
             )
+    kept, cold = by.get("continue_q8_0"), by.get("continue_cold_q8_0")
+    if kept is not None and kept.first_token_s is not None:
+        met = kept.first_token_s <= CONTINUE_TARGET_S
+        verdict = Text("met", "выполнена") if met else Text("MISSED", "НЕ ВЫПОЛНЕНА")
+        longer = (
+            Text(
+                f", {cold.first_token_s:.2f} s with the cache emptied ({cold.first_token_s / kept.first_token_s:.0f}× "
+                "longer)",
+                f", {cold.first_token_s:.2f} с с опустошённым кэшем (в {cold.first_token_s / kept.first_token_s:.0f} "
+                "раз дольше)",
+            )
+            if cold is not None and cold.first_token_s
+            else Text("", "")
+        )
+        lines.append(
+            Text(
+                f"Continue of a {kept.prompt_tokens}-token text: first token {kept.first_token_s:.2f} s from the "
+                f"kept cache{longer.en}; target ≤ {CONTINUE_TARGET_S} s: {verdict.en}",
+                f"Продолжение текста из {kept.prompt_tokens} токенов: первый токен через {kept.first_token_s:.2f} с "
+                f"из хранимого кэша{longer.ru}; цель ≤ {CONTINUE_TARGET_S} с: {verdict.ru}",
+            )
+        )
     return lines
 
 

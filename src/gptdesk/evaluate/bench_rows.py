@@ -120,6 +120,45 @@ def sequential4(engine: Any, prompt: str, new: int) -> Run:
     return Run(count / (time.perf_counter() - started), results, stamps)
 
 
+#: The continue rows' text: about this many tokens (ruGPT-3 Large holds 2,048), as issue 18 measured.
+CONTINUE_TOKENS = 1600
+
+
+def _long_text(engine: Any, prompt: str, new: int) -> str:
+    """The prompt repeated to CONTINUE_TOKENS tokens, or fewer where the model's context and two
+    generations of `new` tokens would not fit (a small shape holds 1,024 positions)."""
+    room = min(CONTINUE_TOKENS, int(engine.info.n_positions) - 2 * new - 2)
+    pieces = engine.tokenize(prompt)
+    times = -(-room // max(1, len(pieces))) + 1
+    whole = engine.tokenize(" ".join([prompt] * times))
+    return "".join(p.text for p in whole[:room])
+
+
+def _continuation(engine: Any, prompt: str, new: int, *, cold: bool) -> Run:
+    """A long text generated, then continued as the window's Continue and the server do: the text and
+    what was produced sent again. Timed: the continuation (its first token is reading what is new).
+    `cold`: the engine's kept cache emptied between the two, as before the sequence store."""
+    text = _long_text(engine, prompt, new)
+    first, _ = _generate(engine, text, _fixed_length("greedy", new))
+    store = getattr(engine, "store", None)
+    if cold and store is not None:
+        store.clear()
+    finished, stamps = _generate(engine, text + first.text, _fixed_length("greedy", new))
+    return Run(finished.timings.tokens_per_second, [finished], stamps)
+
+
+@row_kind("continue")
+def continue_kept(engine: Any, prompt: str, new: int) -> Run:
+    """Continue a ~1,600-token text the engine has just produced; the cache is kept between the calls."""
+    return _continuation(engine, prompt, new, cold=False)
+
+
+@row_kind("continue_cold")
+def continue_cold(engine: Any, prompt: str, new: int) -> Run:
+    """The same Continue with the cache emptied first: the text decoded from nothing (as before)."""
+    return _continuation(engine, prompt, new, cold=True)
+
+
 def capped_new_tokens(kind: str, new_tokens: int) -> int:
     """The new tokens a row of this kind generates when the bench asks for `new_tokens`."""
     cap = ROW_KINDS[kind].max_new_tokens

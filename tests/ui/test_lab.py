@@ -124,9 +124,9 @@ def test_explorer_runs_a_grid_saves_it_and_reproduces_it(
     window.lab.act_explorer.trigger()
     explorer = window.lab.lab.explorer
     assert explorer.prompt_edit.toPlainText() == "Жили-были дед и баба"
-    explorer.axis1.setCurrentText("temperature")
+    explorer.choose_axis(explorer.axis1, "temperature")
     explorer.values1.setText("0.5,1.2")
-    explorer.axis2.setCurrentText("top_p")
+    explorer.choose_axis(explorer.axis2, "top_p")
     explorer.values2.setText("0.8,0.95")
     explorer.tokens.setValue(12)
     explorer.seed.setValue(9)
@@ -157,9 +157,9 @@ def test_explorer_stop_keeps_finished_cells(qtbot: Any, make_window: Any, embedd
     window.prompt_edit.setPlainText("Жили-были дед и баба")
     window.lab.act_explorer.trigger()
     explorer = window.lab.lab.explorer
-    explorer.axis1.setCurrentText("temperature")
+    explorer.choose_axis(explorer.axis1, "temperature")
     explorer.values1.setText("0.6,0.9,1.2")
-    explorer.axis2.setCurrentText("")
+    explorer.choose_axis(explorer.axis2, "")
     explorer.tokens.setValue(60)
 
     def stop_after_first(_result: object) -> None:
@@ -194,3 +194,61 @@ def test_suggest_settings_gives_settings_and_reason(qtbot: Any, make_window: Any
     assert window.params.current.temperature == advice.settings.temperature
     assert window.params.current.repetition_penalty == advice.settings.repetition_penalty
     _shot(window.lab.lab, "lab-suggest-ru.png")
+
+
+def test_a_failing_cell_is_shown_in_the_lab_window(
+    qtbot: Any, make_window: Any, embedded: TransformersEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gptdesk.errors import EngineError
+    from gptdesk.i18n import Text
+
+    original = embedded.stream
+    calls: list[int] = []
+
+    def second_cell_fails(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise EngineError(Text("llama.cpp has no room for this cell.", "У llama.cpp нет места."))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(embedded, "stream", second_cell_fails)
+    window = make_window(embedded)
+    window.prompt_edit.setPlainText("Жили-были дед и баба")
+    window.lab.act_explorer.trigger()
+    lab = window.lab.lab
+    explorer = lab.explorer
+    explorer.choose_axis(explorer.axis1, "temperature")
+    explorer.values1.setText("0.6,0.9,1.2")
+    explorer.choose_axis(explorer.axis2, "")
+    explorer.tokens.setValue(6)
+    with qtbot.waitSignal(explorer.failed, timeout=120_000):
+        assert explorer.run()
+    qtbot.waitUntil(lambda: explorer.run_button.isEnabled(), timeout=5000)
+    # The lab window says it, the grid says which cell and why, and Run / Stop are usable again.
+    assert "no room for this cell" in lab.message_bar.text and lab.message_bar.level == "error"
+    assert explorer.progress.format() == "Cell 2 of 3 failed"
+    assert explorer.grid.item(1, 0).text() == "Failed: llama.cpp has no room for this cell."
+    assert explorer.grid.item(2, 0).text() == "not run"
+    assert "repeated 3-grams" in explorer.grid.item(0, 0).text()
+    assert not explorer.stop_button.isEnabled()
+    _shot(lab, "lab-explorer-failed.png")
+    # The next grid that runs clears the stale error.
+    with qtbot.waitSignal(explorer.grid_finished, timeout=120_000):
+        assert explorer.run()
+    assert lab.message_bar.text == ""
+
+
+def test_explorer_names_settings_in_the_interface_language(qtbot: Any, make_window: Any) -> None:
+    window = make_window(lang="ru")
+    window.prompt_edit.setPlainText("Жили-были")
+    window.lab.act_explorer.trigger()
+    explorer = window.lab.lab.explorer
+    assert explorer.prompt_edit.toPlainText() == "Жили-были"  # the main window's prompt
+    assert explorer.axis1.currentText() == "Температура (temperature)"
+    assert explorer.axis2.currentText() == "Топ-p (ядерная выборка) (top_p)"
+    assert explorer.axis2.itemText(0) == "(нет)"
+    texts = [explorer.axis1.itemText(i) for i in range(explorer.axis1.count())]
+    assert "Набор настроек (preset)" in texts and all("(" in t for t in texts)
+    window.set_language("en")
+    assert explorer.axis1.currentText() == "Temperature (temperature)"
+    assert explorer._axes_from_form()[0].name == "temperature"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtGui import QColor, QGuiApplication
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 from gptdesk.engine.base import Engine
 from gptdesk.errors import GptDeskError
 from gptdesk.history.store import HistoryStore
+from gptdesk.i18n import Text
 from gptdesk.lab.advice import ADVICE_TOKENS, GOALS, Advice, advise, rule_text
 from gptdesk.lab.explorer import (
     VARIABLE,
@@ -46,7 +47,9 @@ from gptdesk.lab.explorer import (
 )
 from gptdesk.lab.measures import MEASURES
 from gptdesk.settings.generation import GenerationSettings
+from gptdesk.settings.help import FIELD_HELP
 from gptdesk.ui.lab.charts import HeatMapChart
+from gptdesk.ui.messages import error_text
 from gptdesk.ui.workers import CallWorker, WorkerThreads
 
 _NONE = ""  # the second axis's "no second setting"
@@ -107,16 +110,19 @@ class ExplorerPanel(QWidget):
         self.prompt_edit.setTabChangesFocus(True)
         self.prompt_edit.setMaximumHeight(70)
         self.prompt_label.setBuddy(self.prompt_edit)
-        names = [n for n in VARIABLE]
+        # Each setting by its name in the interface's language, with the identifier the CLI takes (item data).
         self.axis1 = QComboBox()
         self.axis1.setObjectName("explorer_axis1")
-        self.axis1.addItems(names)
+        for name in VARIABLE:
+            self.axis1.addItem(name, name)
         self.values1 = QLineEdit("0.5,0.8,1.1")
         self.values1.setObjectName("explorer_values1")
         self.axis2 = QComboBox()
         self.axis2.setObjectName("explorer_axis2")
-        self.axis2.addItems([_NONE, *names])
-        self.axis2.setCurrentText("top_p")
+        self.axis2.addItem("", _NONE)
+        for name in VARIABLE:
+            self.axis2.addItem(name, name)
+        self.choose_axis(self.axis2, "top_p")
         self.values2 = QLineEdit("0.8,0.95")
         self.values2.setObjectName("explorer_values2")
         self.seed = QSpinBox()
@@ -269,10 +275,18 @@ class ExplorerPanel(QWidget):
     def set_prompt(self, prompt: str) -> None:
         self.prompt_edit.setPlainText(prompt)
 
+    @staticmethod
+    def choose_axis(combo: QComboBox, name: str) -> None:
+        """Select the setting `name` (an identifier of lab.explorer.VARIABLE, or "" for none) in `combo`."""
+        index = combo.findData(name)
+        if index < 0:
+            raise ValueError(f"no setting {name!r} in the explorer")
+        combo.setCurrentIndex(index)
+
     def _axes_from_form(self) -> list[Axis]:
-        axes = [parse_axis(f"{self.axis1.currentText()}={self.values1.text()}")]
-        if self.axis2.currentText() != _NONE:
-            axes.append(parse_axis(f"{self.axis2.currentText()}={self.values2.text()}"))
+        axes = [parse_axis(f"{self.axis1.currentData()}={self.values1.text()}")]
+        if self.axis2.currentData() != _NONE:
+            axes.append(parse_axis(f"{self.axis2.currentData()}={self.values2.text()}"))
         return axes
 
     # -- running ---------------------------------------------------------------------------------
@@ -310,7 +324,7 @@ class ExplorerPanel(QWidget):
 
         worker = CallWorker(call)
         worker.finished.connect(self._on_finished)
-        worker.failed.connect(self._on_failed)
+        worker.failed.connect(self._on_grid_failed)
         self._prompt = prompt
         self.progress.setRange(0, len(cells))
         self.progress.setValue(0)
@@ -348,6 +362,28 @@ class ExplorerPanel(QWidget):
         self._cancel = None
         self._update_buttons()
         self.failed.emit(exc)
+
+    def _on_grid_failed(self, exc: object) -> None:
+        """The cell that was running says it failed and why; the cells after it say they did not run."""
+        reason = error_text(exc) if isinstance(exc, BaseException) else Text(str(exc), str(exc))
+        failed_at = next((cell.index for cell in self.cells if cell.index not in self.results), None)
+        for cell in self.cells:
+            if cell.index in self.results:
+                continue
+            r, c = self._position(cell.index)
+            if cell.index == failed_at:
+                item = QTableWidgetItem(self.tr("Failed: {reason}").format(reason=reason.get()))
+                item.setForeground(QColor("#b00020"))
+            else:
+                item = QTableWidgetItem(self.tr("not run"))
+            item.setData(Qt.ItemDataRole.UserRole, cell.index)
+            item.setToolTip(cell.label(self.axes))
+            self.grid.setItem(r, c, item)
+        if failed_at is not None:
+            self.progress.setFormat(
+                self.tr("Cell {cell} of {total} failed").format(cell=failed_at + 1, total=len(self.cells))
+            )
+        self._on_failed(exc)
 
     # -- grid ------------------------------------------------------------------------------------
 
@@ -540,6 +576,12 @@ class ExplorerPanel(QWidget):
         self.save_grid_button.setEnabled(bool(self.results) and not running and self._store is not None)
         self.use_advice_button.setEnabled(self.advice is not None)
 
+    def _setting_label(self, name: str) -> str:
+        """ "Temperature (temperature)": the setting's label in the window's language and its identifier."""
+        if name == "preset":
+            return self.tr("Preset (preset)")
+        return f"{FIELD_HELP[name].label.get()} ({name})"
+
     def retranslate(self) -> None:
         self.prompt_label.setText(self.tr("&Prompt"))
         texts = (
@@ -573,6 +615,10 @@ class ExplorerPanel(QWidget):
         }
         for i in range(self.measure.count()):
             self.measure.setItemText(i, names[str(self.measure.itemData(i))])
+        for combo in (self.axis1, self.axis2):
+            for i in range(combo.count()):
+                name = str(combo.itemData(i))
+                combo.setItemText(i, self._setting_label(name) if name else self.tr("(none)"))
         self.png_button.setText(self.tr("P&NG…"))
         self.svg_button.setText(self.tr("S&VG…"))
         self.groups_label.setText(self.tr("Saved &grids"))

@@ -15,6 +15,8 @@ from gptdesk.settings.generation import GenerationSettings
 from gptdesk.ui.inspector import TokenInspector, TokenItem
 from gptdesk.ui.lab.explorer_panel import ExplorerPanel
 from gptdesk.ui.lab.next_panel import NextTokenPanel
+from gptdesk.ui.messages import Messages, error_text
+from gptdesk.ui.widgets import MessageBar
 from gptdesk.ui.workers import WorkerThreads
 
 
@@ -37,12 +39,18 @@ class LabWindow(QDialog):
         self.tabs.setObjectName("lab_tabs")
         self.tabs.addTab(self.next_panel, "")
         self.tabs.addTab(self.explorer, "")
+        # The lab's own failures are shown here, where the user is looking, not behind it in the main window.
+        self.message_bar = MessageBar()
+        self.messages = Messages(self.message_bar)
         layout = QVBoxLayout(self)
+        layout.addWidget(self.message_bar)
         layout.addWidget(self.tabs)
+        self.explorer.grid_finished.connect(lambda _results: self.messages.clear_errors())
         self.resize(1150, 760)
         self.retranslate()
 
     def retranslate(self) -> None:
+        self.messages.retranslate()
         self.setWindowTitle(self.tr("Parameter lab — GPT Desk"))
         self.tabs.setTabText(0, self.tr("&Next token"))
         self.tabs.setTabText(1, self.tr("&Explorer"))
@@ -186,18 +194,10 @@ class LabFeature(QObject):
         self._show_message(Text("Settings taken from the lab.", "Настройки взяты из лаборатории."), "info")
 
     def _on_failed(self, exc: object) -> None:
-        from gptdesk.errors import GptDeskError
-
-        if isinstance(exc, GptDeskError):
-            self._show_message(exc.text, "error")
-        else:
-            self._show_message(
-                Text(
-                    f"Internal error ({type(exc).__name__}: {exc}).",
-                    f"Внутренняя ошибка ({type(exc).__name__}: {exc}).",
-                ),
-                "error",
-            )
+        text = error_text(exc) if isinstance(exc, BaseException) else Text(str(exc), str(exc))
+        if self.lab is not None:
+            self.lab.messages.show(text, "error")
+        self._show_message(text, "error")
 
     def stop(self) -> None:
         if self.lab is not None:

@@ -35,6 +35,18 @@
         <translation>Готово ячеек: {done} из {total}</translation>
     </message>
     <message>
+        <source>Failed: {reason}</source>
+        <translation>Сбой: {reason}</translation>
+    </message>
+    <message>
+        <source>not run</source>
+        <translation>не запущена</translation>
+    </message>
+    <message>
+        <source>Cell {cell} of {total} failed</source>
+        <translation>Ячейка {cell} из {total}: сбой</translation>
+    </message>
+    <message>
         <source>waiting…</source>
         <translation>ожидает…</translation>
     </message>
@@ -53,6 +65,10 @@
     <message>
         <source>Save the heat map</source>
         <translation>Сохранить тепловую карту</translation>
+    </message>
+    <message>
+        <source>Preset (preset)</source>
+        <translation>Набор настроек (preset)</translation>
     </message>
     <message>
         <source>&amp;Prompt</source>
@@ -137,6 +153,10 @@
     <message>
         <source>tokens per second</source>
         <translation>токенов в секунду</translation>
+    </message>
+    <message>
+        <source>(none)</source>
+        <translation>(нет)</translation>
     </message>
     <message>
         <source>P&amp;NG…</source>

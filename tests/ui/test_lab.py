@@ -85,6 +85,13 @@ def test_next_token_view_moves_live_without_model_calls(
     assert panel.view.mode == "greedy" and "change nothing" in panel.notes.text()
     assert not panel.knobs["temperature"].isEnabled()
     panel.sample_box.setChecked(True)
+    # Every one of the 30 candidates is labelled, each label within its bar's slot: none dropped, none overlapping.
+    from PySide6.QtGui import QFontMetrics
+
+    chart = panel.chart
+    metrics = QFontMetrics(chart.tick_font)
+    assert len(chart.tick_labels) == 30 and all(chart.tick_labels)
+    assert max(metrics.horizontalAdvance(t) for t in chart.tick_labels) <= chart.slot_pixels()
     _shot(lab, "lab-next-token.png")
     png, svg = panel.export(tmp_path / "next.png"), panel.export(tmp_path / "next.svg")
     assert png.read_bytes()[:4] == b"\x89PNG" and b"<svg" in svg.read_bytes()

@@ -12,7 +12,7 @@ import numpy as np
 import pyqtgraph as pg
 import pyqtgraph.exporters as pg_exporters
 from PySide6.QtCore import QCoreApplication, Qt
-from PySide6.QtGui import QColor, QFont
+from PySide6.QtGui import QColor, QFont, QFontMetrics
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from gptdesk.errors import InvalidInputError
@@ -92,7 +92,11 @@ class NextTokenChart(_Chart):
         self.setObjectName("next_token_chart")
         self.plot.showGrid(y=True, alpha=0.3)
         self.plot.getAxis("left").enableAutoSIPrefix(False)
-        self.plot.getAxis("bottom").setStyle(tickFont=QFont("DejaVu Sans", 8))
+        self.tick_font = QFont("DejaVu Sans", 8)
+        self.plot.getAxis("bottom").setStyle(tickFont=self.tick_font)
+        #: Each candidate's label as drawn: elided to its bar's slot, so none is dropped or overlaps.
+        self.tick_labels: list[str] = []
+        self.plot.getViewBox().sigResized.connect(self._set_ticks)
         self.legend = self.plot.addLegend(offset=(-10, 10))
         # The items are made once and updated in place: rebuilding them cost more than the figures.
         width = 0.4
@@ -150,9 +154,27 @@ class NextTokenChart(_Chart):
             line.setVisible(rank is not None and 0 < rank <= n)
             if rank is not None:
                 line.setPos(rank - 0.5)
-        self.plot.getAxis("bottom").setTicks([[(i, _visible(c.piece)) for i, c in enumerate(view.candidates)]])
         self.plot.setXRange(-0.7, max(n, 1) - 0.3, padding=0)
         self.plot.setYRange(0, top, padding=0)
+        self._set_ticks()
+
+    def slot_pixels(self) -> float:
+        """The width of one candidate's slot on screen (the x range spans n + 0.4 slots)."""
+        n = len(self.view.candidates) if self.view is not None else 0
+        width = self.plot.getViewBox().width() or self.width() * 0.85
+        return float(width) / (max(n, 1) + 0.4)
+
+    def _set_ticks(self, *_args: object) -> None:
+        """Label every bar: a label wider than its slot is elided (pyqtgraph drops labels that cross
+        the axis's ends and draws overlapping ones over each other)."""
+        if self.view is None:
+            return
+        metrics = QFontMetrics(self.tick_font)
+        room = max(int(self.slot_pixels() * 0.92), metrics.horizontalAdvance("W…"))
+        self.tick_labels = [
+            metrics.elidedText(_visible(c.piece), Qt.TextElideMode.ElideRight, room) for c in self.view.candidates
+        ]
+        self.plot.getAxis("bottom").setTicks([list(enumerate(self.tick_labels))])
 
 
 class HeatMapChart(_Chart):

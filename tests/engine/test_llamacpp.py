@@ -71,18 +71,47 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Models]:
 # -- agreement with the reference engine --------------------------------------------------------
 
 
+#: Two candidates closer than this (in log-probability) may swap between CPUs: llama.cpp's AVX2 and
+#: AVX-512 kernels round differently (docs/fast-engine.md), so greedy paths may part there.
+NEAR_TIE = 0.02
+
+
+def steps_before_a_near_tie(fast: Finished, ref: Finished) -> int:
+    """The greedy steps both engines agree on, token for token; where they part, the reference's two best
+    candidates must be within NEAR_TIE of each other (a rounding difference), else the test fails."""
+    for step, (a, b) in enumerate(zip(fast.tokens[0], ref.tokens[0], strict=True)):
+        if a.token_id != b.token_id:
+            best = sorted((x.logprob for x in b.alternatives), reverse=True)[:2]
+            assert len(best) == 2 and best[0] - best[1] <= NEAR_TIE, (step, a.piece, b.piece, best)
+            return step
+    return len(ref.tokens[0])
+
+
 @pytest.mark.parametrize("prompt", PROMPTS)
 def test_f16_greedy_tokens_equal_the_reference(models: Models, prompt: str) -> None:
     ref = run_to_end(models.ref.stream(prompt, greedy(64), top_alternatives=2))
     fast = run_to_end(models.f16.stream(prompt, greedy(64), top_alternatives=2))
-    assert ids(fast) == ids(ref)
-    assert len(ids(fast)) == 64
-    assert fast.text == ref.text
+    assert len(ids(fast)) == len(ids(ref)) == 64
     assert fast.prompt_tokens == ref.prompt_tokens
-    for a, b in zip(fast.tokens[0], ref.tokens[0], strict=True):
+    agreed = steps_before_a_near_tie(fast, ref)
+    if agreed == 64:
+        assert fast.text == ref.text
+    for a, b in zip(fast.tokens[0][:agreed], ref.tokens[0][:agreed], strict=True):
         assert a.logprob == pytest.approx(b.logprob, abs=0.02)
         assert a.piece == b.piece
-        assert [x.token_id for x in a.alternatives] == [x.token_id for x in b.alternatives]
+        # The two alternatives in the same order, unless they are themselves a near tie.
+        lps = sorted((x.logprob for x in b.alternatives), reverse=True)
+        if len(lps) < 2 or lps[0] - lps[1] > NEAR_TIE:
+            assert [x.token_id for x in a.alternatives] == [x.token_id for x in b.alternatives]
+
+
+def test_a_parting_that_is_no_near_tie_fails(models: Models) -> None:
+    """The check above can fail: a path forced off the reference's clear choice is caught."""
+    ref = run_to_end(models.ref.stream(PROMPTS[0], greedy(8), top_alternatives=2))
+    other = run_to_end(models.ref.stream(PROMPTS[1], greedy(8), top_alternatives=2))
+    assert ids(other) != ids(ref)
+    with pytest.raises(AssertionError):
+        steps_before_a_near_tie(other, ref)
 
 
 def test_q8_0_agrees_on_at_least_90_percent_of_greedy_steps(models: Models) -> None:

@@ -159,8 +159,8 @@ def main() -> int:
             gen = window.generation.current
             window.stop()
             wait_for(window.generation_finished)
-            assert window.stop_latency is not None and gen is not None
-            latencies.append(window.stop_latency)
+            assert window.generation.stop_latency is not None and gen is not None
+            latencies.append(window.generation.stop_latency)
             extra.append(gen.tokens_after_stop)
         print(
             f"Stop, {label}: Stop -> generation ended {ms(statistics.median(latencies))} median, "

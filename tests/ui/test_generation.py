@@ -96,7 +96,7 @@ def test_stop_button_and_escape_stop_within_one_token(qtbot: Any, make_window: A
     generated = finished.generated_tokens[0]
     assert generated - stop_count <= 1, (generated, stop_count)
     assert generated < 500
-    assert window.stop_latency is not None
+    assert window.generation.stop_latency is not None
     assert window.generate_button.text().replace("&", "") == "Generate"
 
     # The button itself stops too.

@@ -35,7 +35,7 @@ def test_loading_shows_progress_and_replaces_the_model(qtbot: Any, make_window: 
         release.wait(10)
         return new
 
-    assert window.load_engine(load, kind="folder", key="/models/new", label="new")
+    assert window.loader.load_engine(load, kind="folder", key="/models/new", label="new")
     qtbot.waitUntil(lambda: window.load_progress.value() == 40, timeout=5000)
     assert window.load_progress.isVisible()
     assert "Reading the weights" in window.load_progress.format()
@@ -141,7 +141,7 @@ def test_remote_dialog_needs_an_http_url(qtbot: Any) -> None:
 def test_the_picker_says_which_catalog_models_are_here(qtbot: Any, make_window: Any) -> None:
     window = make_window(FakeEngine())
     with qtbot.waitSignal(window.model_picker.combo.model().dataChanged, timeout=60_000, raising=False):
-        window.scan_models()
+        window.loader.scan()
     qtbot.waitUntil(lambda: "…" not in window.model_picker.combo.itemText(1), timeout=60_000)
     texts = [window.model_picker.combo.itemText(i) for i in range(window.model_picker.combo.count())]
     assert texts[0].endswith("— works offline")
@@ -157,7 +157,7 @@ def test_the_model_manager_opens_from_the_menu_and_its_choice_loads(
     monkeypatch.setattr(window.loader, "load_model", lambda name, **kw: chosen.append(name) or True)
     assert window.act_manage_models in window.file_menu.actions()
     window.act_manage_models.trigger()
-    dialog = window.model_manager
+    dialog = window.loader.model_manager
     qtbot.waitUntil(dialog.isVisible, timeout=5000)
     dialog.select("embedded")
     dialog.use_button.click()

@@ -107,7 +107,7 @@ def test_stop_halts_the_embedded_model_within_one_token(qtbot: Any, make_window:
     assert gen is not None and gen.tokens_after_stop <= 1, gen.tokens_after_stop
     assert finished.generated_tokens[0] < 400
     print(
-        f"\nStop latency (embedded model): {window.stop_latency * 1000:.0f} ms, "
+        f"\nStop latency (embedded model): {window.generation.stop_latency * 1000:.0f} ms, "
         f"tokens after Stop: {gen.tokens_after_stop}"
     )
 

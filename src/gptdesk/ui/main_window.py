@@ -12,7 +12,7 @@ from PySide6.QtCore import QByteArray, QEvent, QLocale, QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QScrollArea, QVBoxLayout, QWidget
 
-from gptdesk.engine.base import Engine, Finished
+from gptdesk.engine.base import Engine
 from gptdesk.errors import SettingsError
 from gptdesk.history.errors import HistoryError
 from gptdesk.history.export import FORMATS
@@ -431,16 +431,9 @@ class MainWindow(QMainWindow):
         self.loader.scan()
         self.loader.load_model(model)
 
-    def scan_models(self) -> None:
-        self.loader.scan()
-
     def load_model(self, name: str | None, *, kind: str = "catalog", label: str = "") -> bool:
         """Load a catalog model, hub id or folder in a worker (None: the embedded model)."""
         return self.loader.load_model(name, kind=kind, label=label)
-
-    def load_engine(self, call: Callable[..., Engine], *, kind: str, key: object, label: str) -> bool:
-        """Run `call` in a worker; on success its engine replaces the current one."""
-        return self.loader.load_engine(call, kind=kind, key=key, label=label)
 
     def set_quant(self, quant: str) -> None:
         """Tools > llama.cpp type: kept between sessions; the model on llama.cpp is loaded again in it."""
@@ -490,10 +483,6 @@ class MainWindow(QMainWindow):
     def open_model_manager(self) -> None:
         self.loader.open_model_manager()
 
-    @property
-    def model_manager(self) -> QWidget | None:
-        return self.loader.model_manager
-
     def set_engine(self, engine: Engine, *, kind: str = "catalog", key: object = None, label: str = "") -> None:
         """Use `engine` from now on (the caller closes the previous one)."""
         self.engine = engine
@@ -533,14 +522,6 @@ class MainWindow(QMainWindow):
     @property
     def generating(self) -> bool:
         return self.generation.busy
-
-    @property
-    def stop_latency(self) -> float | None:
-        return self.generation.stop_latency
-
-    @property
-    def last_finished(self) -> Finished | None:
-        return self.generation.last_finished
 
     def _settings_or_message(self) -> GenerationSettings | None:
         try:

@@ -332,9 +332,12 @@ class GenerationController(QObject):
         self.inspector.clear_generated()
         self.inspector.set_prompt_tokens(pieces)
         self.last_finished = None
+        self.view.show_beam(None)
+        # The worker's signals are queued to this thread: none is handled before `current` is set below.
+        thread = self.threads.start("generate", worker)
         self.current = Generation(
             worker,
-            QThread(),
+            thread,
             cancel,
             recorder,
             prompt,
@@ -343,8 +346,6 @@ class GenerationController(QObject):
             prefix=prefix,
             count=settings.num_return_sequences,
         )
-        self.view.show_beam(None)
-        self.current.thread = self.threads.start("generate", worker)
         self._stats_timer.start()
         self.update_live_figures()
         self.started.emit(recorder.gen_id)

@@ -172,3 +172,36 @@ def test_adapters_merge_writes_a_model_that_scores_as_the_adapter(tiny_model_dir
     assert weights.stat().st_mtime_ns == stamp and "gptdesk generate" in out.getvalue()
     err = io.StringIO()
     assert main(["adapters", "merge", "nope"], io.StringIO(), err) != 0 and "nope" in err.getvalue()
+
+
+def test_every_command_that_loads_a_local_model_takes_the_adapter(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """next, explore, advise, story, serve and perplexity take --adapter as generate does, and it changes their
+    figures: the next-token scores and the text's bits per character differ with the adapter."""
+    from gptdesk.cli.engine_options import adapter_option
+    from gptdesk.cli.main import build_parser
+
+    for argv in (
+        ["next", "x"],
+        ["explore", "x"],
+        ["advise", "x"],
+        ["story", "new", "x"],
+        ["serve"],
+        ["perplexity", "-"],
+    ):
+        assert adapter_option(build_parser().parse_args([*argv, "--adapter", "rand"])) == {"adapter": "rand"}
+    _random_adapter(tiny_model_dir, tmp_path, "rand", str(tiny_model_dir))
+    text = tmp_path / "text.txt"
+    text.write_text("Жили-были дед да баба, и была у них курочка Ряба.", encoding="utf-8")
+
+    def run(*argv: str) -> dict[str, object]:
+        out, err = io.StringIO(), io.StringIO()
+        assert main([*argv, "--model", str(tiny_model_dir), "--json"], out, err) == 0, err.getvalue()
+        return dict(json.loads(out.getvalue()))
+
+    plain, adapted = run("perplexity", str(text)), run("perplexity", str(text), "--adapter", "rand")
+    assert adapted["bits_per_char"] != plain["bits_per_char"] and "+ rand" in str(adapted["engine"])
+    plain, adapted = run("next", "Привет"), run("next", "Привет", "--adapter", "rand")
+    assert adapted != plain
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["generate", "x", "--remote", "http://127.0.0.1:9", "--adapter", "rand"], out, err) == 2
+    assert "--adapter rand applies to a local model" in err.getvalue()

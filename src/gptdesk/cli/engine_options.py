@@ -1,4 +1,5 @@
-"""--cache-tokens, shared by every command that loads a local model (generate, serve, the lab, story)."""
+"""--cache-tokens and --adapter, shared by every command that loads a local model (generate, serve, the lab,
+story; perplexity takes --adapter)."""
 
 from __future__ import annotations
 
@@ -47,3 +48,31 @@ def cache_option(args: argparse.Namespace) -> dict[str, int]:
             )
         )
     return {"cache_tokens": value}
+
+
+def add_adapter_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--adapter",
+        default=None,
+        help=_t(
+            "a LoRA adapter from `gptdesk tune` (see `gptdesk adapters ls`)",
+            "адаптер LoRA из `gptdesk tune` (см. `gptdesk adapters ls`)",
+        ),
+    )
+
+
+def adapter_option(args: argparse.Namespace) -> dict[str, str]:
+    """--adapter: merged into the weights on transformers, applied at run time on llama.cpp."""
+    name = getattr(args, "adapter", None)
+    if name is None:
+        return {}
+    if getattr(args, "remote", None):
+        raise InvalidInputError(
+            Text(
+                f"--adapter {name} applies to a local model; a remote server applies its own adapters. "
+                "Leave out --remote, or --adapter.",
+                f"--adapter {name} применяется к локальной модели; удалённый сервер применяет свои "
+                "адаптеры. Уберите --remote или --adapter.",
+            )
+        )
+    return {"adapter": name}

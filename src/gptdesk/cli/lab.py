@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from gptdesk.cli.console import printable, readable, say
-from gptdesk.cli.engine_options import add_cache_option
+from gptdesk.cli.engine_options import add_adapter_option, add_cache_option
 from gptdesk.cli.exits import EXIT_NOT_WRITTEN
 from gptdesk.i18n import Text
 
@@ -102,6 +102,7 @@ def register(sub: Any) -> None:
     adv.add_argument("--model", default=None, help=_t("model (default: embedded)", "модель (по умолчанию встроенная)"))
     adv.add_argument("--engine", default="auto", choices=("auto", "transformers", "llamacpp"))
     add_cache_option(adv)
+    add_adapter_option(adv)
     adv.add_argument(
         "--seeds",
         type=int,
@@ -125,6 +126,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     from gptdesk.settings.presets import PRESETS
 
     _model_options(p)
+    add_adapter_option(p)
     p.add_argument("--engine", default="auto", choices=("auto", "transformers", "llamacpp"))
     p.add_argument(
         "--preset", default="balanced", help=_t("settings preset: ", "набор настроек: ") + ", ".join(PRESETS)
@@ -159,12 +161,12 @@ def _read(value: str) -> str:
 
 
 def _load(args: argparse.Namespace, err: TextIO) -> Any:
-    from gptdesk.cli.engine_options import cache_option
+    from gptdesk.cli.engine_options import adapter_option, cache_option
     from gptdesk.cli.main import _fetch_if_missing
     from gptdesk.engine import load_engine
 
     _fetch_if_missing(args.model, err)
-    options: dict[str, Any] = dict(cache_option(args))
+    options: dict[str, Any] = {**cache_option(args), **adapter_option(args)}
     if hasattr(args, "device"):
         options.update(device=args.device, dtype=args.dtype)
     return load_engine(args.model, engine=args.engine, **options)

@@ -26,7 +26,7 @@ from gptdesk.cli.console import (
     standard_streams,
     stop_strings,
 )
-from gptdesk.cli.engine_options import add_cache_option, cache_option
+from gptdesk.cli.engine_options import adapter_option, add_adapter_option, add_cache_option, cache_option
 from gptdesk.cli.exits import (
     EXIT_BAD_INPUT,
     EXIT_CODES,
@@ -105,14 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         "prompt", help=_t("the prompt; '-' reads it from standard input", "затравка; «-» — читать из stdin")
     )
     _model_options(gen)
-    gen.add_argument(
-        "--adapter",
-        default=None,
-        help=_t(
-            "a LoRA adapter from `gptdesk tune` (see `gptdesk adapters ls`)",
-            "адаптер LoRA из `gptdesk tune` (см. `gptdesk adapters ls`)",
-        ),
-    )
+    add_adapter_option(gen)
     gen.add_argument(
         "--engine",
         default="auto",
@@ -227,24 +220,6 @@ def _quant_option(args: argparse.Namespace) -> dict[str, str]:
     return {"quant": canonical_quant(args.quant)}
 
 
-def _adapter_option(args: argparse.Namespace) -> dict[str, str]:
-    """--adapter: merged into the weights on transformers, applied at run time on llama.cpp."""
-    if args.adapter is None:
-        return {}
-    if getattr(args, "remote", None):
-        from gptdesk.errors import InvalidInputError
-
-        raise InvalidInputError(
-            Text(
-                f"--adapter {args.adapter} applies to a local model; a remote server applies its own adapters. "
-                "Leave out --remote, or --adapter.",
-                f"--adapter {args.adapter} применяется к локальной модели; удалённый сервер применяет свои "
-                "адаптеры. Уберите --remote или --adapter.",
-            )
-        )
-    return {"adapter": args.adapter}
-
-
 def _settings_from_args(args: argparse.Namespace) -> Any:
     from gptdesk.settings.presets import get_preset
 
@@ -323,7 +298,7 @@ def cmd_generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = _settings_from_args(args)
     if isinstance(out, GuardedOutput):
         out.check_encodable(prompt)  # the text starts with the prompt: fail before loading anything
-    adapter = _adapter_option(args)
+    adapter = adapter_option(args)
     if args.remote:
         api_key = args.api_key or os.environ.get("GPTDESK_API_KEY") or None
         engine = load_engine(args.model, engine="remote", base_url=args.remote, api_key=api_key)

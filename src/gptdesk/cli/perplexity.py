@@ -13,6 +13,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
+from gptdesk.cli.engine_options import add_adapter_option
 from gptdesk.evaluate.perplexity import (
     DEFAULT_MAX_CHARS,
     METHOD,
@@ -67,6 +68,7 @@ def register(subparsers: Any) -> None:
             "auto: llama.cpp, если установлен, иначе transformers (float32)",
         ),
     )
+    add_adapter_option(p)
     p.add_argument(
         "--quant",
         default=None,
@@ -270,7 +272,9 @@ def cmd_perplexity(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     # Until the scoring starts, Ctrl+C ends the process at once with 130 (main's start-up handler):
     # reading, loading and tokenizing hold nothing that needs saving.
     text = _read_input(args, err)
-    with load_scorer(args.model, engine=args.engine, quant=args.quant, progress=_load_progress(err)) as scorer:
+    with load_scorer(
+        args.model, engine=args.engine, quant=args.quant, adapter=args.adapter, progress=_load_progress(err)
+    ) as scorer:
         if scorer.notice is not None:
             print("! " + scorer.notice.get(), file=err, flush=True)
         context = args.context or scorer.n_positions
@@ -317,7 +321,8 @@ def cmd_perplexity(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         label = scorer.label
         model_id = scorer.engine.info.model_id
     shown_name = "-" if args.file == "-" else printable(Path(args.file).name)
-    problem = keep_measure(result, model_id, label, shown_name, text)
+    # The model manager's quality column is the base model's: a figure with an adapter is not kept there.
+    problem = keep_measure(result, model_id, label, shown_name, text) if args.adapter is None else None
     if problem is not None:
         print(problem.get(), file=err)
     if args.json:

@@ -12,7 +12,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from gptdesk.cli.console import interrupt_raises
-from gptdesk.cli.engine_options import add_cache_option, cache_option
+from gptdesk.cli.engine_options import add_adapter_option, add_cache_option, cache_option
 from gptdesk.i18n import Text
 from gptdesk.server.config import (
     DEFAULT_HOST,
@@ -70,6 +70,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"))
     add_cache_option(p)
+    add_adapter_option(p)
     p.add_argument(
         "--host",
         default=DEFAULT_HOST,

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
+from gptdesk.cli.engine_options import add_adapter_option
 from gptdesk.i18n import Text
 
 
@@ -112,6 +113,7 @@ def _generation(p: argparse.ArgumentParser, *, preset_default: str | None, with_
     from gptdesk.settings.presets import PRESETS
 
     _model_options(p)
+    add_adapter_option(p)
     p.add_argument("--engine", default="auto", choices=("auto", "transformers", "llamacpp"))
     p.add_argument(
         "--preset", default=preset_default, help=_t("settings preset: ", "набор настроек: ") + ", ".join(PRESETS)
@@ -161,13 +163,14 @@ def _stories() -> Iterator[Any]:
 
 
 def _engine(args: argparse.Namespace, model: str | None, err: TextIO) -> Any:
-    from gptdesk.cli.engine_options import cache_option
+    from gptdesk.cli.engine_options import adapter_option, cache_option
     from gptdesk.cli.main import _fetch_if_missing
     from gptdesk.engine import load_engine
 
     name = args.model or model
     _fetch_if_missing(name, err)
-    return load_engine(name, engine=args.engine, device=args.device, dtype=args.dtype, **cache_option(args))
+    options = {**cache_option(args), **adapter_option(args)}
+    return load_engine(name, engine=args.engine, device=args.device, dtype=args.dtype, **options)
 
 
 def _run(args: argparse.Namespace, out: TextIO, err: TextIO, operation: Any, model: str | None) -> int:

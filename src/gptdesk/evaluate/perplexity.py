@@ -304,9 +304,11 @@ def load_scorer(
     quant: str | None = None,
     device: str = "cpu",
     progress: ProgressCallback | None = None,
+    adapter: str | None = None,
 ) -> LoadedScorer:
     """A local engine for scoring: "auto" is llama.cpp when installed (and the model runs on it), else
-    transformers in float32; `quant` picks the llama.cpp type (default: the engine's default)."""
+    transformers in float32; `quant` picks the llama.cpp type (default: the engine's default); `adapter`:
+    a LoRA adapter from `gptdesk tune`, applied on either engine."""
     from gptdesk.models.gguf.library import is_available
     from gptdesk.models.gguf.sizes import DEFAULT_QUANT, canonical_quant
 
@@ -335,8 +337,8 @@ def load_scorer(
         from gptdesk.errors import CacheFolderError, UnsupportedModelError
 
         try:
-            fast = LlamaCppEngine.load(model, quant=chosen, progress=progress)
-            return LoadedScorer(fast, f"llamacpp {chosen}")
+            fast = LlamaCppEngine.load(model, quant=chosen, progress=progress, adapter=adapter)
+            return LoadedScorer(fast, f"llamacpp {chosen}" + (f" + {adapter}" if adapter else ""))
         except UnsupportedModelError:
             if engine == "llamacpp" or quant is not None:
                 raise
@@ -349,8 +351,9 @@ def load_scorer(
             notice += exc.text
     from gptdesk.engine.hf import TransformersEngine
 
-    reference = TransformersEngine.load(model, device=device, dtype="float32", progress=progress)
-    return LoadedScorer(reference, f"transformers {reference.info.dtype}", notice)
+    reference = TransformersEngine.load(model, device=device, dtype="float32", progress=progress, adapter=adapter)
+    label = f"transformers {reference.info.dtype}" + (f" + {adapter}" if adapter else "")
+    return LoadedScorer(reference, label, notice)
 
 
 #: The longest text scored unless asked for more (--max-chars): about 10 MB of Russian, a shelf of books,

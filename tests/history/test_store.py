@@ -295,3 +295,17 @@ def test_history_imports_no_qt() -> None:
     code = "import sys, gptdesk.history, gptdesk.history.store; print('PySide6' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_the_adapter_that_made_a_generation_is_recorded() -> None:
+    import dataclasses
+
+    with_adapter = dataclasses.replace(INFO, adapter="pushkin", adapter_digest="ab" * 32)
+    with HistoryStore() as store:
+        gen = store.begin("Мой дядя", get_preset("greedy").settings(), seed=1, info=with_adapter)
+        store.finish(gen, _finished(["самых честных правил"]))
+        plain = store.begin("Мой дядя", get_preset("greedy").settings(), seed=1, info=INFO)
+        record, without = store.get(gen), store.get(plain)
+    assert record is not None and without is not None
+    assert (record.adapter, record.adapter_digest) == ("pushkin", "ab" * 32)
+    assert record.to_dict()["model"]["adapter"] == "pushkin" and without.adapter is None

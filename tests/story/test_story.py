@@ -53,8 +53,9 @@ def test_an_older_history_opens_with_its_generations_and_no_stories(tmp_path: Pa
     )
     db.close()
     with HistoryStore(path) as history:
-        assert history.migrations()[-1] == "m004_stories"
+        assert history.migrations()[-2:] == ["m004_stories", "m005_adapters"]
         assert [r.prompt for r in history.find()] == ["Старая затравка"]
+        assert history.find()[0].adapter is None
         assert StoryStore(history).list() == []
 
 

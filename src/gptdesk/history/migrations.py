@@ -115,6 +115,14 @@ def m004_stories(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX story_nodes_parent ON story_nodes (parent_id)")
 
 
+@migration
+def m005_adapters(db: sqlite3.Connection) -> None:
+    # A LoRA adapter from `gptdesk tune` applied to the model (issue 20): its name and the digest of its
+    # weights, so Reproduce can tell whether the adapter it has is the one that made the text.
+    db.execute("ALTER TABLE generations ADD COLUMN adapter TEXT")
+    db.execute("ALTER TABLE generations ADD COLUMN adapter_digest TEXT")
+
+
 def applied(db: sqlite3.Connection) -> list[str]:
     """Names of the migrations recorded in this database, in the order they ran."""
     db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")

@@ -127,6 +127,8 @@ class PendingGeneration:
             error=self.error,
             kind=self.kind,
             parent_id=self.parent_id,
+            adapter=info.adapter if info else None,
+            adapter_digest=info.adapter_digest if info else None,
         )
 
 
@@ -159,6 +161,8 @@ class GenerationRecord:
     kind: str = "new"
     parent_id: int | None = None
     group_id: str | None = None  # cells of one explorer grid share it
+    adapter: str | None = None  # a LoRA adapter from `gptdesk tune` applied to the model
+    adapter_digest: str | None = None  # the digest of that adapter's weights
 
     @property
     def output(self) -> str:
@@ -230,6 +234,8 @@ class GenerationRecord:
                 "engine": self.engine,
                 "device": self.device,
                 "dtype": self.dtype,
+                "adapter": self.adapter,
+                "adapter_digest": self.adapter_digest,
             },
             "versions": self.versions,
             "finish_reason": self.finish_reason,
@@ -507,8 +513,8 @@ class HistoryStore:
                 INSERT INTO generations (
                     created_at, updated_at, status, pid, prompt, output, settings, seed,
                     model_id, model_revision, model_source, engine, device, dtype, versions,
-                    kind, parent_id, group_id
-                ) VALUES (?, ?, 'running', ?, ?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    kind, parent_id, group_id, adapter, adapter_digest
+                ) VALUES (?, ?, 'running', ?, ?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
                 (
                     now,
@@ -527,6 +533,8 @@ class HistoryStore:
                     kind,
                     parent_id,
                     group_id,
+                    info.adapter if info else None,
+                    info.adapter_digest if info else None,
                 ),
             )
         if cur.lastrowid is None:  # pragma: no cover - an INSERT always sets it
@@ -765,4 +773,6 @@ def _record(row: sqlite3.Row) -> GenerationRecord:
         kind=row["kind"],
         parent_id=row["parent_id"],
         group_id=row["group_id"],
+        adapter=row["adapter"],
+        adapter_digest=row["adapter_digest"],
     )

@@ -95,7 +95,14 @@ class HistoryActions(QObject):
             self.messages.show(Text("Cannot reproduce: ", "Нельзя повторить: ") + exc.text, "error")
             return False
         engine = self.current()
-        if engine is not None and record.model_id and engine.info.model_id != record.model_id:
+        # The adapter that made the text (issue 20): the model is loaded again with it, or without one.
+        adapter_differs = (
+            engine is not None
+            and record.engine != "remote"
+            and (engine.info.adapter or None) != (record.adapter or None)
+        )
+        if engine is not None and record.model_id and (engine.info.model_id != record.model_id or adapter_differs):
+            self.loader.adapter_wanted = record.adapter
             if record.engine == "remote":
                 self.messages.show(
                     Text(
@@ -121,7 +128,17 @@ class HistoryActions(QObject):
         started = not self.loader.loading and self.generation.start(
             engine, record.prompt, settings, kind="reproduce", base_prompt=record.prompt, parent_id=record.id
         )
-        if started and engine is not None and record.model_revision and engine.info.revision != record.model_revision:
+        if started and engine is not None and record.adapter and engine.info.adapter_digest != record.adapter_digest:
+            self.messages.show(
+                Text(
+                    f"Adapter '{record.adapter}' was tuned again since generation #{record.id} (its weights "
+                    "differ); the text may differ.",
+                    f"Адаптер «{record.adapter}» обучен заново после генерации №{record.id} (его веса "
+                    "другие); текст может отличаться.",
+                ),
+                "warning",
+            )
+        elif started and engine is not None and record.model_revision and engine.info.revision != record.model_revision:
             self.messages.show(
                 Text(
                     f"The model's revision changed since generation #{record.id} ({record.model_revision} → "

@@ -59,6 +59,7 @@ class ModelLoader(QObject):
         self.quant = DEFAULT_QUANT  # the llama.cpp type loads ask for (Tools > llama.cpp type)
         self.threads_wanted: int | None = None  # llama.cpp's threads (Tools > llama.cpp threads); None: automatic
         self.cache_tokens_wanted: int | None = None  # llama.cpp's kept cache (Tools > Kept cache); None: automatic
+        self.adapter_wanted: str | None = None  # a LoRA adapter from `gptdesk tune` (Tools > Adapter); None: none
         picker.model_requested.connect(self.on_model_requested)
 
     def scan(self) -> None:
@@ -88,7 +89,11 @@ class ModelLoader(QObject):
     ) -> bool:
         """Load a catalog model, hub id or folder in a worker (None: the embedded model)."""
         quant, threads = self.quant, self.threads_wanted
-        cache: dict[str, int] = {} if self.cache_tokens_wanted is None else {"cache_tokens": self.cache_tokens_wanted}
+        options: dict[str, object] = (
+            {} if self.cache_tokens_wanted is None else {"cache_tokens": self.cache_tokens_wanted}
+        )
+        if self.adapter_wanted is not None:
+            options["adapter"] = self.adapter_wanted
 
         def load(progress: Progress) -> Engine:
             progress(Text("Starting the engine", "Запуск движка"), None)
@@ -96,7 +101,7 @@ class ModelLoader(QObject):
             from gptdesk.engine import load_engine
 
             # "auto": the quantized llama.cpp engine on a CPU when installed, else transformers.
-            return load_engine(name, engine="auto", progress=progress, quant=quant, threads=threads, **cache)
+            return load_engine(name, engine="auto", progress=progress, quant=quant, threads=threads, **options)
 
         key: object = name
         if kind == "catalog":
@@ -119,6 +124,14 @@ class ModelLoader(QObject):
         is loaded again."""
         self.cache_tokens_wanted = tokens
         return self._reload_llamacpp()
+
+    def set_adapter(self, name: str | None) -> bool:
+        """Apply the adapter `name` (None: none) to the current local model: it is loaded again with it."""
+        self.adapter_wanted = name
+        kind, key, label = self._target
+        if kind not in ("catalog", "folder"):
+            return False
+        return self.load_model(key if isinstance(key, str) else None, kind=kind, label=label)
 
     def _reload_llamacpp(self) -> bool:
         kind, key, label = self._target
@@ -181,10 +194,12 @@ class ModelLoader(QObject):
         dialog.show()
 
     def _on_model_chosen(self, name: str) -> None:
+        self.adapter_wanted = None
         self.load_model(name)
 
     def on_model_requested(self, kind: str, key: object) -> None:
         """The picker's (or a menu's) choice: load it, asking for a folder or a server first if needed."""
+        self.adapter_wanted = None  # an adapter belongs to the model it was made for
         if kind == "catalog":
             self.load_model(str(key), kind="catalog")
         elif kind == "folder" and key is None:

@@ -325,6 +325,10 @@ class MainWindow(QMainWindow):
         self.cache_menu = self.tools_menu.addMenu("")
         for action in self.act_cache.values():
             self.cache_menu.addAction(action)
+        self.adapter_menu = self.tools_menu.addMenu("")
+        self.adapter_menu.setToolTipsVisible(True)
+        self.adapter_menu.aboutToShow.connect(self.fill_adapter_menu)
+        self.fill_adapter_menu()
         self.language_menu = bar.addMenu("")
         for action in self.act_languages.values():
             self.language_menu.addAction(action)
@@ -377,6 +381,8 @@ class MainWindow(QMainWindow):
             action.setToolTip(busy_tip)
             if count:
                 action.setText(self.tr("Threads: {n}").format(n=count))
+        self.adapter_menu.setTitle(self.tr("&Adapter (taught on your texts)"))
+        self.fill_adapter_menu()
         self.cache_menu.setTitle(self.tr("Kept &cache (continuing without waiting)"))
         self.cache_menu.setToolTipsVisible(True)
         cache_tip = self.tr(
@@ -456,6 +462,45 @@ class MainWindow(QMainWindow):
         self.act_cache[tokens].setChecked(True)
         self._qsettings.setValue("cache_tokens", tokens)
         self.loader.set_cache_tokens(None if tokens == CACHE_AUTO else tokens)
+
+    def fill_adapter_menu(self) -> None:
+        """Tools > Adapter: "None" and the adapters `gptdesk tune` made for the model loaded now."""
+        from gptdesk.errors import GptDeskError
+        from gptdesk.models.adapters import adapters_for
+
+        self.adapter_menu.clear()
+        self.adapter_group = QActionGroup(self)
+        engine = self.loader.current()
+        try:
+            found = adapters_for(engine.info.model_id) if engine is not None else []
+        except (GptDeskError, OSError):
+            found = []  # an unreadable adapters folder lists none; applying one names the problem
+        current = engine.info.adapter if engine is not None else None
+        self.act_adapters: dict[str | None, QAction] = {}
+        for adapter in [None, *found]:
+            name = adapter.manifest.name if adapter is not None else None
+            action = QAction(self.tr("None: the model as it is") if name is None else name, self)
+            action.setCheckable(True)
+            action.setChecked(name == current)
+            if adapter is not None:
+                m = adapter.manifest
+                action.setToolTip(
+                    self.tr("Taught on {files}: held-out bits per character {before:.3f} → {after:.3f}").format(
+                        files=", ".join(m.texts_files), before=m.heldout_bpc_before, after=m.heldout_bpc_after
+                    )
+                )
+            action.triggered.connect(lambda _checked=False, n=name: self.set_adapter(n))
+            self.adapter_group.addAction(action)
+            self.adapter_menu.addAction(action)
+            self.act_adapters[name] = action
+        if not found:
+            hint = QAction(self.tr("No adapters for this model: make one with `gptdesk tune`"), self)
+            hint.setEnabled(False)
+            self.adapter_menu.addAction(hint)
+
+    def set_adapter(self, name: str | None) -> None:
+        """Tools > Adapter: the model is loaded again with the adapter (None: without one)."""
+        self.loader.set_adapter(name)
 
     def _cache_mb_per_1000(self) -> str:
         """Float16 keys and values of 1,000 tokens for the loaded model (or ruGPT-3 Large's 24 x 1536)."""

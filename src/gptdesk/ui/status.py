@@ -79,6 +79,10 @@ class StatusFigures(QObject):
             return
         info = engine.info
         labels["model"].setText(self.tr("Model: {name}").format(name=info.model_id))
+        if info.adapter:
+            labels["model"].setText(
+                self.tr("Model: {name} + adapter {adapter}").format(name=info.model_id, adapter=info.adapter)
+            )
         labels["device"].setText(self.tr("Device: {device}").format(device=info.device))
         labels["dtype"].setText(info.dtype)
 

@@ -509,6 +509,7 @@
     <name>LabChart</name>
     <message>
         <source>raw (temperature 1, nothing cut)</source>
+        <extracomment>Each candidate&apos;s label as drawn: elided to its bar&apos;s slot, so none is dropped or overlaps.</extracomment>
         <translation>исходная (температура 1, ничего не отсечено)</translation>
     </message>
     <message>
@@ -630,6 +631,10 @@
         <translation>Меньше потоков, чем ядер, помогает, когда процессор занят другими программами: поток llama.cpp, который ждёт приостановленного системой соседа, задерживает каждый шаг.</translation>
     </message>
     <message>
+        <source>&amp;Adapter (taught on your texts)</source>
+        <translation>&amp;Адаптер (обучен на ваших текстах)</translation>
+    </message>
+    <message>
         <source>Kept &amp;cache (continuing without waiting)</source>
         <translation>Хранимый &amp;кэш (продолжение без ожидания)</translation>
     </message>
@@ -700,6 +705,18 @@
     <message>
         <source>As {fmt}…</source>
         <translation>В формате {fmt}…</translation>
+    </message>
+    <message>
+        <source>None: the model as it is</source>
+        <translation>Нет: модель как есть</translation>
+    </message>
+    <message>
+        <source>Taught on {files}: held-out bits per character {before:.3f} → {after:.3f}</source>
+        <translation>Обучен на {files}: бит на символ отложенного текста {before:.3f} → {after:.3f}</translation>
+    </message>
+    <message>
+        <source>No adapters for this model: make one with `gptdesk tune`</source>
+        <translation>Для этой модели адаптеров нет: создайте его командой `gptdesk tune`</translation>
     </message>
 </context>
 <context>
@@ -1068,6 +1085,10 @@ Greedy choice: “{piece}” at {p}</source>
     <message>
         <source>Model: {name}</source>
         <translation>Модель: {name}</translation>
+    </message>
+    <message>
+        <source>Model: {name} + adapter {adapter}</source>
+        <translation>Модель: {name} + адаптер {adapter}</translation>
     </message>
     <message>
         <source>Device: {device}</source>

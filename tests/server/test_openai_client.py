@@ -264,3 +264,17 @@ def test_strict_types_keep_what_real_clients_send(server: Any, model_id: str, ti
     with pytest.raises(openai.BadRequestError) as err:
         client.completions.create(model=model_id, prompt=PROMPT, max_tokens=2, extra_body={"n": True})
     assert isinstance(err.value.body, dict) and err.value.body["param"] == "n"
+
+
+def test_bad_words_extra_field_bans_words_as_the_engine_does(server: Any, model_id: str, tiny_engine: Any) -> None:
+    client = _client(server)
+    free = client.completions.create(model=model_id, prompt=PROMPT, max_tokens=12, temperature=0).choices[0]
+    word = free.text.split()[0] if free.text.split() else free.text
+    banned = client.completions.create(
+        model=model_id, prompt=PROMPT, max_tokens=12, temperature=0, extra_body={"bad_words": [word]}
+    ).choices[0]
+    local = _local(tiny_engine, PROMPT, max_new_tokens=12, do_sample=False, bad_words=[word])
+    assert banned.text == local.text != free.text
+    with pytest.raises(openai.BadRequestError) as err:
+        client.completions.create(model=model_id, prompt=PROMPT, max_tokens=4, extra_body={"bad_words": [""]})
+    assert "bad_words[0] = ''" in str(err.value)

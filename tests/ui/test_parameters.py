@@ -191,3 +191,24 @@ def test_a_generation_the_machine_cannot_afford_is_refused(qtbot: Any, make_wind
     assert message.startswith("Not started: Not enough memory for this generation")
     assert "Try: num_return_sequences=" in message or "free at least" in message
     assert engine.calls == []
+
+
+def test_banned_words_one_per_line_reach_the_generation(qtbot: Any, make_window: Any) -> None:
+    panel = ParametersPanel()
+    qtbot.addWidget(panel)
+    panel.editor("bad_words").setPlainText("однако\n\n тем не менее\n")
+    assert panel.current is not None and panel.current.bad_words == ["однако", " тем не менее"]
+    panel.set_values({"bad_words": ["вдруг"]})
+    assert panel.editor("bad_words").toPlainText() == "вдруг"
+    # A word too long to ban is named with the fix, live.
+    panel.editor("bad_words").setPlainText("я" * 101)
+    assert panel.current is None and "bad_words[0]" in panel.issues_label.text()
+    # In the window: the engine receives the list.
+    engine = FakeEngine()
+    window = make_window(engine)
+    window.params.editor("bad_words").setPlainText("вдруг")
+    window.prompt_edit.setPlainText("Жили-были")
+    with qtbot.waitSignal(window.generation_finished, timeout=10_000):
+        assert window.generate()
+    assert engine.calls[-1][1].bad_words == ["вдруг"]
+    assert window.store.find()[0].settings["bad_words"] == ["вдруг"]

@@ -1,5 +1,5 @@
-"""--cache-tokens and --adapter, shared by every command that loads a local model (generate, serve, the lab,
-story; perplexity takes --adapter)."""
+"""Options shared by the commands that load a local model: --cache-tokens and --adapter (generate, serve, the
+lab, story; perplexity takes --adapter), and --ban (generate, the lab, story)."""
 
 from __future__ import annotations
 
@@ -76,3 +76,21 @@ def adapter_option(args: argparse.Namespace) -> dict[str, str]:
             )
         )
     return {"adapter": name}
+
+
+def add_ban_option(p: argparse.ArgumentParser) -> None:
+    from gptdesk.settings.help import FIELD_HELP
+
+    p.add_argument(
+        "--ban",
+        action="append",
+        default=None,
+        metavar="WORD",
+        help=FIELD_HELP["bad_words"].help.get() + _t(" Repeat --ban for each.", " Повторите --ban для каждого."),
+    )
+
+
+def ban_overrides(args: argparse.Namespace) -> dict[str, list[str]]:
+    """--ban WORD (repeated) as the bad_words setting."""
+    words = getattr(args, "ban", None)
+    return {} if words is None else {"bad_words": list(words)}

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from gptdesk.cli.console import printable, readable, say
-from gptdesk.cli.engine_options import add_adapter_option, add_cache_option
+from gptdesk.cli.engine_options import add_adapter_option, add_ban_option, add_cache_option, ban_overrides
 from gptdesk.cli.exits import EXIT_NOT_WRITTEN
 from gptdesk.i18n import Text
 
@@ -140,6 +140,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     sample.add_argument(
         "--greedy", dest="do_sample", action="store_false", help=_t("do_sample off", "do_sample выключен")
     )
+    add_ban_option(p)
     p.add_argument("--json", action="store_true", help=_t("print JSON", "вывести JSON"))
 
 
@@ -150,6 +151,7 @@ def _settings(args: argparse.Namespace) -> Any:
     overrides: dict[str, Any] = {k: getattr(args, k) for k in _SETTING_TYPES if getattr(args, k) is not None}
     if args.do_sample is not None:
         overrides["do_sample"] = args.do_sample
+    overrides.update(ban_overrides(args))
     return get_preset(args.preset).settings(**overrides)
 
 

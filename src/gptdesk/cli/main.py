@@ -26,7 +26,14 @@ from gptdesk.cli.console import (
     standard_streams,
     stop_strings,
 )
-from gptdesk.cli.engine_options import adapter_option, add_adapter_option, add_cache_option, cache_option
+from gptdesk.cli.engine_options import (
+    adapter_option,
+    add_adapter_option,
+    add_ban_option,
+    add_cache_option,
+    ban_overrides,
+    cache_option,
+)
 from gptdesk.cli.exits import (
     EXIT_BAD_INPUT,
     EXIT_CODES,
@@ -144,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--greedy", dest="do_sample", action="store_false", help=_t("do_sample off", "do_sample выключен")
     )
     gen.add_argument("--stop", action="append", default=None, help=FIELD_HELP["stop"].help.get())
+    add_ban_option(gen)
     gen.add_argument(
         "--json", action="store_true", help=_t("print one JSON result at the end", "вывести итог одним JSON")
     )
@@ -228,6 +236,7 @@ def _settings_from_args(args: argparse.Namespace) -> Any:
         overrides["do_sample"] = args.do_sample
     if args.stop is not None:
         overrides["stop"] = stop_strings(args.stop)
+    overrides.update(ban_overrides(args))
     return get_preset(args.preset).settings(**overrides)
 
 

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from gptdesk.cli.engine_options import add_adapter_option
+from gptdesk.cli.engine_options import add_adapter_option, add_ban_option, ban_overrides
 from gptdesk.i18n import Text
 
 
@@ -126,6 +126,7 @@ def _generation(p: argparse.ArgumentParser, *, preset_default: str | None, with_
     sample = p.add_mutually_exclusive_group()
     sample.add_argument("--sample", dest="do_sample", action="store_true", default=None)
     sample.add_argument("--greedy", dest="do_sample", action="store_false")
+    add_ban_option(p)
     p.add_argument("--json", action="store_true", help=_t("print JSON", "вывести JSON"))
 
 
@@ -137,6 +138,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     values.update({k: getattr(args, k) for k in _SETTING_TYPES if getattr(args, k, None) is not None})
     if args.do_sample is not None:
         values["do_sample"] = args.do_sample
+    values.update(ban_overrides(args))
     values.pop("num_return_sequences", None)
     return values
 

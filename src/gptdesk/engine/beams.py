@@ -86,7 +86,7 @@ class BeamSearch:
         self.eos_id = eos_id
         self.piece = piece
         self.rng = np.random.default_rng(seed)
-        pipeline = LogitsPipeline(settings, eos_id, prep.min_new, seed)
+        pipeline = LogitsPipeline(settings, eos_id, prep.min_new, seed, bad_words_ids=prep.bad_words_ids)
         pipeline.start(prep.ids)
         # One running beam to start with: generate()'s other beams start at -1e9 and never win a step.
         self.running: list[Hypothesis] = [Hypothesis((), 0.0, seq=0, pipeline=pipeline)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,19 @@ class PreparedPrompt:
     max_new: int
     notices: list[Notice]
     truncated: int  # tokens cut from the left to fit the context
+    bad_words_ids: list[list[int]] = field(default_factory=list)  # settings.bad_words as token sequences
+
+
+def bad_words_ids(tokenizer: Any, words: Sequence[str], eos_id: int | None) -> list[list[int]]:
+    """Banned words as transformers' bad_words_ids: each word's tokens as written and after a space (how it
+    appears inside a sentence), without repeats; end-of-text alone is never banned (generate() drops it)."""
+    found: list[list[int]] = []
+    for word in words:
+        for form in (word, " " + word) if not word.startswith(" ") else (word,):
+            ids = [int(i) for i in tokenizer(form, add_special_tokens=False)["input_ids"]]
+            if ids and ids not in found and ids != [eos_id]:
+                found.append(ids)
+    return found
 
 
 def prepare_prompt(tokenizer: Any, n_positions: int, prompt: str, settings: GenerationSettings) -> PreparedPrompt:
@@ -79,7 +92,8 @@ def prepare_prompt(tokenizer: Any, n_positions: int, prompt: str, settings: Gene
                 ),
             )
         )
-    return PreparedPrompt(ids, min_new, max_new, notices, cut)
+    banned = bad_words_ids(tokenizer, settings.bad_words, getattr(tokenizer, "eos_token_id", None))
+    return PreparedPrompt(ids, min_new, max_new, notices, cut, banned)
 
 
 def choose_seed(settings: GenerationSettings) -> int:

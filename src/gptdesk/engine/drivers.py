@@ -73,7 +73,7 @@ def sample(
         pipelines: list[LogitsPipeline] = []
         outputs: list[SequenceOutput] = []
         for i in range(n):
-            pipeline = LogitsPipeline(settings, eos_id, prep.min_new, seed)
+            pipeline = LogitsPipeline(settings, eos_id, prep.min_new, seed, bad_words_ids=prep.bad_words_ids)
             pipeline.rng = sequence_rng(seed, i)
             pipeline.start(ids)
             pipelines.append(pipeline)

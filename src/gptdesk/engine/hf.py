@@ -15,6 +15,7 @@ from gptdesk.engine.core import (
     PreparedPrompt,
     SequenceOutput,
     alternatives,
+    bad_words_ids,
     choose_seed,
     finished,
     prepare_prompt,
@@ -400,6 +401,9 @@ class TransformersEngine:
             kwargs.update(temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p)
         if settings.num_beams > 1:  # beam-only knobs: generate() warns about them otherwise
             kwargs.update(length_penalty=settings.length_penalty, early_stopping=settings.early_stopping)
+        banned = bad_words_ids(self._tokenizer, settings.bad_words, self._tokenizer.eos_token_id)
+        if banned:
+            kwargs["bad_words_ids"] = banned
         # Without sampling, temperature, top_k and top_p are not passed: generate() ignores them and
         # warns that they are set.
         return kwargs

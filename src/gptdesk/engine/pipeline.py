@@ -24,6 +24,8 @@ class LogitsPipeline:
     min_new: int
     seed: int
     history: list[int] = field(default_factory=list)  # prompt + generated ids
+    #: settings.bad_words as token sequences (engine.core.bad_words_ids): NoBadWordsLogitsProcessor's input.
+    bad_words_ids: list[list[int]] = field(default_factory=list)
     prompt_len: int = 0
     _ngrams: dict[tuple[int, ...], set[int]] = field(default_factory=dict)
     _seen: set[int] = field(default_factory=set)
@@ -54,7 +56,7 @@ class LogitsPipeline:
 
     def fork(self) -> LogitsPipeline:
         """A copy that continues this sequence on its own (a beam that splits); it shares the random stream."""
-        twin = LogitsPipeline(self.settings, self.eos_id, self.min_new, self.seed)
+        twin = LogitsPipeline(self.settings, self.eos_id, self.min_new, self.seed, bad_words_ids=self.bad_words_ids)
         twin.rng = self.rng
         twin.history = list(self.history)
         twin.prompt_len = self.prompt_len
@@ -79,6 +81,12 @@ class LogitsPipeline:
             banned = self._ngrams.get(prefix)
             if banned:
                 scores[[t for t in banned if t < scores.shape[0]]] = -np.inf
+        for banned_seq in self.bad_words_ids:
+            # NoBadWordsLogitsProcessor: a one-token word always; a longer one's last token where the
+            # tokens before it end the text so far (the prompt counts).
+            *before, last = banned_seq
+            if last < scores.shape[0] and (not before or self.history[len(self.history) - len(before) :] == before):
+                scores[last] = -np.inf
         if self.eos_id is not None and len(self.history) - self.prompt_len < self.min_new:
             scores[self.eos_id] = -np.inf  # MinNewTokensLengthLogitsProcessor
         return scores

@@ -34,6 +34,8 @@ SETTINGS_PARAMS: dict[str, str] = {
     # Beam search's own knobs, as transformers (and vLLM's older beam search) name them.
     "length_penalty": "length_penalty",
     "early_stopping": "early_stopping",
+    # Words and phrases the model may not write (KoboldCpp's banned tokens, transformers' bad_words_ids).
+    "bad_words": "bad_words",
 }
 
 #: The OpenAI defaults where they differ from GPT Desk's "balanced" preset: plain sampling at
@@ -108,6 +110,7 @@ class CompletionRequest(BaseModel):
     n: int | None = None
     seed: int | None = None
     stop: str | list[str] | None = None
+    bad_words: str | list[str] | None = None
     top_k: int | None = None
     num_beams: int | None = None
     repetition_penalty: int | float | None = None
@@ -274,8 +277,8 @@ def completion_request_schema(config: ServerConfig) -> dict[str, Any]:
     props["temperature"]["description"] = (
         "0 means greedy decoding (do_sample off); above 0 samples. " + FIELD_HELP["temperature"].help.en
     )
-    one_stop = dict(settings_props["stop"]["items"])
-    props["stop"]["anyOf"].insert(0, one_stop)
+    for listed in ("stop", "bad_words"):
+        props[listed]["anyOf"].insert(0, dict(settings_props[listed]["items"]))
     props["prompt"] = {
         "anyOf": [
             {"type": "string"},
@@ -590,6 +593,7 @@ _EXPECTED: dict[str, Text] = {
     **{name: _NUMBER for name in ("temperature", "top_p", "repetition_penalty", "length_penalty")},
     "early_stopping": Text('true, false or "never"', 'true, false или "never"'),
     "stop": Text("a string or a list of strings", "строка или список строк"),
+    "bad_words": Text("a string or a list of strings", "строка или список строк"),
 }
 
 

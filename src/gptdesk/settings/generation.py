@@ -26,12 +26,15 @@ DEFAULT_MAX_NEW_TOKENS = 100
 
 MAX_STOP_STRINGS = 8
 MAX_STOP_CHARS = 200
+MAX_BAD_WORDS = 64
+MAX_BAD_WORD_CHARS = 100
 #: The smallest temperature above 0: below it the scores overflow float32 when divided, and
 #: sampling either fails or turns into a disguised greedy search. Every face refuses it.
 MIN_TEMPERATURE = 0.05
 
 
 StopString = Annotated[str, StringConstraints(min_length=1, max_length=MAX_STOP_CHARS)]
+BadWord = Annotated[str, StringConstraints(min_length=1, max_length=MAX_BAD_WORD_CHARS)]
 
 
 class GenerationSettings(BaseModel):
@@ -60,8 +63,9 @@ class GenerationSettings(BaseModel):
     # None = a fresh random seed each run (the engine records the one it drew).
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1, description=help_en("seed"))
     stop: list[StopString] = Field(default_factory=list, max_length=MAX_STOP_STRINGS, description=help_en("stop"))
+    bad_words: list[BadWord] = Field(default_factory=list, max_length=MAX_BAD_WORDS, description=help_en("bad_words"))
 
-    @field_validator("stop", mode="before")
+    @field_validator("stop", "bad_words", mode="before")
     @classmethod
     def _single_stop_string(cls, value: object) -> object:
         # The OpenAI protocol allows one string as well as a list; so do we.
@@ -424,6 +428,8 @@ def _issue_from_error(err: ErrorDetails) -> SettingIssue:
         return SettingIssue(field, Text(str(err["msg"]), str(err["msg"])))
     if field == "stop":
         return SettingIssue(field, _stop_issue(loc, kind, value, str(err["msg"])))
+    if field == "bad_words":
+        return SettingIssue(field, _bad_words_issue(loc, kind, value, str(err["msg"])))
     where = f"{field} = {_show(value)}"
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
         text = (
@@ -471,6 +477,40 @@ def _issue_from_error(err: ErrorDetails) -> SettingIssue:
         msg = str(err["msg"])
         text = Text(f"{where} is invalid: {msg}.", f"{where} — недопустимое значение: {msg}.")
     return SettingIssue(field, text)
+
+
+def _bad_words_issue(loc: tuple[int | str, ...], kind: str, value: object, msg: str) -> Text:
+    if len(loc) >= 2:
+        where = f"bad_words[{loc[1]}] = {_show(value)}"
+        if kind == "string_too_short":
+            return Text(
+                f"{where} is an empty string: there is nothing to ban. Remove it.",
+                f"{where} — пустая строка: запрещать нечего. Удалите её.",
+            )
+        if kind == "string_too_long" and isinstance(value, str):
+            return Text(
+                f"{where} is {len(value)} characters long: a banned word or phrase may have at most "
+                f"{MAX_BAD_WORD_CHARS}. Shorten it.",
+                f"{where} длиной {_ru_count(len(value), 'символ', 'символа', 'символов')}: запрещённое слово или "
+                f"фраза может быть не длиннее {MAX_BAD_WORD_CHARS} символов. Сократите её.",
+            )
+        return Text(
+            f"{where} is not a string: every banned entry must be text.",
+            f"{where} — не строка: каждое запрещённое слово должно быть текстом.",
+        )
+    where = f"bad_words = {_show(value)}"
+    if kind == "too_long" and isinstance(value, list | tuple):
+        return Text(
+            f"{where} has {len(value)} entries: at most {MAX_BAD_WORDS} are allowed. Keep the ones you need.",
+            f"{where} содержит {_ru_count(len(value), 'запись', 'записи', 'записей')}: допускается не больше "
+            f"{MAX_BAD_WORDS}. Оставьте только нужные.",
+        )
+    if kind == "list_type":
+        return Text(
+            f"{where} is not a list of strings: give a list such as ['однако', 'тем не менее'].",
+            f"{where} — не список строк: укажите список, например ['однако', 'тем не менее'].",
+        )
+    return Text(f"{where} is invalid: {msg}.", f"{where} — недопустимое значение: {msg}.")
 
 
 def _stop_issue(loc: tuple[int | str, ...], kind: str, value: object, msg: str) -> Text:

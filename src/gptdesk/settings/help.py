@@ -207,6 +207,21 @@ FIELD_HELP: dict[str, FieldHelp] = {
             "после одного абзаца. Экономит время, которое модель потратила бы на ненужный текст.",
         ),
     ),
+    "bad_words": FieldHelp(
+        Text("Banned words", "Запрещённые слова"),
+        Text(
+            "Words and phrases the model may not write (as transformers' bad_words_ids): a word that is "
+            "one token is never chosen; for a longer one its last token is refused wherever the tokens "
+            "before it have just been written. Each is banned as written and with a space before it (how "
+            "it appears inside a sentence); the letter case counts. Up to 64 entries of 1–100 characters. "
+            "Costs next to nothing.",
+            "Слова и фразы, которые модели нельзя писать (как bad_words_ids в transformers): слово из "
+            "одного токена не выбирается никогда; у более длинного запрещается последний токен там, где "
+            "только что написаны токены перед ним. Каждое запрещается как написано и с пробелом перед ним "
+            "(так оно встречается внутри предложения); регистр букв учитывается. До 64 записей длиной "
+            "от 1 до 100 символов. На скорость почти не влияет.",
+        ),
+    ),
 }
 
 # Typical values quoted in range errors, so a message also says what to pick.

@@ -46,6 +46,7 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ("min_length", "optional"),
     ("seed", "seed"),
     ("stop", "stop"),
+    ("bad_words", "words"),
 )
 SAMPLING_KNOBS = ("temperature", "top_k", "top_p")
 _STEPS = {"temperature": 0.05, "top_p": 0.01, "repetition_penalty": 0.05}
@@ -117,6 +118,12 @@ def escape(text: str) -> str:
 
 
 _ESCAPED = {"\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+_WORDS_HINT = Text(
+    "One word or phrase per line, exactly as it is written (no escapes).",
+    "По одному слову или фразе на строку, ровно как они пишутся (без escape-последовательностей).",
+)
 
 
 def _stop_lines(text: str) -> tuple[list[str], SettingIssue | None]:
@@ -272,6 +279,8 @@ class ParametersPanel(QWidget):
             elif isinstance(editor, QLineEdit):
                 text = editor.text().strip()
                 values[name] = text or None  # the settings model parses it and names a bad value
+            elif isinstance(editor, QPlainTextEdit) and kind == "words":  # one banned word or phrase per line
+                values[name] = [line for line in editor.toPlainText().split("\n") if line.strip()]
             elif isinstance(editor, QPlainTextEdit):
                 values[name], _ = _stop_lines(editor.toPlainText())
         return values
@@ -280,7 +289,7 @@ class ParametersPanel(QWidget):
         """Show these settings (missing keys keep their current value)."""
         self._applying = True
         try:
-            for name, _kind in FIELDS:
+            for name, kind in FIELDS:
                 if name not in values:
                     continue
                 value = values[name]
@@ -295,6 +304,8 @@ class ParametersPanel(QWidget):
                     editor.setValue(0 if value is None else int(value))
                 elif isinstance(editor, QLineEdit):
                     editor.setText("" if value is None else str(value))
+                elif isinstance(editor, QPlainTextEdit) and kind == "words":
+                    editor.setPlainText("\n".join(value or []))
                 elif isinstance(editor, QPlainTextEdit):
                     editor.setPlainText("\n".join(escape(s) for s in (value or [])))
         finally:
@@ -426,6 +437,8 @@ class ParametersPanel(QWidget):
             hint = f"<p><i>{html.escape(_SHADOWED[name][1].get())}</i></p>"
         if name == "stop":
             body += "<br>" + html.escape(_STOP_HINT.get())
+        elif name == "bad_words":
+            body += "<br>" + html.escape(_WORDS_HINT.get())
         tip = f"<qt><b>{html.escape(help_.label.get())}</b> (<code>{name}</code>){hint}<p>{body}</p></qt>"
         for widget in (self._editors[name], self._labels[name]):
             widget.setToolTip(tip)

@@ -208,3 +208,13 @@ def test_generate_remote_against_a_gptdesk_serve_child_matches_the_local_run(tin
     assert there["engine"] == "remote" and there["text"] == here["text"]
     assert there["prompt_tokens"] == here["prompt_tokens"] > 0
     assert "remote_" not in err and "not one GPT Desk recognises" not in err
+
+
+def test_banned_words_go_to_the_servers_that_read_them_and_are_named_where_ignored(fake: Any) -> None:
+    vllm, llama = fake("vllm"), fake("llama-cpp-python")
+    _, vllm_err = generate(vllm.url, "--preset", "greedy", "--ban", "однако", "--ban", "вдруг")
+    assert vllm.bodies[-1]["bad_words"] == ["однако", "вдруг"]
+    assert "bad_words" not in vllm_err
+    _, llama_err = generate(llama.url, "--preset", "greedy", "--ban", "однако")
+    assert "bad_words" not in llama.bodies[-1]
+    assert "bad_words = ['однако']" in llama_err  # the notice names what that server ignores

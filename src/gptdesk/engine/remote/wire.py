@@ -41,14 +41,15 @@ _NO_BEAMS_OR_MINIMUM = frozenset(
 )
 #: The settings each kind of server applies through /v1/completions (docs/remote.md has the table).
 #: Lengths given as max_length/min_length are turned into max_tokens/min_tokens before sending.
+#: Banned words (bad_words) are read by GPT Desk and vLLM (SamplingParams.bad_words, the same semantics).
 HONOURED: dict[str, frozenset[str]] = {
     "gptdesk": _ALL_SETTINGS,
     "vllm": _ALL_SETTINGS - {"num_beams", "no_repeat_ngram_size"},
-    "llama.cpp": _ALL_SETTINGS - _NO_BEAMS_OR_MINIMUM,
+    "llama.cpp": _ALL_SETTINGS - _NO_BEAMS_OR_MINIMUM - {"bad_words"},
     # llama-cpp-python reads min_tokens (recent versions) but answers one choice whatever n is.
-    "llama-cpp-python": _ALL_SETTINGS - {"num_beams", "no_repeat_ngram_size", "num_return_sequences"},
-    "tgi": _ALL_SETTINGS - _NO_BEAMS_OR_MINIMUM - {"top_k"},
-    "ollama": _ALL_SETTINGS - _NO_BEAMS_OR_MINIMUM - {"top_k", "repetition_penalty"},
+    "llama-cpp-python": _ALL_SETTINGS - {"num_beams", "no_repeat_ngram_size", "num_return_sequences", "bad_words"},
+    "tgi": _ALL_SETTINGS - _NO_BEAMS_OR_MINIMUM - {"top_k", "bad_words"},
+    "ollama": _ALL_SETTINGS - _NO_BEAMS_OR_MINIMUM - {"top_k", "repetition_penalty", "bad_words"},
 }
 
 #: What /v1/models says in owned_by, for the servers whose answer names them.
@@ -70,7 +71,7 @@ TOKENIZE: dict[str, str] = {
 }
 
 #: Settings GPT Desk sends beyond the OpenAI completions API (temperature, top_p, n, stop, seed… are in it).
-BEYOND_OPENAI = ("top_k", "num_beams", "repetition_penalty", "no_repeat_ngram_size", "min_tokens")
+BEYOND_OPENAI = ("top_k", "num_beams", "repetition_penalty", "no_repeat_ngram_size", "min_tokens", "bad_words")
 
 
 def active_settings(settings: GenerationSettings) -> dict[str, object]:
@@ -99,6 +100,8 @@ def active_settings(settings: GenerationSettings) -> dict[str, object]:
             active[name] = value
     if settings.stop:
         active["stop"] = settings.stop
+    if settings.bad_words:
+        active["bad_words"] = settings.bad_words
     return active
 
 
@@ -189,6 +192,8 @@ def completion_body(
         body["min_tokens"] = min_new
     if settings.stop:
         body["stop"] = list(settings.stop)
+    if settings.bad_words and "bad_words" in honoured:
+        body["bad_words"] = list(settings.bad_words)
     if kind in ("gptdesk", "vllm"):
         body["return_token_ids"] = True
     return body

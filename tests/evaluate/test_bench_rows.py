@@ -85,3 +85,21 @@ def test_the_continue_line_says_whether_the_target_is_met() -> None:
     assert "цель ≤ 0.5 с: выполнена" in met[-1].ru
     missed = bench.ratios([row("continue_q8_0", 0.9)])
     assert missed[-1].en.endswith("target ≤ 0.5 s: MISSED") and "emptied" not in missed[-1].en
+
+
+def test_the_branch_row_grows_a_branch_from_the_kept_story(tiny_model_dir: Path) -> None:
+    from gptdesk.engine.llamacpp.engine import LlamaCppEngine
+    from gptdesk.evaluate import bench
+    from gptdesk.evaluate.bench_rows import branch_row
+
+    prompt = "Жили-были дед да баба, и была у них курочка Ряба."
+    with LlamaCppEngine.load(tiny_model_dir, quant="q8_0", threads=1, check_memory=False) as engine:
+        run = branch_row(engine, prompt, 4)
+        decoded = engine.store.stats.decoded_tokens
+    (finished,) = run.finished
+    story = finished.prompt_tokens
+    assert story >= 50 and finished.generated_tokens == [4]
+    # The story once with its continuation, then only the branch's new tokens: not the story twice.
+    assert decoded <= story + 4 + 4 + 4, (decoded, story)
+    line = bench.ratios([bench.Row("branch_q8_0", "b", 1, 10.0, 0.2, 0, 0.0, 0, 0, 1003)])[-1]
+    assert line.en == "Branch at a token of a 1003-token story: first token 0.20 s; target ≤ 0.5 s: met"

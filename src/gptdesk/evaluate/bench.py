@@ -68,12 +68,14 @@ CONFIGS = (
         "q8_0",
         preset="continue_cold",
     ),
+    # Branching a long story at a token (issue 19): the branch's first token from the kept cache.
+    Config("branch_q8_0", "llama.cpp q8_0, branch of a long story at a token", "llamacpp", "q8_0", preset="branch"),
 )
 CONFIG_BY_KEY = {c.key: c for c in CONFIGS}
 #: Rows whose speed is all generated tokens over the whole generation (first token included).
 MANY = ("sber_demo", "variants4", "sequential4")
 #: Rows whose first-token time is a figure of the table (the time to read the prompt, or what is new of it).
-FIRST_TOKEN = ("greedy", "continue", "continue_cold")
+FIRST_TOKEN = ("greedy", "continue", "continue_cold", "branch")
 #: The continue row's target: the first token of a Continue within this many seconds (issue 18).
 CONTINUE_TARGET_S = 0.5
 #: The most threads the bench runs: this computer's logical CPUs.
@@ -562,6 +564,19 @@ def ratios(rows: list[Row]) -> list[Text]:
                     "ток/с четырёх последовательных запусков q8_0",
                 )
             )
+    branch = by.get("branch_q8_0")
+    if branch is not None and branch.first_token_s is not None:
+        verdict = (
+            Text("met", "выполнена") if branch.first_token_s <= CONTINUE_TARGET_S else Text("MISSED", "НЕ ВЫПОЛНЕНА")
+        )
+        lines.append(
+            Text(
+                f"Branch at a token of a {branch.prompt_tokens}-token story: first token {branch.first_token_s:.2f} s; "
+                f"target ≤ {CONTINUE_TARGET_S} s: {verdict.en}",
+                f"Ветка от токена рассказа из {branch.prompt_tokens} токенов: первый токен через "
+                f"{branch.first_token_s:.2f} с; цель ≤ {CONTINUE_TARGET_S} с: {verdict.ru}",
+            )
+        )
     kept, cold = by.get("continue_q8_0"), by.get("continue_cold_q8_0")
     if kept is not None and kept.first_token_s is not None:
         met = kept.first_token_s <= CONTINUE_TARGET_S

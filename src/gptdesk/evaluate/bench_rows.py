@@ -124,10 +124,14 @@ def sequential4(engine: Any, prompt: str, new: int) -> Run:
 CONTINUE_TOKENS = 1600
 
 
-def _long_text(engine: Any, prompt: str, new: int) -> str:
-    """The prompt repeated to CONTINUE_TOKENS tokens, or fewer where the model's context and two
+#: The branch row's story: about this many tokens (issue 19's target: a branch of a 1,000-token story).
+BRANCH_TOKENS = 1000
+
+
+def _long_text(engine: Any, prompt: str, new: int, tokens: int = CONTINUE_TOKENS) -> str:
+    """The prompt repeated to `tokens` tokens, or fewer where the model's context and two
     generations of `new` tokens would not fit (a small shape holds 1,024 positions)."""
-    room = min(CONTINUE_TOKENS, int(engine.info.n_positions) - 2 * new - 2)
+    room = min(tokens, int(engine.info.n_positions) - 2 * new - 2)
     pieces = engine.tokenize(prompt)
     times = -(-room // max(1, len(pieces))) + 1
     whole = engine.tokenize(" ".join([prompt] * times))
@@ -157,6 +161,27 @@ def continue_kept(engine: Any, prompt: str, new: int) -> Run:
 def continue_cold(engine: Any, prompt: str, new: int) -> Run:
     """The same Continue with the cache emptied first: the text decoded from nothing (as before)."""
     return _continuation(engine, prompt, new, cold=True)
+
+
+@row_kind("branch")
+def branch_row(engine: Any, prompt: str, new: int) -> Run:
+    """Branch a ~1,000-token story at a token of its last continuation: the text up to that token, the
+    model's second choice there, and a continuation from it (the story window's click on an alternative)."""
+    from gptdesk.engine.base import Finished
+
+    text = _long_text(engine, prompt, new, BRANCH_TOKENS)
+    first: Finished | None = None
+    for event in engine.stream(text, _fixed_length("greedy", new), top_alternatives=2):
+        if isinstance(event, Finished):
+            first = event
+    assert first is not None
+    produced = [t for t in first.tokens[0] if t.token_id >= 0]
+    at = len(produced) // 2
+    other = next((a for a in produced[at].alternatives if a.token_id != produced[at].token_id), None)
+    taken = other.text if other is not None else produced[at].text
+    branched = text + "".join(t.text for t in produced[:at]) + taken
+    finished, stamps = _generate(engine, branched, _fixed_length("greedy", new))
+    return Run(finished.timings.tokens_per_second, [finished], stamps)
 
 
 def capped_new_tokens(kind: str, new_tokens: int) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import signal
 import threading
@@ -98,11 +97,6 @@ def register(subparsers: Any) -> None:
     a.set_defaults(func=cmd_adapters_ls, json=False)
 
 
-def default_name(first_file: str) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(first_file).stem).strip("-._")
-    return (stem or "adapter")[:64]
-
-
 class TuneBar:
     """Draws TuneProgress: one redrawn line on a terminal, a line per evaluation otherwise."""
 
@@ -156,7 +150,7 @@ def cmd_tune(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from gptdesk.models.cost import format_bytes
     from gptdesk.models.locate import read_config, resolve
     from gptdesk.models.shape import ModelShape
-    from gptdesk.tune.data import read_texts
+    from gptdesk.tune.data import default_name, read_texts
     from gptdesk.tune.options import TuneOptions, check_memory
     from gptdesk.tune.train import tune
 

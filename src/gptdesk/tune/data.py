@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +81,12 @@ def read_one(path: Path) -> str:
             )
         )
     return text
+
+
+def default_name(first_file: str | Path) -> str:
+    """An adapter's name from its first text file: the file's stem in the letters a name may hold."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(first_file).stem).strip("-._")
+    return (stem or "adapter")[:64]
 
 
 def read_texts(paths: Sequence[Path]) -> TuneTexts:

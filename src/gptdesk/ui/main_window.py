@@ -235,6 +235,7 @@ class MainWindow(QMainWindow):
         self.act_remote = self._action(lambda: self.loader.on_model_requested("remote", None), "Ctrl+Shift+O")
         self.act_manage_models = self._action(self.open_model_manager, "Ctrl+Shift+M")
         self.act_perplexity = self._action(self.open_perplexity)
+        self.act_teach = self._action(self.open_teach)
         # Tools > llama.cpp type: the quantization the fast engine loads (kept between sessions).
         from gptdesk.models.gguf.sizes import DEFAULT_QUANT, QUANT_TYPES
 
@@ -316,6 +317,7 @@ class MainWindow(QMainWindow):
         bar.addMenu(self.stories.menu)
         self.tools_menu = bar.addMenu("")
         self.tools_menu.addAction(self.act_perplexity)
+        self.tools_menu.addAction(self.act_teach)
         self.quant_menu = self.tools_menu.addMenu("")
         for action in self.act_quants.values():
             self.quant_menu.addAction(action)
@@ -369,6 +371,7 @@ class MainWindow(QMainWindow):
         self.language_menu.setTitle(self.tr("&Language"))
         self.tools_menu.setTitle(self.tr("&Tools"))
         self.act_perplexity.setText(self.tr("How well does this model know my text?…"))
+        self.act_teach.setText(self.tr("&Teach the model my texts…"))
         self.quant_menu.setTitle(self.tr("llama.cpp &type (speed against quality)"))
         self.threads_menu.setTitle(self.tr("llama.cpp t&hreads"))
         self.threads_menu.setToolTipsVisible(True)
@@ -508,15 +511,29 @@ class MainWindow(QMainWindow):
         layers, width = (engine.info.n_layer, engine.info.n_embd) if engine is not None else (24, 1536)
         return f"{2 * layers * width * 2 * 1000 / 1e6:.0f}"
 
+    def _local_model(self) -> str | None:
+        """The loaded local model as the loaders take it (None: none, or a remote one: the embedded model)."""
+        if self.engine is None or self.engine.info.engine == "remote":
+            return None
+        info = self.engine.info
+        # A catalog or hub model by its id (its converted files are found again); a folder by its path.
+        return info.model_id if find_entry(info.model_id) is not None else info.source
+
+    def open_teach(self) -> None:
+        """Tools > Teach the model my texts… (LoRA on the loaded local model, else the embedded one)."""
+        from gptdesk.ui.teach_dialog import TeachDialog
+
+        dialog = TeachDialog(self._local_model(), self.prompt_edit.toPlainText(), self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.adapter_ready.connect(self.set_adapter)
+        self.teach_dialog = dialog
+        dialog.show()
+
     def open_perplexity(self) -> None:
         """Tools > How well does this model know my text? (the loaded local model, else the embedded one)."""
         from gptdesk.ui.perplexity_dialog import PerplexityDialog
 
-        model: str | None = None
-        if self.engine is not None and self.engine.info.engine != "remote":
-            info = self.engine.info
-            # A catalog or hub model by its id (its converted files are found again); a folder by its path.
-            model = info.model_id if find_entry(info.model_id) is not None else info.source
+        model = self._local_model()
         dialog = PerplexityDialog(self, model=model)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.perplexity_dialog = dialog

@@ -631,6 +631,10 @@
         <translation>Меньше потоков, чем ядер, помогает, когда процессор занят другими программами: поток llama.cpp, который ждёт приостановленного системой соседа, задерживает каждый шаг.</translation>
     </message>
     <message>
+        <source>&amp;Teach the model my texts…</source>
+        <translation>&amp;Обучить модель на моих текстах…</translation>
+    </message>
+    <message>
         <source>&amp;Adapter (taught on your texts)</source>
         <translation>&amp;Адаптер (обучен на ваших текстах)</translation>
     </message>
@@ -1290,6 +1294,81 @@ Greedy choice: “{piece}” at {p}</source>
     <message>
         <source>Story</source>
         <translation>Рассказ</translation>
+    </message>
+</context>
+<context>
+    <name>TeachDialog</name>
+    <message>
+        <source>Texts to teach the model</source>
+        <translation>Тексты для обучения модели</translation>
+    </message>
+    <message>
+        <source>Held-out bits per character: {before:.4f} before, {after:.4f} after ({gain:+.1f}% lower)</source>
+        <translation>Бит на символ проверочного текста: {before:.4f} до, {after:.4f} после (ниже на {gain:+.1f}%)</translation>
+    </message>
+    <message>
+        <source>Teach the model my texts — GPT Desk</source>
+        <translation>Обучить модель на моих текстах — GPT Desk</translation>
+    </message>
+    <message>
+        <source>&amp;Texts</source>
+        <translation>&amp;Тексты</translation>
+    </message>
+    <message>
+        <source>Model</source>
+        <translation>Модель</translation>
+    </message>
+    <message>
+        <source>Adapter &amp;name</source>
+        <translation>&amp;Имя адаптера</translation>
+    </message>
+    <message>
+        <source>Time &amp;budget, minutes</source>
+        <translation>&amp;Время, минут</translation>
+    </message>
+    <message>
+        <source>&amp;Add files…</source>
+        <translation>&amp;Добавить файлы…</translation>
+    </message>
+    <message>
+        <source>&amp;Remove</source>
+        <translation>&amp;Убрать</translation>
+    </message>
+    <message>
+        <source>T&amp;each</source>
+        <translation>&amp;Обучить</translation>
+    </message>
+    <message>
+        <source>S&amp;top</source>
+        <translation>&amp;Стоп</translation>
+    </message>
+    <message>
+        <source>&amp;Use this adapter</source>
+        <translation>&amp;Применить этот адаптер</translation>
+    </message>
+    <message>
+        <source>Without the adapter (seed {seed})</source>
+        <translation>Без адаптера (зерно {seed})</translation>
+    </message>
+    <message>
+        <source>With the adapter (same prompt and seed)</source>
+        <translation>С адаптером (та же затравка и зерно)</translation>
+    </message>
+    <message>
+        <source>loss</source>
+        <translation>потери</translation>
+    </message>
+    <message>
+        <source>step</source>
+        <translation>шаг</translation>
+    </message>
+    <message>
+        <source>training loss</source>
+        <translation>потери обучения</translation>
+    </message>
+    <message>
+        <source>held-out loss</source>
+        <translation>потери на проверке</translation>
     </message>
 </context>
 <context>

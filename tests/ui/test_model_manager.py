@@ -220,3 +220,41 @@ def test_closing_during_a_download_stops_it(qtbot: Any, hub: FakeHub, tmp_path: 
     assert find_local("rugpt3large") is None
     partial = list((tmp_path / "hub" / "models--ai-forever--rugpt3large_based_on_gpt2" / "blobs").glob("*.incomplete"))
     assert len(partial) == 1 and partial[0].stat().st_size > 0
+
+
+def test_adapters_are_listed_under_their_model(qtbot: Any, tmp_path: Path) -> None:
+    from gptdesk.models.adapters import AdapterManifest, install, remove_adapter
+
+    staging = tmp_path / "stage"
+    staging.mkdir()
+    (staging / "adapter_model.safetensors").write_bytes(b"not read by the list")
+    (staging / "adapter_config.json").write_text("{}")
+    manifest = AdapterManifest(
+        "pushkin",
+        "embedded",
+        "",
+        8,
+        16.0,
+        ["c_attn"],
+        "0" * 64,
+        1,
+        1,
+        ["onegin.txt"],
+        1,
+        1,
+        1.0,
+        2.5,
+        2.2,
+        "2026-12-06T00:00:00+00:00",
+    )
+    install(staging, manifest)
+    dialog = _dialog(qtbot)
+    assert _cell(dialog, "embedded", "adapters") == "pushkin"
+    assert _cell(dialog, "rugpt3large", "adapters") == "—"
+    from gptdesk.ui.model_manager import _COL
+
+    tip = dialog.table.item(dialog.row_index("embedded"), _COL["adapters"]).toolTip()
+    assert "taught on onegin.txt" in tip and "2.500 → 2.200" in tip
+    remove_adapter("pushkin")
+    dialog.refresh()
+    assert _cell(dialog, "embedded", "adapters") == "—"

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from gptdesk.errors import DownloadCancelled, GptDeskError
 from gptdesk.i18n import Text, current_language
+from gptdesk.models.adapters import list_adapters
 from gptdesk.models.cost import available_memory, format_bytes
 from gptdesk.models.gguf.converted import cache_total, gguf_root
 from gptdesk.models.hub.disk import FreeSpace, free_disk_space
@@ -48,6 +49,7 @@ _COLUMNS: tuple[tuple[str, Text], ...] = (
     ("download", Text("Download", "Загрузка")),
     ("disk", Text("On disk", "На диске")),
     ("converted", Text("GGUF copies", "Копии GGUF")),
+    ("adapters", Text("Adapters", "Адаптеры")),
     *((f"ram_{d}", Text(f"RAM {d}", f"ОЗУ {d}")) for d in SHOWN_DTYPES),
     ("licence", Text("Licence", "Лицензия")),
     ("status", Text("Status", "Состояние")),
@@ -349,13 +351,20 @@ class ModelManagerDialog(QDialog):
             " Выберите другой тип данных, квантованный движок или модель поменьше.",
         )
         red = QBrush(QColor(180, 30, 30))
+        try:
+            adapters = list_adapters()
+        except (GptDeskError, OSError):
+            adapters = []  # an unreadable adapters folder shows none; `gptdesk adapters ls` names the problem
         for index, row in enumerate(self._rows):
+            names = {row.id, row.name, *row.aliases}
+            mine = [a.manifest for a in adapters if a.manifest.base_model in names]
             cells: dict[str, str] = {
                 "model": row.title.get(lang) if row.in_catalog else row.id,
                 "params": f"{row.params / 1e6:.0f}M" if row.params else "?",
                 "download": format_bytes(row.download_bytes, lang) if row.download_bytes else "?",
                 "disk": format_bytes(row.disk_bytes, lang) if row.disk_bytes else "—",
                 "converted": ", ".join(f"{f.quant} {format_bytes(f.bytes, lang)}" for f in row.converted) or "—",
+                "adapters": ", ".join(m.name for m in mine) or "—",
                 "licence": row.licence or Text("see its hub page", "см. страницу на хабе").get(lang),
                 "status": self._status_text(row).get(lang),
             }
@@ -363,6 +372,17 @@ class ModelManagerDialog(QDialog):
                 self._cell(index, _COL[key]).setText(text)
             self._cell(index, _COL["model"]).setToolTip(f"{row.id}\n{self._description(row).get(lang)}")
             self._cell(index, _COL["converted"]).setToolTip("\n".join(str(f.path) for f in row.converted))
+            self._cell(index, _COL["adapters"]).setToolTip(
+                "\n".join(
+                    Text(
+                        f"{m.name}: rank {m.rank}, taught on {', '.join(m.texts_files)}; held-out bits per character "
+                        f"{m.heldout_bpc_before:.3f} → {m.heldout_bpc_after:.3f}; {m.created[:10]}",
+                        f"{m.name}: ранг {m.rank}, обучен на {', '.join(m.texts_files)}; бит на символ на проверке "
+                        f"{m.heldout_bpc_before:.3f} → {m.heldout_bpc_after:.3f}; {m.created[:10]}",
+                    ).get(lang)
+                    for m in mine
+                )
+            )
             for dtype in SHOWN_DTYPES:
                 item = self._cell(index, _COL[f"ram_{dtype}"])
                 need = row.ram_bytes.get(dtype)

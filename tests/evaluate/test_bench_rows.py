@@ -103,3 +103,33 @@ def test_the_branch_row_grows_a_branch_from_the_kept_story(tiny_model_dir: Path)
     assert decoded <= story + 4 + 4 + 4, (decoded, story)
     line = bench.ratios([bench.Row("branch_q8_0", "b", 1, 10.0, 0.2, 0, 0.0, 0, 0, 1003)])[-1]
     assert line.en == "Branch at a token of a 1003-token story: first token 0.20 s; target ≤ 0.5 s: met"
+
+
+def test_the_tune_row_trains_a_few_steps_and_reports_the_peak_memory(tiny_model_dir: Path) -> None:
+    import torch
+
+    from gptdesk.evaluate import bench
+    from gptdesk.models.adapters import list_adapters
+
+    threads = torch.get_num_threads()
+    try:
+        spec = {
+            "model": str(tiny_model_dir),
+            "engine": "transformers",
+            "dtype": "float32",
+            "preset": "tune",
+            "app_process": False,
+            "threads": 1,
+            "runs": 1,
+            "new_tokens": 8,
+            "prompt": "Жили-были",
+        }
+        result = measure_row(spec)
+    finally:
+        torch.set_num_threads(threads)
+    assert len(result["tokens_per_second"]) == 1 and result["tokens_per_second"][0] > 0
+    assert result["peak_rss_bytes"] > 0 and result["threads"] == 1
+    assert list_adapters() == []  # the bench keeps nothing in the user's cache
+    row = bench.make_row(bench.CONFIG_BY_KEY["tune"], [result], 1, 0, None)
+    line = bench.ratios([row])[-1]
+    assert line.en.startswith("LoRA tuning: peak RAM ") and "Large shape ≤ 6 GB" in line.en

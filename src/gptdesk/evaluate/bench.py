@@ -70,6 +70,10 @@ CONFIGS = (
     ),
     # Branching a long story at a token (issue 19): the branch's first token from the kept cache.
     Config("branch_q8_0", "llama.cpp q8_0, branch of a long story at a token", "llamacpp", "q8_0", preset="branch"),
+    # LoRA tuning (issue 20): a few steps on the shape's random weights; the figure is the peak RAM.
+    Config(
+        "tune", "LoRA tuning (rank 8, 512-token sequences), tokens trained/s", "transformers", "float32", preset="tune"
+    ),
 )
 CONFIG_BY_KEY = {c.key: c for c in CONFIGS}
 #: Rows whose speed is all generated tokens over the whole generation (first token included).
@@ -503,7 +507,8 @@ def compare_rows(rows: list[Row], bandwidth: float) -> None:
             row.percent_of_floor = 100.0 * row.tokens_per_second * row.weights_bytes / bandwidth
         if row.steady_tokens_per_second is not None:
             row.steady_percent_of_floor = 100.0 * row.steady_tokens_per_second * row.weights_bytes / bandwidth
-        if fp32 is not None and row.tokens_per_second and fp32.tokens_per_second:
+        tuning = CONFIG_BY_KEY[row.key].preset == "tune"  # tokens trained, not generated: no ratio to fp32
+        if fp32 is not None and row.tokens_per_second and fp32.tokens_per_second and not tuning:
             row.speedup_vs_fp32 = _speedup(row, fp32)
 
 
@@ -564,6 +569,15 @@ def ratios(rows: list[Row]) -> list[Text]:
                     "ток/с четырёх последовательных запусков q8_0",
                 )
             )
+    tuning = next((r for r in rows if r.key == "tune" and r.peak_rss_bytes), None)
+    if tuning is not None:
+        gb = tuning.peak_rss_bytes / 1e9
+        lines.append(
+            Text(
+                f"LoRA tuning: peak RAM {gb:.2f} GB (targets: Small shape ≤ 2 GB, Large shape ≤ 6 GB)",
+                f"Обучение LoRA: пиковая память {gb:.2f} ГБ (цели: Small ≤ 2 ГБ, Large ≤ 6 ГБ)",
+            )
+        )
     branch = by.get("branch_q8_0")
     if branch is not None and branch.first_token_s is not None:
         verdict = (

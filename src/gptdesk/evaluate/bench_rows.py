@@ -40,6 +40,8 @@ class RowKind:
     streams_tokens: bool = True
     #: New tokens are capped at this (many sequences per step: the whole generation is timed).
     max_new_tokens: int | None = None
+    #: The row times an engine's generation (False: it measures something else on the model's folder).
+    loads_engine: bool = True
 
 
 #: Every kind of row by name. Add one with `@row_kind(...)` below and a bench.Config that names it.
@@ -47,14 +49,16 @@ ROW_KINDS: dict[str, RowKind] = {}
 
 
 def row_kind(
-    name: str, *, streams_tokens: bool = True, max_new_tokens: int | None = None
+    name: str, *, streams_tokens: bool = True, max_new_tokens: int | None = None, loads_engine: bool = True
 ) -> Callable[[RowRun], RowRun]:
     """Register a function as the run of the row kind `name`."""
 
     def register(run: RowRun) -> RowRun:
         if name in ROW_KINDS:
             raise ValueError(f"row kind {name!r} is registered twice")
-        ROW_KINDS[name] = RowKind(name, run, streams_tokens=streams_tokens, max_new_tokens=max_new_tokens)
+        ROW_KINDS[name] = RowKind(
+            name, run, streams_tokens=streams_tokens, max_new_tokens=max_new_tokens, loads_engine=loads_engine
+        )
         return run
 
     return register
@@ -184,6 +188,38 @@ def branch_row(engine: Any, prompt: str, new: int) -> Run:
     return Run(finished.timings.tokens_per_second, [finished], stamps)
 
 
+#: The tune row: LoRA rank 8 on 512-token sequences, batch 1, as issue 20 measured its peak RAM.
+TUNE_SEQ_LEN = 512
+#: The tune row's time budget: the first step always runs; a Large step takes longer than this on a laptop.
+TUNE_SECONDS = 3.0
+
+
+@row_kind("tune", streams_tokens=False, loads_engine=False)
+def tune_row(model_folder: Any, prompt: str, new: int) -> Run:
+    """A few LoRA tuning steps on the model's folder (gradient checkpointing, fp32): tokens trained per second.
+
+    The row's figure that matters is the worker's peak RAM (the tuning targets: Small ≤ 2 GB, Large ≤ 6 GB).
+    """
+    import tempfile
+
+    from gptdesk.evaluate.bench_quality import heldout_text
+    from gptdesk.models.locate import resolve
+    from gptdesk.tune.data import read_texts
+    from gptdesk.tune.options import TuneOptions
+    from gptdesk.tune.train import tune
+
+    del prompt, new  # the text is the shipped held-out prose; the steps are bounded by time
+    with tempfile.TemporaryDirectory(prefix="gptdesk-bench-tune-") as tmp:
+        path = Path(tmp) / "prose.txt"
+        path.write_text(heldout_text()[:40_000], encoding="utf-8")
+        options = TuneOptions(rank=8, seq_len=TUNE_SEQ_LEN, batch_size=1, minutes=TUNE_SECONDS / 60, eval_every=10**6)
+        result = tune(read_texts([path]), resolve(str(model_folder)), "bench-tune", options, replace_existing=True)
+        from gptdesk.models.adapters import remove_adapter
+
+        remove_adapter("bench-tune")  # the bench measures; it keeps no adapter in the user's cache
+    return Run(result.tokens_seen / max(result.seconds, 1e-9), [])
+
+
 def capped_new_tokens(kind: str, new_tokens: int) -> int:
     """The new tokens a row of this kind generates when the bench asks for `new_tokens`."""
     cap = ROW_KINDS[kind].max_new_tokens
@@ -221,6 +257,23 @@ def measure_row(spec: dict[str, Any]) -> dict[str, Any]:
 
     kind = ROW_KINDS[spec["preset"]]
     threads = int(spec["threads"])
+    if not kind.loads_engine:
+        import torch
+
+        torch.set_num_threads(threads)
+        started = time.perf_counter()
+        measured = [kind.run(spec["model"], spec["prompt"], int(spec["new_tokens"])) for _ in range(int(spec["runs"]))]
+        return {
+            "tokens_per_second": [r.tokens_per_second for r in measured if r.tokens_per_second is not None],
+            "first_token_s": [],
+            "token_interval_median_s": None,
+            "generated_tokens": 0,
+            "prompt_tokens": 0,
+            "load_s": time.perf_counter() - started,
+            "peak_rss_bytes": peak_rss(),
+            "torch_loaded": True,
+            "threads": threads,
+        }
     if spec["app_process"]:
         # As in the app: torch imported and its thread pool used by the reference engine first.
         import torch

@@ -518,12 +518,8 @@ class TransformersEngine:
                 if output.reason == "stop":
                     stop_flag.set()
                 yield event
-        except GeneratorExit:
-            stop_flag.set()  # the consumer walked away: stop generating at the next token
-            thread.join()
-            raise
         finally:
-            stop_flag.set()
+            stop_flag.set()  # also when the consumer walked away (GeneratorExit): stop at the next token
             thread.join()
         ending: FinishReason = "length"
         if user_cancel.is_set() and output.generated < max_new:

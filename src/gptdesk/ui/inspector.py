@@ -84,12 +84,6 @@ class TokenListModel(QAbstractListModel):
         self.items = list(items)
         self.endResetModel()
 
-    def append(self, item: TokenItem) -> None:
-        row = len(self.items)
-        self.beginInsertRows(QModelIndex(), row, row)
-        self.items.append(item)
-        self.endInsertRows()
-
     def extend(self, items: list[TokenItem]) -> None:
         first = len(self.items)
         self.beginInsertRows(QModelIndex(), first, first + len(items) - 1)
@@ -294,20 +288,11 @@ class TokenInspector(QWidget):
         self._show_alternatives(None)
         self._update_titles()
 
-    def add_generated(self, event: TokenEvent) -> None:
-        if event.token_id < 0:  # text released at the end without a token of its own
-            return
-        item = TokenItem(event.token_id, event.piece, event.logprob, event.alternatives)
-        self._generated.setdefault(event.sequence, []).append(item)
-        if event.sequence == self._variant:
-            self.generated_model.append(item)
-            self._update_titles()
-
     def add_generated_many(self, events: list[TokenEvent]) -> None:
         """Add a batch of tokens with one model update (cheaper than one insert per token)."""
         shown: list[TokenItem] = []
         for event in events:
-            if event.token_id < 0:
+            if event.token_id < 0:  # text released at the end without a token of its own
                 continue
             item = TokenItem(event.token_id, event.piece, event.logprob, event.alternatives)
             self._generated.setdefault(event.sequence, []).append(item)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+import gptdesk.tune.bench_row  # noqa: F401  (registers the tune row, as gptdesk bench does)
 from gptdesk.evaluate.bench import CONFIGS, MANY
 from gptdesk.evaluate.bench_rows import ROW_KINDS, Run, capped_new_tokens, greedy, measure_row, row_kind
 

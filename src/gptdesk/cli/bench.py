@@ -138,6 +138,7 @@ def check_writable(path: Path, given: bool) -> None:
 
 
 def cmd_bench(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    import gptdesk.tune.bench_row  # noqa: F401  (registers the tune row)
     from gptdesk.cli.bench_report import print_summary, printing_events
     from gptdesk.engine.llamacpp.native import default_threads
     from gptdesk.evaluate.bench import bench_dir, check_plan, record_measurements, run_bench
@@ -279,6 +280,7 @@ def worker_main(argv: list[str]) -> int:
     die_with_parent(int(argv[argv.index("--parent") + 1]))
     result: dict[str, Any]
     if job == "speed":
+        import gptdesk.tune.bench_row  # noqa: F401  (registers the tune row)
         from gptdesk.evaluate.bench_rows import measure_row
 
         result = measure_row(spec)

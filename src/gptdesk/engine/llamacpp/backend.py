@@ -5,7 +5,9 @@ llama_memory_seq_cp and llama_memory_seq_rm)."""
 from __future__ import annotations
 
 import ctypes
+import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -109,14 +111,7 @@ class LlamaBackend:
             native.n_tokens = len(chunk)
             rc = lib.llama_decode(self.ctx, native)
             if rc != 0:
-                raise EngineError(
-                    Text(
-                        f"llama.cpp failed to decode (code {rc}; {self._errors()}). Use fewer new "
-                        "tokens, beams or variants.",
-                        f"llama.cpp не смог выполнить шаг (код {rc}; {self._errors()}). Уменьшите "
-                        "число новых токенов, лучей или вариантов.",
-                    )
-                )
+                raise self._decode_failed(int(rc), chunk)
             if wanted:
                 # The logits of the entries that asked for them, in batch order.
                 rows = np.ctypeslib.as_array(lib.llama_get_logits(self.ctx), shape=(wanted, self.n_vocab))
@@ -124,6 +119,31 @@ class LlamaBackend:
         if not out:
             return np.zeros((0, self.n_vocab), dtype=np.float32)
         return np.concatenate(out) if len(out) > 1 else out[0]
+
+    def _decode_failed(self, rc: int, chunk: Sequence[tuple[int, int, int, bool]]) -> EngineError:
+        """llama_decode's codes: 1 is no room in the cache (the user can ask for less); 2 is aborted; any other
+        (-1: an invalid batch) is GPT Desk's bug, and the batch goes to a log file the message names."""
+        errors = self._errors()
+        said = f"; {errors}" if errors else ""
+        if rc == 1:
+            return EngineError(
+                Text(
+                    f"llama.cpp found no room in its cache for this step (code 1{said}). Use fewer new tokens, "
+                    "beams or variants.",
+                    f"llama.cpp не нашёл места в кэше для этого шага (код 1{said}). Уменьшите число новых "
+                    "токенов, лучей или вариантов.",
+                )
+            )
+        path = _write_decode_log(rc, chunk, self._n_ctx, self._n_seq, errors)
+        where = Text(f" The batch is in {path}.", f" Пакет записан в {path}.") if path else Text("", "")
+        return EngineError(
+            Text(
+                f"Internal error: llama.cpp refused a batch of {len(chunk)} tokens (code {rc}{said}).",
+                f"Внутренняя ошибка: llama.cpp отклонил пакет из {len(chunk)} токенов (код {rc}{said}).",
+            )
+            + where
+            + Text(" Please report it with that file.", " Сообщите о ней, приложив этот файл.")
+        )
 
     @property
     def _memory(self) -> Any:
@@ -145,3 +165,27 @@ class LlamaBackend:
             self.ctx = None
         self._n_ctx = 0
         self._n_seq = 0
+
+
+def _write_decode_log(
+    rc: int, chunk: Sequence[tuple[int, int, int, bool]], n_ctx: int, n_seq: int, errors: str
+) -> Path | None:
+    """The failed batch as text under the cache's logs/ folder (None when it cannot be written)."""
+    import time
+
+    from gptdesk.models.gguf.cache import cache_dir
+
+    folder = cache_dir() / "logs"
+    path = folder / f"llamacpp-decode-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    lines = [
+        f"llama_decode returned {rc}; context {n_ctx} cells, {n_seq} sequence ids",
+        f"llama.cpp warnings and errors: {errors or '-'}",
+        "token\tposition\tsequence\tlogits",
+        *(f"{t}\t{p}\t{s}\t{int(w)}" for t, p, s, w in chunk),
+    ]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    except OSError:
+        return None
+    return path

@@ -43,6 +43,12 @@ def close_devnull_at_exit() -> None:
             atexit.register(handle.close)
 
 
+#: ggml_log_level values (ggml.h) of the lines kept for messages, and of a line's continuation.
+GGML_LOG_WARN = 3
+GGML_LOG_ERROR = 4
+GGML_LOG_CONT = 5
+
+
 class Library:
     """llama-cpp-python's ctypes bindings, imported once, with llama.cpp's log kept off the terminal."""
 
@@ -71,9 +77,9 @@ class Library:
 
                 @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
                 def _log(level: int, text: bytes, user_data: Any) -> None:
-                    # Kept for error messages; llama.cpp's chatter never reaches the terminal.
-                    if level in (2, 3):  # warnings and errors
-                        cls.recent_log.append(text.decode("utf-8", "replace").rstrip())
+                    # Kept for error messages; llama.cpp's chatter (INFO, DEBUG) never reaches the terminal
+                    # nor a message.
+                    cls.keep_log_line(level, text.decode("utf-8", "replace"))
 
                 llama_cpp.llama_log_set(_log, ctypes.c_void_p(0))
                 cls._log_callback = _log
@@ -81,6 +87,21 @@ class Library:
                 llama_cpp.llama_backend_init()
                 cls._module = llama_cpp
             return cls._module
+
+    #: Whether the last line llama.cpp logged was kept (a CONT line continues it).
+    _kept_last: ClassVar[bool] = False
+
+    @classmethod
+    def keep_log_line(cls, level: int, text: str) -> None:
+        """Keep llama.cpp's warning and error lines (ggml.h's enum ggml_log_level: DEBUG 1, INFO 2, WARN 3,
+        ERROR 4, CONT 5 continues the previous line; llama-cpp-python's comment gives an older order)."""
+        if level == GGML_LOG_CONT:
+            if cls._kept_last and cls.recent_log:
+                cls.recent_log[-1] += text.rstrip("\n")
+            return
+        cls._kept_last = level in (GGML_LOG_WARN, GGML_LOG_ERROR)
+        if cls._kept_last:
+            cls.recent_log.append(text.rstrip())
 
     @classmethod
     def last_errors(cls) -> str:

@@ -104,6 +104,9 @@ class AutoEngine:
     def next_logits(self, ids: list[int]) -> np.ndarray[Any, np.dtype[np.float32]]:
         return self.fast.next_logits(ids)
 
+    def token_logprobs(self, prompt_ids: list[int], ids: list[int]) -> np.ndarray[Any, np.dtype[np.float32]]:
+        return self.fast.token_logprobs(prompt_ids, ids)
+
     def stream(
         self,
         prompt: str,

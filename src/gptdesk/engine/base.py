@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from gptdesk.i18n import Text
 from gptdesk.models.cost import CostEstimate
@@ -188,6 +188,29 @@ class Engine(Protocol):
     ) -> Iterator[StreamEvent]: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class LocalEngine(Engine, Protocol):
+    """A model loaded on this computer (transformers, llama.cpp, and auto over them): beyond generating, it gives
+    its tokenizer and the scores callers read directly (the lab's next-token view and explorer, perplexity, the
+    bench's quality). A remote server gives at most a few log-probabilities, so it is not one."""
+
+    @property
+    def tokenizer(self) -> Any: ...
+
+    def tokenize(self, text: str) -> list[TokenPiece]: ...
+
+    def piece(self, token_id: int) -> str: ...
+
+    def next_logits(self, ids: list[int]) -> Any:
+        """The raw scores of the token after `ids` (float32, one per vocabulary entry)."""
+
+    def token_logprobs(self, prompt_ids: list[int], ids: list[int]) -> Any:
+        """The processed log-probabilities of each of `ids` after `prompt_ids` and the ids before it."""
+
+    def score_tokens(self, ids: list[int], start: int = 1) -> Any:
+        """The natural-log probability of each token of `ids` from position `start` on, given those before."""
 
 
 def run_to_end(events: Iterator[StreamEvent]) -> Finished:

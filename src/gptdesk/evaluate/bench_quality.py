@@ -7,6 +7,7 @@ from collections.abc import Callable
 from importlib.resources import files
 from typing import Any
 
+from gptdesk.engine.base import LocalEngine
 from gptdesk.errors import InvalidInputError
 from gptdesk.i18n import Text
 
@@ -52,7 +53,8 @@ def measure_type(qtype: str, threads: int) -> dict[str, Any]:
     from gptdesk.models.gguf.sizes import QUANT_TYPES
 
     started = time.perf_counter()
-    engine: Any
+    engine: LocalEngine
+    size = 0  # the GGUF file's size (the reference engine reads the model's own folder)
     if qtype == "f32" and "f32" not in QUANT_TYPES:
         import torch
 
@@ -64,13 +66,15 @@ def measure_type(qtype: str, threads: int) -> dict[str, Any]:
     else:
         from gptdesk.engine.llamacpp.engine import LlamaCppEngine
 
-        engine = LlamaCppEngine.load(None, quant=qtype, threads=threads, check_memory=False)
+        fast = LlamaCppEngine.load(None, quant=qtype, threads=threads, check_memory=False)
+        size = fast.gguf.stat().st_size
+        engine = fast
         label = f"llama.cpp {qtype}"
-    with engine:
+    try:
         load_s = time.perf_counter() - started
         result = measure(heldout_text(), engine.tokenizer, engine.score_tokens, context=engine.info.n_positions)
-        file_bytes = getattr(engine, "gguf", None)
-        size = file_bytes.stat().st_size if file_bytes is not None else 0
+    finally:
+        engine.close()
     return {
         "type": qtype,
         "engine": label,

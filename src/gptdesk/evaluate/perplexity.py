@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from gptdesk.engine.base import LocalEngine
 from gptdesk.errors import InvalidInputError
 from gptdesk.i18n import ProgressCallback, Text
 
@@ -272,7 +273,7 @@ def measure(
 class LoadedScorer:
     """A local engine loaded for scoring; close() frees it."""
 
-    engine: Any  # TransformersEngine or LlamaCppEngine
+    engine: LocalEngine  # TransformersEngine or LlamaCppEngine
     label: str  # "llamacpp q8_0", "transformers float32"
     notice: Text | None = None  # why "auto" is not on llama.cpp (an unusable cache folder), to tell the user
 

@@ -2,44 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
-
-import numpy as np
-
-from gptdesk.engine.base import Engine, ModelInfo, TokenPiece
+from gptdesk.engine.base import Engine, LocalEngine
 from gptdesk.errors import InvalidInputError
 from gptdesk.i18n import Text
 
-
-@runtime_checkable
-class LogitsSource(Protocol):
-    """A loaded local model that gives its raw next-token scores (both local engines are one)."""
-
-    info: ModelInfo
-
-    @property
-    def tokenizer(self) -> Any: ...
-
-    def tokenize(self, text: str) -> list[TokenPiece]: ...
-
-    def piece(self, token_id: int) -> str: ...
-
-    def next_logits(self, ids: list[int]) -> np.ndarray[Any, np.dtype[np.float32]]: ...
-
-    def token_logprobs(self, prompt_ids: list[int], ids: list[int]) -> np.ndarray[Any, np.dtype[np.float32]]: ...
+#: The lab reads raw scores from a local engine (engine.base.LocalEngine: transformers, llama.cpp, auto).
+LogitsSource = LocalEngine
 
 
-def logits_source(engine: Engine) -> LogitsSource:
-    """The engine that gives raw scores for `engine`: itself, or the llama.cpp engine inside 'auto'.
+def logits_source(engine: Engine) -> LocalEngine:
+    """`engine` itself when it is local (auto gives its llama.cpp engine's scores).
 
     Raises InvalidInputError for the remote engine: an OpenAI-compatible server returns at most a few
     log-probabilities, not the scores of the whole vocabulary the lab needs.
     """
-    from gptdesk.engine.auto import AutoEngine
-
-    if isinstance(engine, AutoEngine):
-        return engine.fast
-    if isinstance(engine, LogitsSource):
+    if isinstance(engine, LocalEngine):
         return engine
     raise InvalidInputError(
         Text(

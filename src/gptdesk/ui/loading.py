@@ -226,7 +226,7 @@ class ModelLoader(QObject):
 
     def _on_loaded(self, engine: object) -> None:
         if self.closing:
-            if hasattr(engine, "close"):
+            if isinstance(engine, Engine):  # the load worker's result: always an engine
                 engine.close()
             return
         kind, key, label = self._target

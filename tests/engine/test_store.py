@@ -229,3 +229,45 @@ def test_cells_are_freed_for_everyone_when_a_request_fails() -> None:
     with pytest.raises(EngineError):
         drivers.next_logits(store, [*PROMPT, 1, 2])
     assert store.idle_cells == store.used_cells == backend.used()
+
+
+def test_a_branch_that_would_outgrow_the_context_takes_the_kept_text_over_instead_of_losing_it() -> None:
+    # Found by the bench's branch row: a 1,004-token story filled a 1,024-cell context; a branch at one of its
+    # last tokens forked it, the fork needed more cells than were left, and the context was made anew: the
+    # branch's first token took 88 s instead of a fraction of a second.
+    store, backend = make(n_positions=2048)
+    story = [(7 * i) % 50 for i in range(1000)]
+    generate(store, story, GenerationSettings.build(do_sample=False, max_new_tokens=16, min_new_tokens=16))
+    assert backend.resizes == 1 and 1016 < backend.n_ctx <= 1536  # room for the story and some to spare
+    kept = store.sequences()
+    (produced,) = [t[1000:] for t in kept.values()]
+    branch = [*story, *produced[:8], (produced[8] + 1) % VOCAB]  # another token than the model's at 8
+    decoded = len(backend.decoded)
+    generate(store, branch, GenerationSettings.build(do_sample=False, max_new_tokens=16, min_new_tokens=16))
+    assert backend.resizes == 1  # the context was not made anew
+    assert len(backend.decoded) - decoded <= 1 + 16  # the branch's own token and its new ones
+    assert backend.used() == store.used_cells
+
+
+def test_the_context_grows_by_doubling_so_a_long_session_rarely_loses_it() -> None:
+    store, backend = make(n_positions=2048)
+    text = [(3 * i) % 50 for i in range(300)]
+    for _ in range(6):  # a Continue after each answer, as a writer works
+        text = text + generate(store, text, GenerationSettings.build(do_sample=False, max_new_tokens=200))[0]
+    assert len(text) == 1500
+    assert backend.resizes <= 3, backend.resizes  # not one per turn
+
+
+def test_a_long_branch_from_early_on_replaces_the_kept_tail_rather_than_the_context() -> None:
+    store, backend = make(n_positions=2048)
+    story = [(7 * i) % 50 for i in range(1500)]
+    drivers.next_logits(store, story)
+    resizes, n_ctx = backend.resizes, backend.n_ctx
+    assert 1500 < n_ctx < 3000
+    # Another text after the first 100 tokens, as long as the rest: a fork beside the kept text would not fit.
+    other = [*story[:100], *[(3 * i + 1) % 50 for i in range(1400)]]
+    decoded = len(backend.decoded)
+    drivers.next_logits(store, other)
+    assert (backend.resizes, backend.n_ctx) == (resizes, n_ctx)  # the context, and its first 100 cells, stay
+    assert len(backend.decoded) - decoded == 1400
+    assert list(store.sequences().values()) == [other]

@@ -148,11 +148,23 @@ class SequenceStore:
             )
         held = self._seqs[protect].cells if protect is not None and protect in self._seqs else []
         need = len(held) + cells
-        n_ctx = max(self.backend.n_ctx, -(-max(need, 1) // CTX_STEP) * CTX_STEP)
+        # Grow with room to spare (half as much again as needed, or double, up to a full context of kept
+        # cells beside a full request), so that a session makes its context anew, losing the cache, a few
+        # times at most rather than at the next Continue or branch.
+        cap = self.n_positions + max(self.limit, self.n_positions)
+        roomy = min(max(2 * self.backend.n_ctx, need + need // 2), cap)
+        n_ctx = max(self.backend.n_ctx, roomy, need, 1)
+        n_ctx = -(-n_ctx // CTX_STEP) * CTX_STEP
         n_seq = max(self.backend.n_seq, -(-(1 + seqs) // SEQ_STEP) * SEQ_STEP)
         self._forget_all()
         self.backend.resize(n_ctx, n_seq)
         self.stats.resized += 1
+
+    def _fits_after_eviction(self, cells: int, seqs: int) -> bool:
+        """Whether `cells` more cells and `seqs` new ids fit in the context once every idle sequence is gone."""
+        busy = {c for s in self._seqs.values() if s.busy for c in s.cells}
+        busy_ids = sum(1 for s in self._seqs.values() if s.busy)
+        return len(busy) + cells <= self.backend.n_ctx and self.backend.n_seq - busy_ids >= seqs
 
     def open(self, tokens: Sequence[int], *, cells: int = 0, seqs: int = 1, want_from: int | None = None) -> int:
         """A busy sequence holding `tokens`, started from the kept sequence with the longest common prefix.
@@ -171,10 +183,16 @@ class SequenceStore:
             )
         upto = len(tokens) - 1 if want_from is None else min(len(tokens) - 1, want_from)
         base, common = self._best_prefix(tokens, upto)
+        need = len(tokens) - common + cells
         if base is not None:
             self._seqs[base].busy = True  # not evicted while room is made
+            if self._seqs[base].tokens[common:] and not self._fits_after_eviction(need, seqs + 1):
+                # A fork would keep the kept text's tail beside the new one and grow the context, which
+                # loses every kept cell (llama.cpp makes a context anew): the new text takes the kept
+                # sequence over instead, and only the tail it leaves is forgotten (a branch, an edit).
+                self.trim(base, common)
         # Room for the rest of the tokens, what follows, and a fork's new id.
-        self.reserve(len(tokens) - common + cells, seqs + 1, protect=base)
+        self.reserve(need, seqs + 1, protect=base)
         if base is not None and base not in self._seqs:  # the context grew: nothing is kept
             base, common = None, 0
         if base is not None and self._seqs[base].tokens == tokens[: len(self._seqs[base].tokens)]:

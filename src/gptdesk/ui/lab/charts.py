@@ -94,7 +94,7 @@ class NextTokenChart(_Chart):
         self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.tick_font = QFont("DejaVu Sans", 8)
         self.plot.getAxis("bottom").setStyle(tickFont=self.tick_font)
-        #: Each candidate's label as drawn: elided to its bar's slot, so none is dropped or overlaps.
+        # Each candidate's label as drawn: elided to its bar's slot, so none is dropped or overlaps.
         self.tick_labels: list[str] = []
         self.plot.getViewBox().sigResized.connect(self._set_ticks)
         self.legend = self.plot.addLegend(offset=(-10, 10))

@@ -509,7 +509,6 @@
     <name>LabChart</name>
     <message>
         <source>raw (temperature 1, nothing cut)</source>
-        <extracomment>Each candidate&apos;s label as drawn: elided to its bar&apos;s slot, so none is dropped or overlaps.</extracomment>
         <translation>исходная (температура 1, ничего не отсечено)</translation>
     </message>
     <message>

@@ -255,36 +255,15 @@ class MainWindow(QMainWindow):
         from gptdesk.engine.llamacpp.native import physical_cores
 
         self.cores = physical_cores()
-        try:
-            saved_threads = int(str(self._qsettings.value("threads", 0)))
-        except ValueError:
-            saved_threads = 0
-        self.threads_choice = saved_threads if 1 <= saved_threads <= max(self.cores, 1) else 0
-        self.threads_group = QActionGroup(self)
-        self.act_threads: dict[int, QAction] = {}
-        for count in range(0, self.cores + 1):  # 0: automatic
-            action = QAction(str(count), self)
-            action.setCheckable(True)
-            action.setChecked(count == self.threads_choice)
-            action.triggered.connect(lambda _checked=False, n=count: self.set_threads(n))
-            self.threads_group.addAction(action)
-            self.act_threads[count] = action
+        counts = list(range(0, self.cores + 1))  # 0: automatic
+        self.threads_choice = self._saved_choice("threads", counts, 0)
+        self.threads_group, self.act_threads = self._choice_actions(counts, self.threads_choice, self.set_threads)
         self.loader.threads_wanted = self.threads_choice or None
         # Tools > Kept cache: how many tokens of earlier texts llama.cpp keeps for the next generation.
-        try:
-            saved_cache = int(str(self._qsettings.value("cache_tokens", CACHE_AUTO)))
-        except ValueError:
-            saved_cache = CACHE_AUTO
-        self.cache_choice = saved_cache if saved_cache in CACHE_CHOICES else CACHE_AUTO
-        self.cache_group = QActionGroup(self)
-        self.act_cache: dict[int, QAction] = {}
-        for tokens in CACHE_CHOICES:
-            action = QAction(str(tokens), self)
-            action.setCheckable(True)
-            action.setChecked(tokens == self.cache_choice)
-            action.triggered.connect(lambda _checked=False, n=tokens: self.set_cache_tokens(n))
-            self.cache_group.addAction(action)
-            self.act_cache[tokens] = action
+        self.cache_choice = self._saved_choice("cache_tokens", list(CACHE_CHOICES), CACHE_AUTO)
+        self.cache_group, self.act_cache = self._choice_actions(
+            list(CACHE_CHOICES), self.cache_choice, self.set_cache_tokens
+        )
         self.loader.cache_tokens_wanted = None if self.cache_choice == CACHE_AUTO else self.cache_choice
         self.act_quit = self._action(self.close, QKeySequence.StandardKey.Quit)
         self.act_focus_prompt = self._action(self.prompt_edit.setFocus, "Ctrl+L")
@@ -292,6 +271,29 @@ class MainWindow(QMainWindow):
         self.act_search_history = self._action(self._focus_history_search, "Ctrl+F")
         self.act_export_all = {fmt: self._action(partial(self.history_actions.export, None, fmt)) for fmt in FORMATS}
         self.act_languages = self.language.actions
+
+    def _saved_choice(self, key: str, choices: list[int], default: int) -> int:
+        """A menu's choice kept between sessions, or `default` when it is missing or no longer offered."""
+        try:
+            saved = int(str(self._qsettings.value(key, default)))
+        except ValueError:
+            return default
+        return saved if saved in choices else default
+
+    def _choice_actions(
+        self, choices: list[int], checked: int, choose: Callable[[int], None]
+    ) -> tuple[QActionGroup, dict[int, QAction]]:
+        """Exclusive, checkable actions for a Tools submenu (their texts are set by retranslate)."""
+        group = QActionGroup(self)
+        actions: dict[int, QAction] = {}
+        for value in choices:
+            action = QAction(str(value), self)
+            action.setCheckable(True)
+            action.setChecked(value == checked)
+            action.triggered.connect(lambda _checked=False, n=value: choose(n))
+            group.addAction(action)
+            actions[value] = action
+        return group, actions
 
     def _build_menus(self) -> None:
         bar = self.menuBar()

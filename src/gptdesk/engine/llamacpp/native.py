@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +22,19 @@ def default_threads() -> int:
 
 def threads_from_environment() -> int | None:
     """GPTDESK_THREADS as a thread count (None when unset or "auto"); bad values name the fix."""
-    raw = os.environ.get("GPTDESK_THREADS", "").strip()
+    return _count_from_environment("GPTDESK_THREADS", check_thread_count)
+
+
+def _count_from_environment(name: str, check: Callable[[int, str, str], int]) -> int | None:
+    """The whole number in the variable `name`, as `check` accepts it (None when unset or "auto")."""
+    raw = os.environ.get(name, "").strip()
     if raw in ("", "auto"):
         return None
     try:
         value = int(raw)
     except ValueError:
-        value = 0
-    return check_thread_count(value, "GPTDESK_THREADS", raw)
+        value = -1  # refused by every check, which names the variable and the range
+    return check(value, name, raw)
 
 
 #: The most cells the prefix cache may keep (GPTDESK_CACHE_TOKENS, --cache-tokens): 2**20 cells of
@@ -38,14 +44,7 @@ MAX_CACHE_TOKENS = 1 << 20
 
 def cache_tokens_from_environment() -> int | None:
     """GPTDESK_CACHE_TOKENS as a cell count (None when unset or "auto": one full context)."""
-    raw = os.environ.get("GPTDESK_CACHE_TOKENS", "").strip()
-    if raw in ("", "auto"):
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        value = -1
-    return check_cache_tokens(value, "GPTDESK_CACHE_TOKENS", raw)
+    return _count_from_environment("GPTDESK_CACHE_TOKENS", check_cache_tokens)
 
 
 def check_cache_tokens(value: int, name: str = "cache_tokens", raw: str | None = None) -> int:

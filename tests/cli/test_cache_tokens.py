@@ -84,3 +84,28 @@ def test_a_bad_environment_value_names_the_variable(tiny_model_dir: Path, monkey
     with pytest.raises(InvalidInputError) as caught:
         load_engine(tiny_model_dir, engine="llamacpp")
     assert "GPTDESK_CACHE_TOKENS = 'lots'" in caught.value.text.en
+
+
+def test_the_memory_check_counts_what_the_store_keeps(tiny_model_dir: Path) -> None:
+    with load_engine(tiny_model_dir, engine="llamacpp") as engine:
+        settings = engine_settings(max_new_tokens=4)
+        before = engine.check("Жили-были", settings)
+        list(engine.stream("Жили-были у старика со старухой", settings))
+        assert engine.kept_tokens == engine.store.idle_cells > 0
+        after = engine.check("Жили-были", settings)
+    assert after.kv_cache_bytes >= before.kv_cache_bytes
+    assert after.kv_cache_bytes == engine_estimate_with(engine, before, engine.store.idle_cells)
+
+
+def engine_estimate_with(engine: object, base: object, kept: int) -> int:
+    from gptdesk.models.cost import estimate
+
+    b = base  # the estimate of the same request with no kept cells, its inputs reused
+    return estimate(
+        b.shape,  # type: ignore[attr-defined]
+        dtype=b.dtype,  # type: ignore[attr-defined]
+        prompt_tokens=b.prompt_tokens,  # type: ignore[attr-defined]
+        max_new_tokens=b.max_new_tokens,  # type: ignore[attr-defined]
+        engine="llamacpp",
+        kept_tokens=kept,
+    ).kv_cache_bytes

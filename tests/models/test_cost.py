@@ -342,3 +342,15 @@ def test_llamacpp_refusal_suggests_fewer_beams_on_the_same_engine() -> None:
     with pytest.raises(InsufficientMemoryError) as err:
         check_affordable(c, weights_loaded=True, available=c.generation_bytes // 2)
     assert "num_beams=" in err.value.text.en and "num_beams=" in err.value.text.ru
+
+
+def test_kept_cells_of_the_sequence_store_are_counted_on_llama_cpp() -> None:
+    from gptdesk.models.cost import estimate
+
+    shape = ModelShape(n_layer=24, n_embd=1536, n_head=16, n_positions=2048, vocab_size=50257)
+    plain = estimate(shape, dtype="q8_0", prompt_tokens=20, max_new_tokens=100, engine="llamacpp")
+    kept = estimate(shape, dtype="q8_0", prompt_tokens=20, max_new_tokens=100, engine="llamacpp", kept_tokens=2048)
+    # 2,048 more float16 cells of keys and values in every layer: 2 x 24 x 1536 x 2 bytes each.
+    assert kept.kv_cache_bytes - plain.kv_cache_bytes == 2048 * 2 * 24 * 1536 * 2
+    reference = estimate(shape, dtype="float32", prompt_tokens=20, max_new_tokens=100, kept_tokens=2048)
+    assert reference == estimate(shape, dtype="float32", prompt_tokens=20, max_new_tokens=100)

@@ -101,6 +101,10 @@ class AutoEngine:
     def piece(self, token_id: int) -> str:
         return self.fast.piece(token_id)
 
+    @property
+    def kept_tokens(self) -> int:
+        return self.fast.kept_tokens
+
     def next_logits(self, ids: list[int]) -> np.ndarray[Any, np.dtype[np.float32]]:
         return self.fast.next_logits(ids)
 

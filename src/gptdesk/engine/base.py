@@ -212,6 +212,10 @@ class LocalEngine(Engine, Protocol):
     def score_tokens(self, ids: list[int], start: int = 1) -> Any:
         """The natural-log probability of each token of `ids` from position `start` on, given those before."""
 
+    @property
+    def kept_tokens(self) -> int:
+        """Cells kept from earlier texts for the next request (llama.cpp's sequence store; 0 elsewhere)."""
+
 
 def run_to_end(events: Iterator[StreamEvent]) -> Finished:
     """Consume a stream and return its Finished event."""

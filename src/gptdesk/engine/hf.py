@@ -307,6 +307,11 @@ class TransformersEngine:
     # -- tokens ----------------------------------------------------------------------------------
 
     @property
+    def kept_tokens(self) -> int:
+        """The reference engine keeps no cache between calls."""
+        return 0
+
+    @property
     def tokenizer(self) -> Any:
         return self._tokenizer
 

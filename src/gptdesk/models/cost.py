@@ -144,8 +144,12 @@ def estimate(
     gflops: float | None = None,
     overhead_bytes: int | None = None,
     engine: str = "transformers",
+    kept_tokens: int = 0,
 ) -> CostEstimate:
     """Estimate the peak memory and the speed of one generate() call on the CPU.
+
+    `kept_tokens`: on llama.cpp, cells the sequence store keeps from earlier texts beside this request
+    (engine.store: up to --cache-tokens, one full context by default); they share the cache buffer.
 
     Memory follows what transformers 5 generate() does with a GPT-2 model (see docs/memory.md for
     the derivation and the measurements); speed is rough: decoding a token reads every weight once
@@ -169,6 +173,7 @@ def estimate(
             do_sample=do_sample,
             bandwidth_gbs=bandwidth_gbs,
             overhead_bytes=overhead_bytes,
+            kept_tokens=kept_tokens,
         )
     d, vocab = shape.n_embd, shape.vocab_size
     act = ACTIVATION_BYTES[dtype]
@@ -228,6 +233,7 @@ def _estimate_llamacpp(
     do_sample: bool,
     bandwidth_gbs: float | None,
     overhead_bytes: int | None,
+    kept_tokens: int = 0,
 ) -> CostEstimate:
     """The llama.cpp engine's costs: what it allocates, not what transformers would.
 
@@ -242,7 +248,7 @@ def _estimate_llamacpp(
     rows = num_beams if num_beams > 1 else num_return_sequences
     seq_len = prompt_tokens + max_new_tokens
     weights = shape.param_count * DTYPE_BYTES[dtype]
-    cells = prompt_tokens + rows * max_new_tokens
+    cells = prompt_tokens + rows * max_new_tokens + max(0, kept_tokens)
     cells = -(-max(cells, 1) // LLAMA_CTX_STEP) * LLAMA_CTX_STEP
     kv = 2 * shape.n_layer * cells * d * LLAMA_KV_BYTES
     ubatch = min(LLAMA_UBATCH, cells)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QPlainTextEdit
 
-from gptdesk.engine.base import Engine, TokenPiece
+from gptdesk.engine.base import Engine, LocalEngine, TokenPiece
 from gptdesk.errors import GptDeskError, SettingsError
 from gptdesk.models.cost import CostEstimate, estimate, fits_in_memory
 from gptdesk.models.shape import DTYPE_BYTES, ModelShape
@@ -48,6 +48,7 @@ def generation_cost(engine: Engine, prompt_tokens: int, settings: GenerationSett
         num_return_sequences=settings.num_return_sequences,
         do_sample=settings.do_sample,
         engine="llamacpp" if info.engine == "llamacpp" else "transformers",
+        kept_tokens=engine.kept_tokens if isinstance(engine, LocalEngine) else 0,
     )
 
 

@@ -304,6 +304,11 @@ class LlamaCppEngine:
     def tokenizer(self) -> Any:
         return self._tokenizer
 
+    @property
+    def kept_tokens(self) -> int:
+        """Cells the sequence store keeps from earlier texts (counted by the memory estimate)."""
+        return self.store.idle_cells
+
     def tokenize(self, text: str) -> list[TokenPiece]:
         return tokenize(self._tokenizer, text)
 
@@ -355,6 +360,7 @@ class LlamaCppEngine:
             num_return_sequences=settings.num_return_sequences,
             do_sample=settings.do_sample,
             engine=ENGINE_NAME,
+            kept_tokens=self.kept_tokens,  # kept from earlier texts, beside this request
         )
         check_affordable(cost, weights_loaded=True)
         return cost

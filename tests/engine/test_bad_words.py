@@ -105,3 +105,22 @@ def test_bad_lists_name_the_entry_and_the_fix() -> None:
         GenerationSettings.build(bad_words=[f"w{i}" for i in range(65)])
     assert "at most 64" in many.value.issues[0].text.en
     assert GenerationSettings.build(bad_words="однако").bad_words == ["однако"]
+
+
+def test_finished_names_the_stop_string_that_matched_on_both_engines(
+    tiny_engine: TransformersEngine, fast: LlamaCppEngine
+) -> None:
+    free = run_to_end(tiny_engine.stream(PROMPT, greedy(16)))
+    text = free.text
+    # Two stop strings whose first matches come in this order: the earlier one in the text wins.
+    first, second = next(
+        (text[i : i + 3], text[i + 1 : i + 5])
+        for i in range(1, len(text) - 5)
+        if text[i : i + 3].strip() and text.find(text[i : i + 3]) == i and text.find(text[i + 1 : i + 5]) > i
+    )
+    settings = greedy(16, stop=[second, first])
+    for engine in (tiny_engine, fast):
+        done = run_to_end(engine.stream(PROMPT, settings))  # type: ignore[attr-defined]
+        assert done.finish_reasons == ["stop"] and done.stop_strings == [first], engine
+    plain = run_to_end(fast.stream(PROMPT, greedy(4)))
+    assert plain.finish_reasons == ["length"] and plain.stop_strings == [None]

@@ -98,6 +98,8 @@ class Finished:
     timings: Timings
     prompt_truncated_tokens: int = 0
     tokens: list[list[TokenEvent]] = field(default_factory=list)
+    #: The stop string that ended each text (None where it ended otherwise, or the engine cannot tell).
+    stop_strings: list[str | None] = field(default_factory=list)
 
     @property
     def text(self) -> str:

@@ -180,6 +180,11 @@ class SequenceOutput:
     def done(self) -> bool:
         return self.reason is not None
 
+    @property
+    def matched_stop(self) -> str | None:
+        """The stop string that ended this sequence, if one did."""
+        return self._stops.matched
+
     def push(self, token: int, logprob: float | None, alts: tuple[Alternative, ...] = ()) -> TokenEvent:
         """Add a generated token; the event says what text it adds (a stop string may end the sequence)."""
         self.generated += 1
@@ -254,4 +259,5 @@ def finished(
         timings=timings,
         prompt_truncated_tokens=truncated,
         tokens=[o.events for o in outputs],
+        stop_strings=[o.matched_stop for o in outputs],
     )

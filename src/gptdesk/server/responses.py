@@ -96,7 +96,6 @@ class Builder:
             index = prompt_index * self.n + seq
             prefix = self._prefix(index)
             self.offsets.setdefault(index, len(prefix))
-            events = finished.tokens[seq] if seq < len(finished.tokens) else []
             # An engine that sent no token events for a text (or not all of them) still returns it whole.
             final = finished.texts[seq] if seq < len(finished.texts) else ""
             sent = self.streamed.get(index, "")
@@ -106,19 +105,17 @@ class Builder:
                     index=index,
                     text=prefix + rest,
                     finish_reason=FINISH_REASONS.get(reason, reason),
-                    stop_reason=self._stop_reason(reason, events),
+                    stop_reason=self._stop_reason(reason, finished, seq),
                 )
             )
         return choices
 
-    def _stop_reason(self, reason: str, events: list[TokenEvent]) -> str | None:
-        """The stop string that ended a text (vLLM's stop_reason); None for the end of text or length."""
-        stops = self.settings.stop
-        if reason != "stop" or not stops:
+    def _stop_reason(self, reason: str, finished: Finished, seq: int) -> str | None:
+        """The stop string that ended a text, as the engine reports it (vLLM's stop_reason); None for the end
+        of text or length."""
+        if reason != "stop":
             return None
-        raw = "".join(e.piece for e in events if e.token_id >= 0)
-        hits = [(raw.find(s), s) for s in stops if s in raw]
-        return min(hits)[1] if hits else stops[0]
+        return finished.stop_strings[seq] if seq < len(finished.stop_strings) else None
 
     def leading_beam(self, prompt_index: int, beam: LeadingBeam) -> LeadingBeamOut:
         return LeadingBeamOut(
@@ -161,7 +158,7 @@ class Builder:
                         text=prefix + text,
                         logprobs=_logprobs(events, len(prefix)) if self.req.logprobs is not None else None,
                         finish_reason=FINISH_REASONS.get(reason, reason),
-                        stop_reason=self._stop_reason(reason, events),
+                        stop_reason=self._stop_reason(reason, finished, seq),
                         token_ids=[e.token_id for e in real] if self.req.return_token_ids else None,
                     )
                 )

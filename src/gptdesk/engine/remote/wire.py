@@ -345,6 +345,7 @@ class StreamState:
         self.texts: list[list[str]] = [[] for _ in range(n)]
         self.events: list[list[TokenEvent]] = [[] for _ in range(n)]
         self.reasons: list[FinishReason | None] = [None] * n
+        self.stops: dict[int, str] = {}  # the stop string a server named (vLLM's and GPT Desk's stop_reason)
         self.counts = [0] * n
         self.prompt_tokens: int | None = None
         self.completion_tokens: int | None = None
@@ -412,6 +413,9 @@ class StreamState:
         reason = choice.get("finish_reason")
         if reason:
             self.reasons[index] = finish_reason(str(reason), choice.get("stop_reason"), self.kind, self.settings)
+            stop_reason = choice.get("stop_reason")
+            if isinstance(stop_reason, str):
+                self.stops[index] = stop_reason
 
     def finished(self, *, cancelled: bool, timings: Timings, gen_start: float) -> Finished:
         """The result; a prompt length still unknown is 0 in Finished (which every prompt token count exceeds)."""
@@ -435,6 +439,7 @@ class StreamState:
             timings=timings,
             prompt_truncated_tokens=self.truncated,
             tokens=self.events,
+            stop_strings=[self.stops.get(i) for i in range(len(reasons))],
         )
 
 

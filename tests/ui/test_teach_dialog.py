@@ -84,3 +84,37 @@ def test_the_tools_menu_opens_it_on_the_loaded_model(qtbot: Any, make_window: An
     assert dialog.windowTitle() == "Обучить модель на моих текстах — GPT Desk"
     assert dialog.start_button.text() == "&Обучить"
     dialog.close()
+
+
+def test_closing_during_a_run_does_not_wait_for_the_step(qtbot: Any, tiny_model_dir: Path, tmp_path: Path) -> None:
+    import time
+
+    from PySide6.QtCore import Qt
+
+    dialog = TeachDialog(str(tiny_model_dir))
+    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    dialog.show()
+    dialog.add_files([_text(tmp_path, 20_000)])
+    dialog.minutes.setValue(5.0)
+    gone: list[bool] = []
+    dialog.destroyed.connect(lambda: gone.append(True))
+    assert dialog.start()
+    qtbot.waitUntil(lambda: bool(dialog.steps), timeout=120_000)
+    started = time.perf_counter()
+    dialog.close()
+    assert time.perf_counter() - started < 0.5  # the GUI thread did not wait for the worker
+    assert not dialog.isVisible()
+    qtbot.waitUntil(lambda: bool(gone), timeout=120_000)  # deleted once the run stopped after its step
+
+
+def test_closing_the_window_stops_a_run_and_waits_for_it(qtbot: Any, make_window: Any, tmp_path: Path) -> None:
+    window = make_window()
+    window.act_teach.trigger()
+    dialog = window.teach_dialog
+    dialog.add_files([_text(tmp_path, 20_000)])
+    dialog.minutes.setValue(5.0)
+    assert dialog.start()
+    qtbot.waitUntil(lambda: bool(dialog.steps), timeout=180_000)
+    thread = dialog._thread
+    window.close()
+    assert thread.isFinished()  # no worker outlives the window

@@ -6,7 +6,7 @@ import gc
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QByteArray, QEvent, QLocale, QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
@@ -37,6 +37,9 @@ from gptdesk.ui.story.window import StoryFeature
 from gptdesk.ui.translations import Translations
 from gptdesk.ui.widgets import MessageBar
 from gptdesk.ui.workers import WorkerThreads
+
+if TYPE_CHECKING:  # imported when the dialog opens: it brings pyqtgraph
+    from gptdesk.ui.teach_dialog import TeachDialog
 
 #: Tools > Kept cache: -1 is automatic (one full context of the model), 0 keeps nothing.
 CACHE_AUTO = -1
@@ -96,6 +99,7 @@ class MainWindow(QMainWindow):
 
         # Features.
         self.keeper = HistoryKeeper(store, self.messages, self.threads, error=store_error, parent=self)
+        self.teach_dialog: TeachDialog | None = None  # Tools > Teach the model my texts…, while it is open
         # Left of the figures, where a warning is seen; it stays until history saves again.
         self.statusBar().insertPermanentWidget(0, self.keeper.button)
         self.generation = GenerationController(
@@ -528,8 +532,12 @@ class MainWindow(QMainWindow):
         dialog = TeachDialog(self._local_model(), self.prompt_edit.toPlainText(), self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.adapter_ready.connect(self.set_adapter)
+        dialog.destroyed.connect(self._on_teach_dialog_gone)
         self.teach_dialog = dialog
         dialog.show()
+
+    def _on_teach_dialog_gone(self) -> None:
+        self.teach_dialog = None
 
     def open_perplexity(self) -> None:
         """Tools > How well does this model know my text? (the loaded local model, else the embedded one)."""
@@ -701,6 +709,8 @@ class MainWindow(QMainWindow):
         self.generation.shutdown()
         self.lab.stop()
         self.stories.stop()
+        if self.teach_dialog is not None:
+            self.teach_dialog.wait_for_worker()  # a tuning run stops after its step (its checkpoint is kept)
         self.wait_for_workers()
         self.generation.collect()
         if not self.keeper.confirm_close():  # generations the history could not take: export them?

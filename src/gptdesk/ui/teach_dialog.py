@@ -81,6 +81,7 @@ class TeachDialog(QDialog):
         self.steps: list[tuple[int, float | None, float | None]] = []
         self._cancel: threading.Event | None = None
         self._thread: Any = None
+        self._close_when_done = False
         self._status = Text("", "")
         self._relay = _Relay()
         self._relay.progress.connect(self._on_progress)
@@ -223,7 +224,7 @@ class TeachDialog(QDialog):
         worker.finished.connect(self._on_finished)
         worker.failed.connect(self._on_failed)
         self._worker = worker
-        self._thread = start_in_thread(worker, "teach", parent=self)
+        self._thread = start_in_thread(worker, "teach", parent=self, on_ended=self._on_thread_ended)
         self._update_buttons()
         return True
 
@@ -371,12 +372,28 @@ class TeachDialog(QDialog):
         super().changeEvent(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        # Closing stops the run after its step (the checkpoint is kept) and waits for the worker.
+        # Closing during a run stops it after its step (the checkpoint is kept) without waiting for that step
+        # (a Large model's step takes tens of seconds): the dialog hides, and closes once its worker has ended.
+        if self.running:
+            self.stop()
+            self._close_when_done = True
+            self.hide()
+            event.ignore()
+            return
+        super().closeEvent(event)
+
+    def wait_for_worker(self) -> None:
+        """Stop the run and wait for its worker (the application is quitting)."""
         self.stop()
         if self._thread is not None:
             self._thread.quit()
             self._thread.wait()
-        super().closeEvent(event)
+
+    def _on_thread_ended(self) -> None:
+        if self._thread is not None:
+            self._thread.wait()  # ended already: the object may go with the dialog now
+        if self._close_when_done:
+            self.close()
 
 
 def _teach(

@@ -12,6 +12,21 @@ from gptdesk.evaluate.bench import CONFIGS, MANY
 from gptdesk.evaluate.bench_rows import ROW_KINDS, Run, capped_new_tokens, greedy, measure_row, row_kind
 
 
+def _spec(model: Path, preset: str, *, runs: int, new_tokens: int) -> dict[str, Any]:
+    """What the bench sends its worker for one row: the reference engine in float32 on one thread."""
+    return {
+        "model": str(model),
+        "engine": "transformers",
+        "dtype": "float32",
+        "preset": preset,
+        "app_process": False,
+        "threads": 1,
+        "runs": runs,
+        "new_tokens": new_tokens,
+        "prompt": "Жили-были дед да баба",
+    }
+
+
 def test_every_row_names_a_registered_kind() -> None:
     assert {c.preset for c in CONFIGS} <= set(ROW_KINDS)
     assert set(MANY) == {name for name, kind in ROW_KINDS.items() if kind.max_new_tokens is not None}
@@ -30,18 +45,7 @@ def test_a_new_row_kind_is_one_function(tiny_model_dir: Path) -> None:
 
     threads = torch.get_num_threads()
     try:
-        spec = {
-            "model": str(tiny_model_dir),
-            "engine": "transformers",
-            "dtype": "float32",
-            "preset": "greedy_twice",
-            "app_process": False,
-            "threads": 1,
-            "runs": 2,
-            "new_tokens": 5,
-            "prompt": "Жили-были дед да баба",
-        }
-        result = measure_row(spec)
+        result = measure_row(_spec(tiny_model_dir, "greedy_twice", runs=2, new_tokens=5))
     finally:
         del ROW_KINDS["greedy_twice"]
         torch.set_num_threads(threads)
@@ -114,18 +118,7 @@ def test_the_tune_row_trains_a_few_steps_and_reports_the_peak_memory(tiny_model_
 
     threads = torch.get_num_threads()
     try:
-        spec = {
-            "model": str(tiny_model_dir),
-            "engine": "transformers",
-            "dtype": "float32",
-            "preset": "tune",
-            "app_process": False,
-            "threads": 1,
-            "runs": 1,
-            "new_tokens": 8,
-            "prompt": "Жили-были",
-        }
-        result = measure_row(spec)
+        result = measure_row(_spec(tiny_model_dir, "tune", runs=1, new_tokens=8))
     finally:
         torch.set_num_threads(threads)
     assert len(result["tokens_per_second"]) == 1 and result["tokens_per_second"][0] > 0

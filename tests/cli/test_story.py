@@ -140,3 +140,19 @@ def test_bad_input_exits_2_with_the_fix_and_loads_no_model(cli: Any, tmp_path: P
         assert message in err, err
     code, out, _ = cli("story", "ls", "--json")
     assert [s["id"] for s in json.loads(out)] == [int(story)]
+
+
+def test_last_names_the_story_changed_most_recently(cli: Any, tiny_model_dir: Path) -> None:
+    code, _out, err = cli("story", "show", "last")
+    assert code == 2 and "There is no story yet" in err and "gptdesk story new" in err
+    model = ["--model", str(tiny_model_dir), "--max-new-tokens", "3"]
+    assert cli("story", "new", "Раз", *model)[0] == 0
+    assert cli("story", "new", "Два", *model)[0] == 0
+    code, out, _ = cli("story", "show", "last", "--json")
+    assert code == 0 and json.loads(out)["id"] == 2
+    assert cli("story", "grow", "1", *model)[0] == 0  # story 1 is now the one changed most recently
+    code, out, _ = cli("story", "export", "last", "--format", "txt")
+    assert code == 0 and out.startswith("Раз")
+    with pytest.raises(SystemExit) as refused:  # argparse's own refusal, as for any malformed argument
+        cli("story", "show", "first")
+    assert refused.value.code == 2

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
@@ -16,6 +17,55 @@ from gptdesk.i18n import Text
 
 def _t(en: str, ru: str) -> str:
     return Text(en, ru).get()
+
+
+def _story_help() -> str:
+    return _t(
+        "story id, or 'last' for the story changed most recently",
+        "номер рассказа или «last» — рассказ, изменённый последним",
+    )
+
+
+def story_ref(value: str) -> int | str:
+    """A STORY argument: its id, or 'last' (resolved when the command runs: `with_story`)."""
+    if value.strip().lower() == "last":
+        return "last"
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            _t(
+                f"'{value}' is not a story: give its id (see `gptdesk story ls`) or 'last'.",
+                f"«{value}» — не рассказ: укажите его номер (см. `gptdesk story ls`) или «last».",
+            )
+        ) from None
+
+
+Command = Callable[[argparse.Namespace, TextIO, TextIO], int]
+
+
+def with_story(cmd: Command) -> Command:
+    """`cmd` with args.story as an id: 'last' becomes the story changed most recently (`story ls` lists it first)."""
+
+    @functools.wraps(cmd)
+    def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+        if args.story == "last":
+            with _stories() as stories:
+                listed = stories.list()
+            if not listed:
+                from gptdesk.errors import InvalidInputError
+
+                raise InvalidInputError(
+                    Text(
+                        "There is no story yet, so 'last' names none. Start one with `gptdesk story new PROMPT`.",
+                        "Рассказов ещё нет, и «last» ни на что не указывает. Начните рассказ командой "
+                        "`gptdesk story new ЗАТРАВКА`.",
+                    )
+                )
+            args.story = int(listed[0][0])
+        return cmd(args, out, err)
+
+    return run
 
 
 def register(sub: Any) -> None:
@@ -38,7 +88,7 @@ def register(sub: Any) -> None:
     new.set_defaults(func=cmd_new)
 
     grow = cmds.add_parser("grow", help=_t("K children of a node, in one batch", "K потомков узла за один проход"))
-    grow.add_argument("story", type=int, help=_t("story id", "номер рассказа"))
+    grow.add_argument("story", type=story_ref, help=_story_help())
     grow.add_argument(
         "--node", type=int, default=None, help=_t("node id (default: current)", "узел (по умолчанию текущий)")
     )
@@ -48,7 +98,7 @@ def register(sub: Any) -> None:
     br = cmds.add_parser(
         "branch", help=_t("take another token the model offered, and continue", "взять другой токен и продолжить")
     )
-    br.add_argument("story", type=int, help=_t("story id", "номер рассказа"))
+    br.add_argument("story", type=story_ref, help=_story_help())
     br.add_argument(
         "--node", type=int, required=True, help=_t("the node to branch from", "узел, от которого ветвиться")
     )
@@ -62,7 +112,7 @@ def register(sub: Any) -> None:
     br.set_defaults(func=cmd_branch)
 
     ed = cmds.add_parser("edit", help=_t("a new branch with edited text", "новая ветвь с правленым текстом"))
-    ed.add_argument("story", type=int)
+    ed.add_argument("story", type=story_ref, help=_story_help())
     ed.add_argument("--node", type=int, required=True)
     ed.add_argument("--at", type=int, required=True, help=_t("character index in the node", "позиция символа в узле"))
     ed.add_argument("--text", required=True, help=_t("the text from that point on", "текст с этой позиции"))
@@ -70,12 +120,12 @@ def register(sub: Any) -> None:
     ed.set_defaults(func=cmd_edit)
 
     show = cmds.add_parser("show", help=_t("the tree and the current text", "дерево и текущий текст"))
-    show.add_argument("story", type=int)
+    show.add_argument("story", type=story_ref, help=_story_help())
     show.add_argument("--json", action="store_true", help=_t("the whole tree as JSON", "всё дерево в JSON"))
     show.set_defaults(func=cmd_show)
 
     exp = cmds.add_parser("export", help=_t("a path as txt/md, or the tree as json", "путь в txt/md или дерево в json"))
-    exp.add_argument("story", type=int)
+    exp.add_argument("story", type=story_ref, help=_story_help())
     exp.add_argument("--node", type=int, default=None, help=_t("end of the path (default: current)", "конец пути"))
     exp.add_argument("--format", required=True, choices=("txt", "md", "json"))
     exp.add_argument("--output", "-o", default=None, help=_t("write to FILE", "записать в ФАЙЛ"))
@@ -90,7 +140,7 @@ def register(sub: Any) -> None:
     ls.set_defaults(func=cmd_ls)
 
     mark = cmds.add_parser("mark", help=_t("bookmark or hide a node", "отметить или скрыть узел"))
-    mark.add_argument("story", type=int)
+    mark.add_argument("story", type=story_ref, help=_story_help())
     mark.add_argument("--node", type=int, required=True)
     flags = mark.add_mutually_exclusive_group()
     flags.add_argument("--bookmark", dest="bookmark", action="store_true", default=None)
@@ -101,7 +151,7 @@ def register(sub: Any) -> None:
     mark.set_defaults(func=cmd_mark)
 
     rm = cmds.add_parser("rm", help=_t("remove a story (or one node's subtree)", "удалить рассказ (или ветвь)"))
-    rm.add_argument("story", type=int)
+    rm.add_argument("story", type=story_ref, help=_story_help())
     rm.add_argument("--node", type=int, default=None, help=_t("remove only this node and its subtree", "только ветвь"))
     rm.set_defaults(func=cmd_rm)
 
@@ -230,6 +280,7 @@ def cmd_new(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     )
 
 
+@with_story
 def cmd_grow(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from gptdesk.story.grow import grow
 
@@ -249,6 +300,7 @@ def cmd_grow(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     )
 
 
+@with_story
 def cmd_branch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from gptdesk.story.grow import branch, check_branch
 
@@ -266,6 +318,7 @@ def cmd_branch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     )
 
 
+@with_story
 def cmd_edit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from gptdesk.story.grow import edit
 
@@ -276,6 +329,7 @@ def cmd_edit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+@with_story
 def cmd_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with _stories() as stories:
         story = stories.load(args.story)
@@ -294,6 +348,7 @@ def cmd_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+@with_story
 def cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from gptdesk.story.exchange import export
 
@@ -348,6 +403,7 @@ def cmd_ls(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+@with_story
 def cmd_mark(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with _stories() as stories:
         stories.load(args.story).node(args.node)  # a missing story or node is named with the fix
@@ -361,6 +417,7 @@ def cmd_mark(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+@with_story
 def cmd_rm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with _stories() as stories:
         if args.node is None:

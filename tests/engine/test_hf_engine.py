@@ -127,8 +127,16 @@ def test_overlong_prompt_is_cut_from_the_left(tiny_engine: TransformersEngine) -
     assert "dropped" in notices[0].text.en and "отброшены" in notices[0].text.ru
     finished = events[-1]
     assert isinstance(finished, Finished)
-    assert finished.prompt_tokens == 64 - 10
-    assert finished.prompt_truncated_tokens == len(tiny_engine.tokenize(prompt)) - (64 - 10)
+    total = len(tiny_engine.tokenize(prompt))
+    assert finished.prompt_tokens + finished.prompt_truncated_tokens == total
+    # Cut in steps of half the room beside the answer (27 of 54), so that a growing text keeps its cut.
+    assert finished.prompt_truncated_tokens % 27 == 0
+    assert 54 - 27 < finished.prompt_tokens <= 54
+    assert "steps of 27 tokens" in notices[0].text.en and "шагами по 27" in notices[0].text.ru
+    # A few tokens more keep the same cut (the kept cache holds the same tokens at the same positions).
+    grown = _events(tiny_engine, prompt + "слово слово", get_preset("greedy").settings(max_new_tokens=10))[-1]
+    assert isinstance(grown, Finished)
+    assert grown.prompt_truncated_tokens == finished.prompt_truncated_tokens
     assert finished.generated_tokens[0] <= 10
 
 

@@ -158,8 +158,28 @@ def test_prompt_is_cut_to_the_context_like_the_reference(models: Models) -> None
     ref, fast = ref_events[-1], fast_events[-1]
     assert isinstance(ref, Finished) and isinstance(fast, Finished)
     assert fast.prompt_truncated_tokens == ref.prompt_truncated_tokens > 0
-    assert fast.prompt_tokens + 16 == 128  # the context is full
+    # Cut in steps of half the room beside the answer (56 of 112): what is left fits, and holds over half of it.
+    assert fast.prompt_truncated_tokens % 56 == 0
+    assert 128 - 16 - 56 < fast.prompt_tokens <= 128 - 16
     assert ids(fast) == ids(ref)
+
+
+def test_continuing_a_text_that_outgrew_the_context_reads_only_what_is_new(tiny_model_dir: Path) -> None:
+    """The cut stays where it was while the text grows, so a Continue of a long text reuses the kept cache
+    (cutting the least that fits would move every token's position, and each Continue would read it all)."""
+    engine = LlamaCppEngine.load(tiny_model_dir, quant="f16")
+    try:
+        text = "Жили-были дед и баба, и была у них курочка Ряба. " * 12
+        first = run_to_end(engine.stream(text, greedy(4)))
+        assert first.prompt_truncated_tokens > 0
+        before = engine.store.stats.decoded_tokens
+        second = run_to_end(engine.stream(text + first.text, greedy(4)))
+        assert second.prompt_truncated_tokens == first.prompt_truncated_tokens  # the same cut
+        # Only the join (the 4 tokens produced, and a token or two the tokenizer may split anew) is decoded
+        # before the 4 new tokens.
+        assert engine.store.stats.decoded_tokens - before <= 4 + 2 + 4
+    finally:
+        engine.close()
 
 
 # -- stopping -----------------------------------------------------------------------------------

@@ -47,6 +47,28 @@ def bad_words_ids(tokenizer: Any, words: Sequence[str], eos_id: int | None) -> l
     return found
 
 
+def cut_step(max_new: int, n_positions: int) -> int:
+    """How many tokens at a time a text that outgrows the context loses from its left: half the room the
+    context leaves beside the answer."""
+    return max(1, (n_positions - max_new) // 2)
+
+
+def context_cut(n_ids: int, max_new: int, n_positions: int) -> int:
+    """Tokens to drop from the left of an `n_ids`-token prompt so that it and `max_new` new tokens fit.
+
+    GPT-2's positions are learned and absolute, so a kept cache helps only a text whose tokens stay at
+    the same positions. Cutting the least that fits would shift every position at each Continue of a
+    long text, and each would read the whole context again; cutting in steps of half the room (counted
+    from the text's start) keeps the cut where it was until the text has grown by a half, and a long
+    session decodes its whole context only once a step.
+    """
+    over = n_ids + max_new - n_positions
+    if over <= 0:
+        return 0
+    step = cut_step(max_new, n_positions)
+    return -(-over // step) * step
+
+
 def prepare_prompt(tokenizer: Any, n_positions: int, prompt: str, settings: GenerationSettings) -> PreparedPrompt:
     """Prompt ids (cut from the left to fit the context), min and max new tokens, and notices to show."""
     if not prompt.strip():
@@ -76,19 +98,24 @@ def prepare_prompt(tokenizer: Any, n_positions: int, prompt: str, settings: Gene
                 )
             ]
         )
-    cut = 0
-    if len(ids) + max_new > ctx:
-        keep = ctx - max_new
-        cut = len(ids) - keep
+    cut = context_cut(len(ids), max_new, ctx)
+    if cut:
+        room = ctx - max_new
+        step = cut_step(max_new, ctx)
+        total = len(ids)
         ids = ids[cut:]
         notices.append(
             Notice(
                 "prompt_truncated",
                 Text(
-                    f"The prompt has {keep + cut} tokens, but the model's context is {ctx} tokens and "
-                    f"{max_new} are kept for the answer: the first {cut} tokens were dropped.",
-                    f"В затравке {keep + cut} токенов, а контекст модели — {ctx} токенов, из них "
-                    f"{max_new} отведены под ответ: первые {cut} токенов отброшены.",
+                    f"The prompt has {total} tokens, but the model's context is {ctx} tokens and "
+                    f"{max_new} are kept for the answer: the first {cut} tokens were dropped. The text is cut "
+                    f"in steps of {step} tokens (half the {room} left for it), so that continuing it reads "
+                    "only what is new.",
+                    f"В затравке {total} токенов, а контекст модели — {ctx} токенов, из них "
+                    f"{max_new} отведены под ответ: первые {cut} токенов отброшены. Текст обрезается "
+                    f"шагами по {step} токенов (половина из {room} оставшихся для него), чтобы при продолжении "
+                    "читалось только новое.",
                 ),
             )
         )

@@ -118,6 +118,9 @@ class ScriptedEngine:
     def check(self, prompt: str, settings: GenerationSettings) -> CostEstimate | None:
         return None
 
+    def cost(self, prompt_tokens: int, settings: GenerationSettings) -> CostEstimate | None:
+        return None
+
     def tokenize(self, text: str) -> list[TokenPiece]:
         return [TokenPiece(ord(ch), ch) for ch in text]
 

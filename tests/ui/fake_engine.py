@@ -99,13 +99,19 @@ class FakeEngine:
         """As a local engine checks: the estimate for its shape, refused when memory cannot hold it."""
         if not prompt.strip():
             raise EmptyPromptError(Text("The prompt is empty.", "Затравка пуста."))
+        cost = self.cost(len(self.tokenize(prompt)), settings)
+        if cost is not None:
+            check_affordable(cost, weights_loaded=True)
+        return cost
+
+    def cost(self, prompt_tokens: int, settings: GenerationSettings) -> CostEstimate | None:
+        """The estimate for its shape, as the transformers engine gives it (None when it plays a remote one)."""
         if not self.capabilities.local:
             return None
         info = self.info
         shape = ModelShape(info.n_layer, info.n_embd, info.n_head, info.n_positions, info.vocab_size)
-        prompt_tokens = len(self.tokenize(prompt))
         _min_new, max_new = settings.resolve_lengths(prompt_tokens)
-        cost = estimate(
+        return estimate(
             shape,
             prompt_tokens=prompt_tokens,
             max_new_tokens=max_new,
@@ -113,8 +119,6 @@ class FakeEngine:
             num_return_sequences=settings.num_return_sequences,
             do_sample=settings.do_sample,
         )
-        check_affordable(cost, weights_loaded=True)
-        return cost
 
     def _id(self, piece: str) -> int:
         return self.script.index(piece) + 10 if piece in self.script else 1

@@ -216,3 +216,17 @@ def test_tools_menu_sets_the_kept_cache_and_reloads_the_model(qtbot: Any, make_w
     # A new window starts with the saved choice, and loads the model with it.
     again = make_window()
     assert again.act_cache[0].isChecked() and again.loader.cache_tokens_wanted == 0
+
+
+def test_load_time_options_reload_only_an_engine_that_takes_them(qtbot: Any, make_window: Any) -> None:
+    """The type, threads and kept cache are llama.cpp's load options (Capabilities.load_options): an engine
+    without them (here the scripted one, as transformers) is not loaded again when they change."""
+    from tests.ui.fake_engine import FakeEngine
+
+    engine = FakeEngine()
+    window = make_window(engine)
+    assert not engine.capabilities.load_options
+    window.act_cache[0].trigger()
+    window.act_threads[1].trigger()
+    assert not window.loader.loading and window.engine is engine
+    assert window.loader.cache_tokens_wanted == 0 and window.loader.threads_wanted == 1  # for the next load

@@ -95,6 +95,14 @@ class AutoEngine:
         # Estimated on the batch quantization without loading it.
         return self.fast.check(prompt, settings, dtype=self.batch_quant)
 
+    def cost(self, prompt_tokens: int, settings: GenerationSettings) -> CostEstimate:
+        rows = settings.num_beams if settings.num_beams > 1 else settings.num_return_sequences
+        if self.batch_quant is None or rows < BATCH_ROWS:
+            return self.fast.cost(prompt_tokens, settings)
+        if self._batched is not None:
+            return self._batched.cost(prompt_tokens, settings)
+        return self.fast.cost(prompt_tokens, settings, dtype=self.batch_quant)
+
     def tokenize(self, text: str) -> list[TokenPiece]:
         return self.fast.tokenize(text)
 

@@ -152,6 +152,7 @@ class Capabilities:
     beam_search: bool  # runs num_beams > 1 itself
     batched: bool  # steps several sequences (variants, beams) together, streaming them as they grow
     logprobs: bool  # reports each token's log-probability (see docs/fast-engine.md for its meaning)
+    load_options: bool = False  # its GGUF type, threads and kept cache are chosen at load: a change loads it again
 
 
 @runtime_checkable
@@ -176,6 +177,11 @@ class Engine(Protocol):
     def check(self, prompt: str, settings: GenerationSettings) -> CostEstimate | None:
         """What this generation would cost, before it runs: raises EmptyPromptError, SettingsError
         or InsufficientMemoryError when it cannot run; None where the engine cannot estimate (remote)."""
+        ...
+
+    def cost(self, prompt_tokens: int, settings: GenerationSettings) -> CostEstimate | None:
+        """What a generation from a prompt of `prompt_tokens` tokens would cost here, refused or not (the
+        window's cost line); None where the engine cannot estimate (remote)."""
         ...
 
     def tokenize(self, text: str) -> list[TokenPiece]: ...

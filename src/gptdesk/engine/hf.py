@@ -377,17 +377,23 @@ class TransformersEngine:
         return self._check(self.prepare(prompt, settings), settings)
 
     def _check(self, prep: PreparedPrompt, settings: GenerationSettings) -> CostEstimate:
-        cost = estimate(
+        cost = self._estimate(len(prep.ids), prep.max_new, settings)
+        check_affordable(cost, weights_loaded=True)
+        return cost
+
+    def cost(self, prompt_tokens: int, settings: GenerationSettings) -> CostEstimate:
+        return self._estimate(prompt_tokens, settings.resolve_lengths(prompt_tokens)[1], settings)
+
+    def _estimate(self, prompt_tokens: int, max_new: int, settings: GenerationSettings) -> CostEstimate:
+        return estimate(
             self.shape,
             dtype=self.info.dtype,
-            prompt_tokens=len(prep.ids),
-            max_new_tokens=prep.max_new,
+            prompt_tokens=prompt_tokens,
+            max_new_tokens=max_new,
             num_beams=settings.num_beams,
             num_return_sequences=settings.num_return_sequences,
             do_sample=settings.do_sample,
         )
-        check_affordable(cost, weights_loaded=True)
-        return cost
 
     def generate_kwargs(self, settings: GenerationSettings, min_new: int, max_new: int) -> dict[str, Any]:
         """The generate() arguments for these settings, as the hobby script would pass them."""

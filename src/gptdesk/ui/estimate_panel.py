@@ -7,10 +7,9 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QPlainTextEdit
 
-from gptdesk.engine.base import Engine, LocalEngine, TokenPiece
+from gptdesk.engine.base import Engine, TokenPiece
 from gptdesk.errors import GptDeskError, SettingsError
-from gptdesk.models.cost import CostEstimate, estimate, fits_in_memory
-from gptdesk.models.shape import DTYPE_BYTES, ModelShape
+from gptdesk.models.cost import CostEstimate, fits_in_memory
 from gptdesk.settings.generation import GenerationSettings
 from gptdesk.ui.inspector import TokenInspector
 from gptdesk.ui.params import ParametersPanel
@@ -21,35 +20,12 @@ def is_local(engine: Engine) -> bool:
     return engine.capabilities.local
 
 
-def _shape(engine: Engine) -> ModelShape:
-    shape = engine.shape
-    if shape is not None:
-        return shape
-    info = engine.info
-    return ModelShape(info.n_layer, info.n_embd, info.n_head, info.n_positions, info.vocab_size)
-
-
 def generation_cost(engine: Engine, prompt_tokens: int, settings: GenerationSettings) -> CostEstimate | None:
-    """What a generation would cost on `engine` (None for a remote one, whose memory is not here).
-
-    The window's only route to the engines' memory figures: when the Engine protocol gains its
-    own pre-check, this is the line that calls it.
-    """
+    """What a generation would cost on `engine` (None for a remote one, whose memory is not here): the
+    engine's own estimate (llama.cpp's costs and kept cells on llama.cpp)."""
     if not is_local(engine):
         return None
-    info = engine.info
-    _min_new, max_new = settings.resolve_lengths(prompt_tokens)
-    return estimate(
-        _shape(engine),
-        dtype=info.dtype if info.dtype in DTYPE_BYTES else "float32",
-        prompt_tokens=prompt_tokens,
-        max_new_tokens=max_new,
-        num_beams=settings.num_beams,
-        num_return_sequences=settings.num_return_sequences,
-        do_sample=settings.do_sample,
-        engine="llamacpp" if info.engine == "llamacpp" else "transformers",
-        kept_tokens=engine.kept_tokens if isinstance(engine, LocalEngine) else 0,
-    )
+    return engine.cost(prompt_tokens, settings)
 
 
 def precheck(engine: Engine, prompt: str, settings: GenerationSettings) -> list[TokenPiece]:

@@ -112,18 +112,18 @@ class ModelLoader(QObject):
     def set_quant(self, quant: str) -> bool:
         """The llama.cpp type for the next loads; a catalog model running on llama.cpp is loaded again in it."""
         self.quant = quant
-        return self._reload_llamacpp()
+        return self._reload_with_options()
 
     def set_threads(self, threads: int | None) -> bool:
         """llama.cpp's threads for the next loads (None: automatic); a catalog model on llama.cpp is loaded again."""
         self.threads_wanted = threads
-        return self._reload_llamacpp()
+        return self._reload_with_options()
 
     def set_cache_tokens(self, tokens: int | None) -> bool:
         """llama.cpp's kept cache for the next loads (None: one full context); a catalog model on llama.cpp
         is loaded again."""
         self.cache_tokens_wanted = tokens
-        return self._reload_llamacpp()
+        return self._reload_with_options()
 
     def set_adapter(self, name: str | None) -> bool:
         """Apply the adapter `name` (None: none) to the current local model: it is loaded again with it."""
@@ -133,10 +133,11 @@ class ModelLoader(QObject):
             return False
         return self.load_model(key if isinstance(key, str) else None, kind=kind, label=label)
 
-    def _reload_llamacpp(self) -> bool:
+    def _reload_with_options(self) -> bool:
+        """A catalog model whose engine takes its type, threads and kept cache at load is loaded again."""
         kind, key, label = self._target
         engine = self.current()
-        if engine is not None and engine.info.engine == "llamacpp" and kind == "catalog":
+        if engine is not None and engine.capabilities.load_options and kind == "catalog":
             return self.load_model(key if isinstance(key, str) else None, label=label)
         return False
 

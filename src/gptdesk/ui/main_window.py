@@ -519,7 +519,7 @@ class MainWindow(QMainWindow):
 
     def _local_model(self) -> str | None:
         """The loaded local model as the loaders take it (None: none, or a remote one: the embedded model)."""
-        if self.engine is None or self.engine.info.engine == "remote":
+        if self.engine is None or not self.engine.capabilities.local:
             return None
         info = self.engine.info
         # A catalog or hub model by its id (its converted files are found again); a folder by its path.

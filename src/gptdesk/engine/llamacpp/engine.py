@@ -340,7 +340,7 @@ class LlamaCppEngine:
 
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities(local=True, beam_search=True, batched=True, logprobs=True)
+        return Capabilities(local=True, beam_search=True, batched=True, logprobs=True, load_options=True)
 
     def check(self, prompt: str, settings: GenerationSettings, *, dtype: str | None = None) -> CostEstimate:
         """The cost of this generation on llama.cpp (on another GGUF type if `dtype` is given); raises when
@@ -351,19 +351,27 @@ class LlamaCppEngine:
         return self._check(prep, settings, dtype=dtype)
 
     def _check(self, prep: PreparedPrompt, settings: GenerationSettings, *, dtype: str | None = None) -> CostEstimate:
-        cost = estimate(
+        cost = self._estimate(len(prep.ids), prep.max_new, settings, dtype)
+        check_affordable(cost, weights_loaded=True)
+        return cost
+
+    def cost(self, prompt_tokens: int, settings: GenerationSettings, *, dtype: str | None = None) -> CostEstimate:
+        return self._estimate(prompt_tokens, settings.resolve_lengths(prompt_tokens)[1], settings, dtype)
+
+    def _estimate(
+        self, prompt_tokens: int, max_new: int, settings: GenerationSettings, dtype: str | None
+    ) -> CostEstimate:
+        return estimate(
             self.shape,
             dtype=_ESTIMATE_DTYPE[dtype or self.info.dtype],
-            prompt_tokens=len(prep.ids),
-            max_new_tokens=prep.max_new,
+            prompt_tokens=prompt_tokens,
+            max_new_tokens=max_new,
             num_beams=settings.num_beams,
             num_return_sequences=settings.num_return_sequences,
             do_sample=settings.do_sample,
             engine=ENGINE_NAME,
             kept_tokens=self.kept_tokens,  # kept from earlier texts, beside this request
         )
-        check_affordable(cost, weights_loaded=True)
-        return cost
 
     def stream(
         self,

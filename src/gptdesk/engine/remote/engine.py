@@ -165,6 +165,9 @@ class RemoteEngine:
         refuse_empty(prompt, settings)
         return None
 
+    def cost(self, prompt_tokens: int, settings: GenerationSettings) -> CostEstimate | None:
+        return None  # the server's memory is not here
+
     # -- connecting ------------------------------------------------------------------------------------
 
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +128,36 @@ def test_the_tune_row_trains_a_few_steps_and_reports_the_peak_memory(tiny_model_
     row = bench.make_row(bench.CONFIG_BY_KEY["tune"], [result], 1, 0, None)
     line = bench.ratios([row])[-1]
     assert line.en.startswith("LoRA tuning: peak RAM ") and "Large shape ≤ 6 GB" in line.en
+
+
+def test_the_adapter_row_generates_with_a_stored_adapter_and_compares_with_the_plain_row(
+    tiny_model_dir: Path,
+) -> None:
+    from gptdesk.evaluate import bench
+    from gptdesk.models.adapters import list_adapters
+
+    spec = {**_spec(tiny_model_dir, "greedy_adapter", runs=1, new_tokens=6), "engine": "llamacpp", "dtype": "q8_0"}
+    seen: list[str] = []
+    real = ROW_KINDS["greedy_adapter"]
+
+    def run(engine: Any, prompt: str, new: int) -> Run:
+        seen.append(engine.info.adapter)
+        assert [a.name for a in list_adapters()] == [engine.info.adapter]  # stored while the row runs
+        return real.run(engine, prompt, new)
+
+    ROW_KINDS["greedy_adapter"] = dataclasses.replace(real, run=run)
+    try:
+        result = measure_row(spec)
+    finally:
+        ROW_KINDS["greedy_adapter"] = real
+    assert seen and all(name.startswith("bench-adapter-") for name in seen)  # the warm-up and the run
+    assert result["generated_tokens"] == 6 and result["tokens_per_second"][0] > 0
+    assert list_adapters() == []  # removed after the row
+    plain = bench.Row("q8_0", "llama.cpp q8_0", 1, 100.0, 0.1, 0, 0.0, 0, 0, 20)
+    adapted = bench.Row("adapter_q8_0", "with an adapter", 1, 93.0, 0.1, 0, 0.0, 0, 0, 20)
+    lines = [t.en for t in bench.ratios([plain, adapted])]
+    assert "with an adapter: 93% of the q8_0 row's tokens/s; target ≥ 90%: met" in lines
+    slow = dataclasses.replace(adapted, tokens_per_second=85.0)
+    assert "with an adapter: 85% of the q8_0 row's tokens/s; target ≥ 90%: MISSED" in [
+        t.en for t in bench.ratios([plain, slow])
+    ]

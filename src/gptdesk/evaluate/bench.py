@@ -74,12 +74,16 @@ CONFIGS = (
     Config(
         "tune", "LoRA tuning (rank 8, 512-token sequences), tokens trained/s", "transformers", "float32", preset="tune"
     ),
+    # Generating with a LoRA adapter (issue 20): beside the q8_0 row, what the adapter costs in speed.
+    Config("adapter_q8_0", "llama.cpp q8_0 with a LoRA adapter (rank 8)", "llamacpp", "q8_0", preset="greedy_adapter"),
 )
 CONFIG_BY_KEY = {c.key: c for c in CONFIGS}
 #: Rows whose speed is all generated tokens over the whole generation (first token included).
 MANY = ("sber_demo", "variants4", "sequential4")
 #: Rows whose first-token time is a figure of the table (the time to read the prompt, or what is new of it).
 FIRST_TOKEN = ("greedy", "continue", "continue_cold", "branch")
+#: Generating with a LoRA adapter on llama.cpp: at least this share of the speed without it (issue 20).
+ADAPTER_TARGET = 0.9
 #: The continue row's target: the first token of a Continue within this many seconds (issue 18).
 CONTINUE_TARGET_S = 0.5
 #: The most threads the bench runs: this computer's logical CPUs.
@@ -569,6 +573,16 @@ def ratios(rows: list[Row]) -> list[Text]:
                     "ток/с четырёх последовательных запусков q8_0",
                 )
             )
+    plain, adapted = by.get("q8_0"), by.get("adapter_q8_0")
+    if plain is not None and adapted is not None and plain.tokens_per_second and adapted.tokens_per_second:
+        share = adapted.tokens_per_second / plain.tokens_per_second
+        verdict = Text("met", "выполнена") if share >= ADAPTER_TARGET else Text("MISSED", "НЕ ВЫПОЛНЕНА")
+        lines.append(
+            Text(
+                f"{adapted.label}: {share:.0%} of the q8_0 row's tokens/s; target ≥ {ADAPTER_TARGET:.0%}: {verdict.en}",
+                f"{adapted.label}: {share:.0%} ток/с строки q8_0; цель ≥ {ADAPTER_TARGET:.0%}: {verdict.ru}",
+            )
+        )
     tuning = next((r for r in rows if r.key == "tune" and r.peak_rss_bytes), None)
     if tuning is not None:
         gb = tuning.peak_rss_bytes / 1e9

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import statistics
 import sys
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +29,8 @@ class Run:
 #: How one run of a row goes: (engine, prompt, new tokens) -> its figures. `Any` for the engine: both
 #: engines (transformers, llama.cpp) take `stream(prompt, settings)`.
 RowRun = Callable[[Any, str, int], Run]
+#: Given a row's model folder: a context whose value is extra keyword arguments for the engine's load.
+EngineOptions = Callable[[Any], AbstractContextManager[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,8 @@ class RowKind:
     max_new_tokens: int | None = None
     #: The row times an engine's generation (False: it measures something else on the model's folder).
     loads_engine: bool = True
+    #: Given the model's folder, a context holding extra load options for the engine (a LoRA adapter).
+    engine_options: EngineOptions | None = None
 
 
 #: Every kind of row by name. Add one with `@row_kind(...)` below and a bench.Config that names it.
@@ -49,7 +55,12 @@ ROW_KINDS: dict[str, RowKind] = {}
 
 
 def row_kind(
-    name: str, *, streams_tokens: bool = True, max_new_tokens: int | None = None, loads_engine: bool = True
+    name: str,
+    *,
+    streams_tokens: bool = True,
+    max_new_tokens: int | None = None,
+    loads_engine: bool = True,
+    engine_options: EngineOptions | None = None,
 ) -> Callable[[RowRun], RowRun]:
     """Register a function as the run of the row kind `name`."""
 
@@ -57,7 +68,12 @@ def row_kind(
         if name in ROW_KINDS:
             raise ValueError(f"row kind {name!r} is registered twice")
         ROW_KINDS[name] = RowKind(
-            name, run, streams_tokens=streams_tokens, max_new_tokens=max_new_tokens, loads_engine=loads_engine
+            name,
+            run,
+            streams_tokens=streams_tokens,
+            max_new_tokens=max_new_tokens,
+            loads_engine=loads_engine,
+            engine_options=engine_options,
         )
         return run
 
@@ -251,26 +267,31 @@ def measure_row(spec: dict[str, Any]) -> dict[str, Any]:
         torch.set_num_threads(threads)
         with TransformersEngine.load(None, device="cpu", dtype="float32", check_memory=False) as ref:
             run_to_end(ref.stream("Москва — столица", get_preset("greedy").settings(max_new_tokens=16)))
-    started = time.perf_counter()
-    engine: Any
-    if spec["engine"] == "transformers":
-        import torch
+    with kind.engine_options(spec["model"]) if kind.engine_options else contextlib.nullcontext({}) as options:
+        started = time.perf_counter()
+        engine: Any
+        if spec["engine"] == "transformers":
+            import torch
 
-        from gptdesk.engine.hf import TransformersEngine
+            from gptdesk.engine.hf import TransformersEngine
 
-        torch.set_num_threads(threads)
-        engine = TransformersEngine.load(spec["model"], device="cpu", dtype=spec["dtype"], check_memory=False)
-    else:
-        from gptdesk.engine.llamacpp.engine import LlamaCppEngine
+            torch.set_num_threads(threads)
+            engine = TransformersEngine.load(
+                spec["model"], device="cpu", dtype=spec["dtype"], check_memory=False, **options
+            )
+        else:
+            from gptdesk.engine.llamacpp.engine import LlamaCppEngine
 
-        engine = LlamaCppEngine.load(spec["model"], quant=spec["dtype"], threads=threads, check_memory=False)
-    load_s = time.perf_counter() - started
-    new = int(spec["new_tokens"])
-    runs: list[Run] = []
-    with engine:
-        kind.run(engine, spec["prompt"], min(new, 4))  # warm-up
-        for _ in range(int(spec["runs"])):
-            runs.append(kind.run(engine, spec["prompt"], new))
+            engine = LlamaCppEngine.load(
+                spec["model"], quant=spec["dtype"], threads=threads, check_memory=False, **options
+            )
+        load_s = time.perf_counter() - started
+        new = int(spec["new_tokens"])
+        runs: list[Run] = []
+        with engine:
+            kind.run(engine, spec["prompt"], min(new, 4))  # warm-up
+            for _ in range(int(spec["runs"])):
+                runs.append(kind.run(engine, spec["prompt"], new))
     finished = [f for r in runs for f in r.finished]
     intervals = [b - a for r in runs for a, b in itertools.pairwise(r.stamps)]
     first = [f.timings.first_token for f in finished]

@@ -80,8 +80,10 @@ CONFIGS = (
 CONFIG_BY_KEY = {c.key: c for c in CONFIGS}
 #: Rows whose speed is all generated tokens over the whole generation (first token included).
 MANY = ("sber_demo", "variants4", "sequential4")
+#: Rows of one greedy sequence, timed as the plain greedy row (--runs, the first token, the floor).
+GREEDY = ("greedy", "greedy_adapter")
 #: Rows whose first-token time is a figure of the table (the time to read the prompt, or what is new of it).
-FIRST_TOKEN = ("greedy", "continue", "continue_cold", "branch")
+FIRST_TOKEN = (*GREEDY, "continue", "continue_cold", "branch")
 #: Generating with a LoRA adapter on llama.cpp: at least this share of the speed without it (issue 20).
 ADAPTER_TARGET = 0.9
 #: The continue row's target: the first token of a Continue within this many seconds (issue 18).
@@ -262,7 +264,7 @@ Measure = Callable[[dict[str, Any], float], dict[str, Any]]
 
 def runs_of(config: Config, runs: int, beam_runs: int) -> int:
     """Timed runs of a row in one round: --beam-runs for the many-sequence rows, --runs for the rest."""
-    return beam_runs if config.preset != "greedy" else runs
+    return runs if config.preset in GREEDY else beam_runs
 
 
 def shape_context(shape_name: str) -> int:
@@ -507,7 +509,7 @@ def compare_rows(rows: list[Row], bandwidth: float) -> None:
     """Each row against the bandwidth floor and the fp32 row."""
     fp32 = next((r for r in rows if r.key == "fp32" and r.tokens_per_second), None)
     for row in rows:
-        if row.tokens_per_second is not None and CONFIG_BY_KEY[row.key].preset == "greedy":
+        if row.tokens_per_second is not None and CONFIG_BY_KEY[row.key].preset in GREEDY:
             row.percent_of_floor = 100.0 * row.tokens_per_second * row.weights_bytes / bandwidth
         if row.steady_tokens_per_second is not None:
             row.steady_percent_of_floor = 100.0 * row.steady_tokens_per_second * row.weights_bytes / bandwidth

@@ -405,12 +405,16 @@ def test_auto_runs_many_sequences_on_the_batch_quantization_and_says_so(engines:
 
     engine = load_engine(None, engine="auto")
     try:
+        # The window's cost line, before the batch copy is loaded: estimated on its type all the same.
+        ahead = engine.cost(5, get_preset("sber_demo").settings())
+        assert ahead.dtype == BATCH_QUANT and engine.cost(5, get_preset("greedy").settings()).dtype == "q8_0"
         events = list(engine.stream("Однажды весною", get_preset("sber_demo").settings(max_new_tokens=4, seed=1)))
         notices = [e for e in events if isinstance(e, Notice) and e.code == "batch_quant"]
         assert len(notices) == 1 and BATCH_QUANT in notices[0].text.en and BATCH_QUANT in notices[0].text.ru
         assert engine.info.dtype == BATCH_QUANT
         cost = engine.check("Однажды весною", get_preset("sber_demo").settings())
         assert cost is not None and cost.dtype == BATCH_QUANT and cost.engine == "llamacpp"
+        assert engine.cost(5, get_preset("sber_demo").settings()).dtype == BATCH_QUANT  # the loaded batch copy
         run_to_end(engine.stream("Однажды весною", get_preset("greedy").settings(max_new_tokens=4)))
         assert engine.info.dtype == "q8_0"
     finally:

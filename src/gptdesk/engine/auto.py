@@ -86,22 +86,22 @@ class AutoEngine:
     def tokenizer(self) -> Any:
         return self.fast.tokenizer
 
-    def check(self, prompt: str, settings: GenerationSettings) -> CostEstimate:
+    def _estimating(self, settings: GenerationSettings) -> tuple[LlamaCppEngine, str | None]:
+        """The engine that would run these settings, and the GGUF type to estimate on (None: its own)."""
         rows = settings.num_beams if settings.num_beams > 1 else settings.num_return_sequences
         if self.batch_quant is None or rows < BATCH_ROWS:
-            return self.fast.check(prompt, settings)
+            return self.fast, None
         if self._batched is not None:
-            return self._batched.check(prompt, settings)
-        # Estimated on the batch quantization without loading it.
-        return self.fast.check(prompt, settings, dtype=self.batch_quant)
+            return self._batched, None
+        return self.fast, self.batch_quant  # estimated on the batch quantization without loading it
+
+    def check(self, prompt: str, settings: GenerationSettings) -> CostEstimate:
+        engine, dtype = self._estimating(settings)
+        return engine.check(prompt, settings, dtype=dtype)
 
     def cost(self, prompt_tokens: int, settings: GenerationSettings) -> CostEstimate:
-        rows = settings.num_beams if settings.num_beams > 1 else settings.num_return_sequences
-        if self.batch_quant is None or rows < BATCH_ROWS:
-            return self.fast.cost(prompt_tokens, settings)
-        if self._batched is not None:
-            return self._batched.cost(prompt_tokens, settings)
-        return self.fast.cost(prompt_tokens, settings, dtype=self.batch_quant)
+        engine, dtype = self._estimating(settings)
+        return engine.cost(prompt_tokens, settings, dtype=dtype)
 
     def tokenize(self, text: str) -> list[TokenPiece]:
         return self.fast.tokenize(text)

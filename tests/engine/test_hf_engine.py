@@ -133,6 +133,9 @@ def test_overlong_prompt_is_cut_from_the_left(tiny_engine: TransformersEngine) -
     assert finished.prompt_truncated_tokens % 27 == 0
     assert 54 - 27 < finished.prompt_tokens <= 54
     assert "steps of 27 tokens" in notices[0].text.en and "шагами по 27" in notices[0].text.ru
+    # The window's cost line counts the tokens the model will read, not the whole text.
+    settings = get_preset("greedy").settings(max_new_tokens=10)
+    assert tiny_engine.cost(total, settings).prompt_tokens == finished.prompt_tokens
     # A few tokens more keep the same cut (the kept cache holds the same tokens at the same positions).
     grown = _events(tiny_engine, prompt + "слово слово", get_preset("greedy").settings(max_new_tokens=10))[-1]
     assert isinstance(grown, Finished)

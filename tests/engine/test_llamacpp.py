@@ -161,6 +161,9 @@ def test_prompt_is_cut_to_the_context_like_the_reference(models: Models) -> None
     # Cut in steps of half the room beside the answer (56 of 112): what is left fits, and holds over half of it.
     assert fast.prompt_truncated_tokens % 56 == 0
     assert 128 - 16 - 56 < fast.prompt_tokens <= 128 - 16
+    # The window's cost line counts the tokens the model will read (the estimate of its cache), not the text's.
+    total = fast.prompt_tokens + fast.prompt_truncated_tokens
+    assert models.f16.cost(total, settings).prompt_tokens == fast.prompt_tokens
     assert ids(fast) == ids(ref)
 
 

@@ -69,6 +69,11 @@ def context_cut(n_ids: int, max_new: int, n_positions: int) -> int:
     return -(-over // step) * step
 
 
+def fitted_prompt(n_ids: int, max_new: int, n_positions: int) -> int:
+    """How many of a prompt's `n_ids` tokens the model reads once it is cut to fit (0 when nothing fits)."""
+    return max(0, n_ids - context_cut(n_ids, max_new, n_positions))
+
+
 def prepare_prompt(tokenizer: Any, n_positions: int, prompt: str, settings: GenerationSettings) -> PreparedPrompt:
     """Prompt ids (cut from the left to fit the context), min and max new tokens, and notices to show."""
     if not prompt.strip():

@@ -18,6 +18,7 @@ from gptdesk.engine.core import (
     bad_words_ids,
     choose_seed,
     finished,
+    fitted_prompt,
     prepare_prompt,
 )
 from gptdesk.engine.tokens import piece_text, tokenize
@@ -382,7 +383,8 @@ class TransformersEngine:
         return cost
 
     def cost(self, prompt_tokens: int, settings: GenerationSettings) -> CostEstimate:
-        return self._estimate(prompt_tokens, settings.resolve_lengths(prompt_tokens)[1], settings)
+        max_new = settings.resolve_lengths(prompt_tokens)[1]
+        return self._estimate(fitted_prompt(prompt_tokens, max_new, self.info.n_positions), max_new, settings)
 
     def _estimate(self, prompt_tokens: int, max_new: int, settings: GenerationSettings) -> CostEstimate:
         return estimate(

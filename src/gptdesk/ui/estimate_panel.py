@@ -110,6 +110,10 @@ class EstimatePanel(QObject):
             return
         ok = fits_in_memory(cost, weights_loaded=True)
         text = self.tr("{n} prompt tokens, up to {m} new. ").format(n=len(pieces), m=cost.max_new_tokens)
+        if cost.prompt_tokens < len(pieces):
+            text += self.tr("The model reads the last {k}: the text is longer than its context. ").format(
+                k=cost.prompt_tokens
+            )
         text += cost.describe()
         if not ok:
             text += " " + self.tr("This does not fit in the free memory: Generate will refuse it.")

@@ -12,7 +12,7 @@ import numpy as np
 
 from gptdesk.engine import drivers
 from gptdesk.engine.base import Capabilities, ModelInfo, StreamEvent, TokenPiece
-from gptdesk.engine.core import Clock, PreparedPrompt, choose_seed, prepare_prompt
+from gptdesk.engine.core import Clock, PreparedPrompt, choose_seed, fitted_prompt, prepare_prompt
 from gptdesk.engine.llamacpp.backend import LlamaBackend
 from gptdesk.engine.llamacpp.native import (
     LoadFailed,
@@ -356,7 +356,9 @@ class LlamaCppEngine:
         return cost
 
     def cost(self, prompt_tokens: int, settings: GenerationSettings, *, dtype: str | None = None) -> CostEstimate:
-        return self._estimate(prompt_tokens, settings.resolve_lengths(prompt_tokens)[1], settings, dtype)
+        max_new = settings.resolve_lengths(prompt_tokens)[1]
+        kept = fitted_prompt(prompt_tokens, max_new, self.info.n_positions)
+        return self._estimate(kept, max_new, settings, dtype)
 
     def _estimate(
         self, prompt_tokens: int, max_new: int, settings: GenerationSettings, dtype: str | None

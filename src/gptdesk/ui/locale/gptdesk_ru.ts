@@ -20,6 +20,10 @@
         <translation>Токенов в затравке: {n}, новых — до {m}. </translation>
     </message>
     <message>
+        <source>The model reads the last {k}: the text is longer than its context. </source>
+        <translation>Модель прочтёт последние {k}: текст длиннее её контекста. </translation>
+    </message>
+    <message>
         <source>This does not fit in the free memory: Generate will refuse it.</source>
         <translation>Это не помещается в свободную память: генерация будет отклонена.</translation>
     </message>

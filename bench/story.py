@@ -4,6 +4,8 @@ after another, and the time to a branch's first token. Prints figures; nothing h
     PYTHONPATH=src QT_QPA_PLATFORM=offscreen .venv/bin/python bench/story.py            # embedded model, auto engine
     PYTHONPATH=src QT_QPA_PLATFORM=offscreen .venv/bin/python bench/story.py --engine transformers
     PYTHONPATH=src QT_QPA_PLATFORM=offscreen .venv/bin/python bench/story.py --smoke    # a quick run
+    QT_QPA_PLATFORM=offscreen .venv/bin/python bench/story.py --model ~/.cache/gptdesk/bench/models/large \
+        --engine llamacpp --story-tokens 1000    # ruGPT-3 Large's shape, the siblings after a 1,000-token story
 
 Targets (issue 19): a 1,000-node story opens in <= 1 s; 4 siblings in one batch >= 2x faster than 4 in a row;
 the tree scrolls with no stall over 50 ms; a branch's first token <= 0.5 s
@@ -83,6 +85,12 @@ def main() -> None:
     parser.add_argument("--model", default=None)
     parser.add_argument("--engine", default="auto")
     parser.add_argument("--tokens", type=int, default=32, help="new tokens per continuation")
+    parser.add_argument(
+        "--story-tokens",
+        type=int,
+        default=0,
+        help="grow the siblings after a story of about this many tokens (default: the short prompt alone)",
+    )
     parser.add_argument("--smoke", action="store_true", help="small sizes, for a quick check that it runs")
     args = parser.parse_args()
     nodes = 50 if args.smoke else 1000
@@ -96,8 +104,12 @@ def main() -> None:
         engine = load_engine(args.model, engine=args.engine)
         try:
             settings = GenerationSettings.build(do_sample=True, top_k=40, max_new_tokens=new_tokens, seed=1)
-            made = new_story(stories, engine, PROMPT, settings)
+            opening = PROMPT
+            while len(engine.tokenize(opening)) < args.story_tokens:
+                opening += " " + PROMPT
+            made = new_story(stories, engine, opening, settings)
             node = made.node_ids[0]
+            context = len(engine.tokenize(stories.load(made.story_id).text(node)))
             grow(stories, engine, made.story_id, node, n=4)  # warm-up: the engine sizes its batch once
             grow(stories, engine, made.story_id, node, n=1)
             started = time.perf_counter()
@@ -108,7 +120,8 @@ def main() -> None:
                 grow(stories, engine, made.story_id, node, n=1)
             serial_s = time.perf_counter() - started
             print(
-                f"4 siblings of {new_tokens} tokens on {engine.info.engine}: one batch {batch_s:.2f} s, "
+                f"4 siblings of {new_tokens} tokens after {context} tokens on {engine.info.engine}: "
+                f"one batch {batch_s:.2f} s, "
                 f"one after another {serial_s:.2f} s, ratio {serial_s / batch_s:.2f}x"
             )
 

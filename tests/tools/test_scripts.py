@@ -17,6 +17,7 @@ LITERATURE = REPO.parent / "shared" / "data" / "ru_literature"
 
 #: Scripts the suite does not run, and why (their shell syntax is still checked below).
 NOT_RUN = {
+    "bench/batch_cap.py": "test_batch_cap",
     "tools/build_onefolder.sh": "a PyInstaller build: 5-10 minutes and the `bundle` extra",
     "tools/device_train.sh": "trains on a lent GPU machine (nvidia-smi, .devcarry/ from pack_for_device.sh)",
     "tools/pack_for_device.sh": "packs build/corpus and build/tokenizer16k into the checkout's .devcarry/",
@@ -26,6 +27,7 @@ NOT_RUN = {
 }
 #: Scripts run by a test below, by the test's name.
 RUN = {
+    "bench/batch_cap.py": "test_batch_cap",
     "bench/lab_update.py": "test_lab_update",
     "bench/memory_estimate.py": "test_memory_estimate",
     "bench/story.py": "test_story",
@@ -90,6 +92,14 @@ def test_memory_estimate(tmp_path: Path) -> None:
 def test_story() -> None:
     out = _script("bench/story.py", "--smoke")
     assert "open a story of 50 nodes" in out and "first new token after" in out
+
+
+def test_batch_cap(tiny_model_dir: Path) -> None:
+    args = ("--model", str(tiny_model_dir), "--contexts", "4,8", "--steps", "4", "--rounds", "1")
+    out = _script("bench/batch_cap.py", *args)
+    for setting in ("llama.cpp's choice", "flash attention off"):
+        assert f"attention: {setting}" in out
+    assert out.count("4 in one batch at most") == 4 and "this build of llama.cpp uses" in out
 
 
 def test_ui_responsiveness() -> None:

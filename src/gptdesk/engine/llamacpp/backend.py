@@ -29,11 +29,21 @@ class LlamaBackend:
     """
 
     def __init__(
-        self, lib: Any, model: Any, n_vocab: int, threads: int, errors: Callable[[], str], lora: Any = None
+        self,
+        lib: Any,
+        model: Any,
+        n_vocab: int,
+        threads: int,
+        errors: Callable[[], str],
+        lora: Any = None,
+        *,
+        flash_attention: bool | None = None,
     ) -> None:
         """`lora`: a llama_adapter_lora pointer set, with scale 1 (its alpha / rank applied by llama.cpp), on
-        every context this backend makes."""
+        every context this backend makes; `flash_attention`: llama.cpp's attention kernel on or off (None: its
+        choice)."""
         self.lib = lib
+        self.flash_attention = flash_attention
         self.lora = lora
         self.model = model
         self.n_vocab = n_vocab
@@ -65,6 +75,10 @@ class LlamaBackend:
         params.n_threads = self.threads
         params.n_threads_batch = self.threads
         params.no_perf = True
+        if self.flash_attention is not None:
+            params.flash_attn_type = (
+                lib.LLAMA_FLASH_ATTN_TYPE_ENABLED if self.flash_attention else lib.LLAMA_FLASH_ATTN_TYPE_DISABLED
+            )
         ctx = lib.llama_init_from_model(self.model, params)
         if not ctx:
             raise EngineError(

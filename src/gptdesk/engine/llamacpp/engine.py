@@ -20,6 +20,7 @@ from gptdesk.engine.llamacpp.native import (
     cache_tokens_from_environment,
     check_cache_tokens,
     default_threads,
+    flash_attention_from_environment,
 )
 from gptdesk.engine.store import SequenceStore
 from gptdesk.engine.tokens import piece_text, tokenize
@@ -138,12 +139,20 @@ class LlamaCppEngine:
         *,
         cache_tokens: int | None = None,
         lora: Any = None,
+        flash_attention: bool | None = None,
     ) -> None:
         """`cache_tokens`: the most cells kept between calls for prefix reuse (None: one full context);
-        `lora`: a LoRA adapter loaded for `native`'s model, applied to every context."""
+        `lora`: a LoRA adapter loaded for `native`'s model, applied to every context; `flash_attention`:
+        llama.cpp's attention kernel on or off (None: llama.cpp's choice)."""
         self._native: NativeModel | None = native
         self._backend = LlamaBackend(
-            native.lib, native.model, native.n_vocab, native.threads, Library.last_errors, lora=lora
+            native.lib,
+            native.model,
+            native.n_vocab,
+            native.threads,
+            Library.last_errors,
+            lora=lora,
+            flash_attention=flash_attention,
         )
         #: The model's cache: one store across calls, so a Continue or a second request reuses the prefix.
         self.store = SequenceStore(self._backend, info.n_positions, limit=cache_tokens, batch=_BATCH)
@@ -224,6 +233,7 @@ class LlamaCppEngine:
                 )
             )
         cache_tokens = cache_tokens_from_environment() if cache_tokens is None else check_cache_tokens(cache_tokens)
+        flash_attention = flash_attention_from_environment()
         lib = Library.get()
         config = read_config(resolved.path)
         shape = ModelShape.from_config(config)
@@ -275,7 +285,16 @@ class LlamaCppEngine:
             adapter=applied.name if applied else None,
             adapter_digest=applied.digest if applied else None,
         )
-        engine = cls(native, tokenizer, info, shape, converted.path, cache_tokens=cache_tokens, lora=lora)
+        engine = cls(
+            native,
+            tokenizer,
+            info,
+            shape,
+            converted.path,
+            cache_tokens=cache_tokens,
+            lora=lora,
+            flash_attention=flash_attention,
+        )
         engine.store.reserve(_CTX_STEP)
         engine.converted_now = not converted.reused
         engine.load_seconds = time.perf_counter() - started

@@ -62,6 +62,32 @@ def check_cache_tokens(value: int, name: str = "cache_tokens", raw: str | None =
     )
 
 
+#: GPTDESK_FLASH_ATTENTION's values and what each gives llama.cpp's context (None: llama.cpp decides, which on a
+#: CPU means on).
+FLASH_ATTENTION = {"auto": None, "on": True, "off": False}
+
+
+def flash_attention_from_environment() -> bool | None:
+    """GPTDESK_FLASH_ATTENTION: "auto" (unset) lets llama.cpp choose, "on" or "off" forces its attention kernel.
+
+    Which is faster depends on the model and the CPU (docs/fast-engine.md, "Attention"): off reads every cell
+    the cache holds once for all of a step's tokens; on reads only a sequence's own cells, but once per token
+    and at a cost per cell that grows with the head's width."""
+    raw = os.environ.get("GPTDESK_FLASH_ATTENTION", "").strip().lower()
+    if raw == "":
+        return None
+    if raw in FLASH_ATTENTION:
+        return FLASH_ATTENTION[raw]
+    shown = os.environ.get("GPTDESK_FLASH_ATTENTION", "")
+    raise InvalidInputError(
+        Text(
+            f"GPTDESK_FLASH_ATTENTION = '{shown}': use 'auto' (llama.cpp decides), 'on' or 'off', or unset it.",
+            f"GPTDESK_FLASH_ATTENTION = «{shown}»: укажите 'auto' (решает llama.cpp), 'on' или 'off' либо "
+            "уберите переменную.",
+        )
+    )
+
+
 def logical_cpus() -> int:
     """The machine's logical CPUs: the most threads worth starting (llama.cpp allocates per thread)."""
     return max(1, os.cpu_count() or 1)

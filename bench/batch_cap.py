@@ -75,21 +75,23 @@ def main() -> None:
     args = parser.parse_args()
     contexts = [int(c) for c in args.contexts.split(",")]
     folder = Path(args.model) if args.model else random_model(args.shape, say=lambda text: print(text.en, flush=True))
-    name = folder.name if args.model else f"{args.shape} shape"
-    best: dict[str, dict[int, list[float]]] = {name: {} for name in SETTINGS}
+    title = folder.name if args.model else f"{args.shape} shape"
+    # {setting: {context: [(1 token, 4 sequences) per round]}}
+    rounds: dict[str, dict[int, list[tuple[float, float]]]] = {setting: {} for setting in SETTINGS}
+    threads = 0
     for _ in range(args.rounds):
-        for name in SETTINGS:
-            os.environ["GPTDESK_FLASH_ATTENTION"] = name
+        for setting in SETTINGS:
+            os.environ["GPTDESK_FLASH_ATTENTION"] = setting
             with LlamaCppEngine.load(folder, quant=args.quant) as engine:
                 threads = engine.threads
                 for length, pair in step_times(engine, contexts, args.steps).items():
-                    best[name].setdefault(length, []).append(pair[0])
-                    best[name].setdefault(-length - 1, []).append(pair[1])
-    print(f"{name}, {args.quant}, {threads} threads; this build of llama.cpp uses {cpu_features()}")
-    for name, label in SETTINGS.items():
+                    rounds[setting].setdefault(length, []).append(pair)
+    print(f"{title}, {args.quant}, {threads} threads; this build of llama.cpp uses {cpu_features()}")
+    for setting, label in SETTINGS.items():
         print(f"attention: {label}")
         for length in contexts:
-            one, four = min(best[name][length]), min(best[name][-length - 1])
+            one = min(pair[0] for pair in rounds[setting][length])
+            four = min(pair[1] for pair in rounds[setting][length])
             print(
                 f"  context {length:5d}: step of 1 token {one * 1000:6.1f} ms, of 4 sequences {four * 1000:6.1f} ms: "
                 f"4 in one batch at most {4 * one / four:.2f}x faster than 4 one after another"

@@ -99,7 +99,8 @@ def test_batch_cap(tiny_model_dir: Path) -> None:
     out = _script("bench/batch_cap.py", *args)
     for setting in ("llama.cpp's choice", "flash attention off"):
         assert f"attention: {setting}" in out
-    assert out.count("4 in one batch at most") == 4 and "this build of llama.cpp uses" in out
+    assert out.count("4 in one batch at most") == 4
+    assert f"{tiny_model_dir.name}, q8_0, " in out and "this build of llama.cpp uses" in out
 
 
 def test_ui_responsiveness() -> None:
